@@ -1,0 +1,112 @@
+//! In-memory adapters, with the same behaviour as the AWS ones (one shared test suite
+//! runs against both).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::identity::{Deployment, Owner, UserId};
+use crate::ids::SubscriptionId;
+use crate::store::{Page, StoreError, SubscriptionStore};
+use crate::subscription::{Subscription, SubscriptionRef};
+
+type OwnerKey = (String, UserId, SubscriptionId);
+type EventKey = (String, String, SubscriptionId);
+
+#[derive(Default)]
+struct Tables {
+    by_owner: BTreeMap<OwnerKey, Subscription>,
+    by_event: BTreeMap<EventKey, Owner>,
+}
+
+/// Subscriptions in a map, with a secondary index by (deployment, event) like the table's.
+#[derive(Default)]
+pub struct MemorySubscriptionStore {
+    tables: Mutex<Tables>,
+}
+
+fn owner_key(owner: &Owner, id: &SubscriptionId) -> OwnerKey {
+    (owner.deployment.as_str().to_owned(), owner.user_id, id.clone())
+}
+
+impl MemorySubscriptionStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for MemorySubscriptionStore {
+    async fn put(&self, s: &Subscription) -> Result<(), StoreError> {
+        let mut t = self.lock();
+        t.by_event.insert((s.owner.deployment.as_str().to_owned(), s.event_id.clone(), s.id.clone()), s.owner.clone());
+        t.by_owner.insert(owner_key(&s.owner, &s.id), s.clone());
+        Ok(())
+    }
+
+    async fn get(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.lock().by_owner.get(&owner_key(owner, id)).cloned())
+    }
+
+    async fn get_many(&self, keys: &[SubscriptionRef]) -> Result<Vec<Subscription>, StoreError> {
+        let t = self.lock();
+        Ok(keys.iter().filter_map(|k| t.by_owner.get(&owner_key(&k.owner, &k.id)).cloned()).collect())
+    }
+
+    async fn list_by_owner(&self, owner: &Owner) -> Result<Vec<Subscription>, StoreError> {
+        let t = self.lock();
+        let dep = owner.deployment.as_str().to_owned();
+        Ok(t.by_owner
+            .range((dep.clone(), owner.user_id, min_id())..)
+            .take_while(|((d, u, _), _)| *d == dep && *u == owner.user_id)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn delete(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        let mut t = self.lock();
+        let removed = t.by_owner.remove(&owner_key(owner, id));
+        if let Some(s) = &removed {
+            t.by_event.remove(&(s.owner.deployment.as_str().to_owned(), s.event_id.clone(), s.id.clone()));
+        }
+        Ok(removed)
+    }
+
+    async fn page_by_event(
+        &self,
+        deployment: &Deployment,
+        event_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SubscriptionRef>, StoreError> {
+        let start = match cursor {
+            None => None,
+            Some(c) => Some(SubscriptionId::parse(c).map_err(|_| StoreError::BadCursor)?),
+        };
+        let t = self.lock();
+        let (dep, ev) = (deployment.as_str().to_owned(), event_id.to_owned());
+        let from = (dep.clone(), ev.clone(), start.clone().unwrap_or_else(min_id));
+        let mut items = Vec::new();
+        let mut more = false;
+        for ((d, e, id), owner) in t.by_event.range(from..) {
+            if *d != dep || *e != ev {
+                break;
+            }
+            if Some(id) == start.as_ref() {
+                continue;
+            }
+            if items.len() == limit.max(1) {
+                more = true;
+                break;
+            }
+            items.push(SubscriptionRef { id: id.clone(), owner: owner.clone() });
+        }
+        let next = if more { items.last().map(|r| r.id.to_string()) } else { None };
+        Ok(Page { items, next })
+    }
+}
+
+fn min_id() -> SubscriptionId {
+    SubscriptionId::parse("000000000000000000000000").expect("valid id")
+}

@@ -1,0 +1,187 @@
+//! Installation settings, read from environment variables. The Lambda functions and the
+//! local runner read the same names; only the defaults differ (see [`Defaults`]).
+
+use crate::auth::TokenVerifier;
+use crate::catalogue::Catalogue;
+use crate::crypto::SecretSealer;
+use crate::identity::Deployment;
+use crate::network::{IpRange, NetworkPolicy};
+use crate::subscription::UrlPolicy;
+
+/// The HS256 secret the local runner uses when `WEBHOOKS_JWT_SECRET` is unset. It is
+/// printed at start; never use it for a deployment.
+pub const DEV_JWT_SECRET: &str = "webhooks-local-development-secret";
+/// The sealing key the local runner uses when `WEBHOOKS_SECRET_KEY` is unset.
+pub const DEV_SECRET_KEY: &str = "6465762d6f6e6c792d7365616c696e672d6b65792d6e6f742d666f722d70726f";
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub allow_http: bool,
+    pub allowed_networks: Vec<IpRange>,
+    pub jwt_secret: Option<&'static str>,
+    pub secret_key: Option<&'static str>,
+    pub subscriptions_table: &'static str,
+}
+
+impl Defaults {
+    /// On AWS: https only, no private ranges, every secret must be configured.
+    pub fn lambda() -> Self {
+        Self {
+            allow_http: false,
+            allowed_networks: Vec::new(),
+            jwt_secret: None,
+            secret_key: None,
+            subscriptions_table: "webhooks-subscriptions",
+        }
+    }
+
+    /// On a laptop: http and loopback receivers allowed, development secrets built in.
+    pub fn local() -> Self {
+        Self {
+            allow_http: true,
+            allowed_networks: IpRange::loopback(),
+            jwt_secret: Some(DEV_JWT_SECRET),
+            secret_key: Some(DEV_SECRET_KEY),
+            subscriptions_table: "webhooks-subscriptions",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Only pro users may manage webhooks (Accelo's original rule); off by default.
+    pub pro_gate: bool,
+    pub url_policy: UrlPolicy,
+    pub catalogue: Catalogue,
+    pub verifier: TokenVerifier,
+    pub sealer: SecretSealer,
+    /// The HS256 secret, when one is configured (the local runner mints its token with it).
+    pub jwt_secret: Option<String>,
+    /// API requests a user may make per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    pub subscriptions_table: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+fn err(name: &'static str, problem: impl ToString) -> ConfigError {
+    ConfigError { name, problem: problem.to_string() }
+}
+
+fn flag(name: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(err(name, format!("`{other}` is not true or false"))),
+    }
+}
+
+impl Settings {
+    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, |k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(defaults: &Defaults, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+
+        let mut allowed = defaults.allowed_networks.clone();
+        if let Some(list) = get("WEBHOOKS_ALLOW_NETWORKS") {
+            allowed = IpRange::parse_list(&list).map_err(|e| err("WEBHOOKS_ALLOW_NETWORKS", e))?;
+        }
+        let url_policy = UrlPolicy {
+            allow_http: flag("WEBHOOKS_ALLOW_HTTP", get("WEBHOOKS_ALLOW_HTTP"), defaults.allow_http)?,
+            network: NetworkPolicy::allowing(allowed),
+        };
+
+        let catalogue = if let Some(json) = get("WEBHOOKS_EVENT_TYPES") {
+            Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES", e))?
+        } else if let Some(path) = get("WEBHOOKS_EVENT_TYPES_FILE") {
+            let json = std::fs::read_to_string(&path).map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", format!("{path}: {e}")))?;
+            Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", e))?
+        } else {
+            Catalogue::default()
+        };
+
+        let jwt_secret = get("WEBHOOKS_JWT_SECRET").or(defaults.jwt_secret.map(str::to_owned));
+        let mut verifier = TokenVerifier::new(jwt_secret.as_deref().map(str::as_bytes));
+        if let Some(pems) = get("WEBHOOKS_JWT_PUBLIC_KEYS") {
+            verifier = verifier.with_rs256_pems(&pems).map_err(|e| err("WEBHOOKS_JWT_PUBLIC_KEYS", e))?;
+        }
+        if let Some(list) = get("WEBHOOKS_DEPLOYMENTS") {
+            let deployments = list
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(Deployment::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err("WEBHOOKS_DEPLOYMENTS", e))?;
+            verifier = verifier.restrict_deployments(deployments);
+        }
+        verifier = verifier.expect_issuer(get("WEBHOOKS_JWT_ISSUER")).expect_audience(get("WEBHOOKS_JWT_AUDIENCE"));
+
+        let key = get("WEBHOOKS_SECRET_KEY")
+            .or(defaults.secret_key.map(str::to_owned))
+            .ok_or_else(|| err("WEBHOOKS_SECRET_KEY", "is required: 32 bytes as 64 hex characters"))?;
+        let sealer = SecretSealer::from_encoded(&key).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?;
+
+        let rate_limit_per_minute = match get("WEBHOOKS_RATE_LIMIT_PER_MINUTE") {
+            None => 600,
+            Some(v) => v.trim().parse().map_err(|_| err("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "must be a whole number"))?,
+        };
+
+        Ok(Self {
+            pro_gate: flag("WEBHOOKS_PRO_GATE", get("WEBHOOKS_PRO_GATE"), false)?,
+            url_policy,
+            catalogue,
+            verifier,
+            sealer,
+            jwt_secret,
+            rate_limit_per_minute,
+            subscriptions_table: get("WEBHOOKS_SUBSCRIPTIONS_TABLE").unwrap_or_else(|| defaults.subscriptions_table.to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(defaults: &Defaults, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(defaults, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn lambda_defaults_are_strict_and_need_a_sealing_key() {
+        let e = settings(&Defaults::lambda(), &[]).unwrap_err();
+        assert_eq!(e.name, "WEBHOOKS_SECRET_KEY");
+        let s = settings(&Defaults::lambda(), &[("WEBHOOKS_SECRET_KEY", DEV_SECRET_KEY)]).unwrap();
+        assert!(!s.pro_gate && !s.url_policy.allow_http);
+        assert!(s.url_policy.network.allowed.is_empty());
+        assert!(s.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn local_defaults_allow_loopback_http() {
+        let s = settings(&Defaults::local(), &[]).unwrap();
+        assert!(s.url_policy.allow_http);
+        assert_eq!(s.url_policy.network.allowed.len(), 2);
+        assert_eq!(s.jwt_secret.as_deref(), Some(DEV_JWT_SECRET));
+    }
+
+    #[test]
+    fn overrides_are_read_and_bad_values_named() {
+        let s = settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "true"), ("WEBHOOKS_EVENT_TYPES", r#"[{"event_id":"x","event_title":"X","trigger_table":"t","trigger_type":"create"}]"#)]).unwrap();
+        assert!(s.pro_gate);
+        assert_eq!(s.catalogue.types().len(), 1);
+        assert_eq!(settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "maybe")]).unwrap_err().name, "WEBHOOKS_PRO_GATE");
+        assert_eq!(settings(&Defaults::local(), &[("WEBHOOKS_ALLOW_NETWORKS", "bad")]).unwrap_err().name, "WEBHOOKS_ALLOW_NETWORKS");
+    }
+}

@@ -1,0 +1,17 @@
+//! The core of the webhook platform: the domain (subscriptions, event types, identity),
+//! the ports the stages need (store, clock) and their adapters (in-memory, DynamoDB).
+//!
+//! Nothing in the domain modules knows about AWS or Lambda; the `adapters` module is the
+//! only place that speaks to an AWS SDK.
+
+pub mod adapters;
+pub mod auth;
+pub mod catalogue;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod identity;
+pub mod ids;
+pub mod network;
+pub mod store;
+pub mod subscription;
