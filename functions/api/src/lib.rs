@@ -1,1 +1,74 @@
-pub fn x(){}
+//! The API Lambda's handler: subscriptions, and (later) event ingestion and the delivery
+//! log. [`handle`] takes a plain `http::Request` so that the Lambda adapter
+//! ([`lambda`]) and the local runner serve requests through exactly the same code.
+
+pub mod app;
+pub mod envelope;
+pub mod format;
+pub mod guard;
+pub mod handlers;
+pub mod input;
+pub mod lambda;
+pub mod routes;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use app::App;
+use envelope::{ApiError, Reply, Status, respond};
+use format::{Format, split_suffix};
+use routes::Route;
+
+/// Answers one API request.
+pub async fn handle(app: &App, req: http::Request<Bytes>) -> http::Response<Bytes> {
+    let started = Instant::now();
+    let (path, suffix) = split_suffix(req.uri().path());
+    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = suffix.unwrap_or_else(|| Format::from_accept(accept));
+    let mut suppress = input::query_params(req.uri().query()).suppress();
+
+    let result = serve(app, &req, path, &mut suppress).await;
+
+    let status = match &result {
+        Ok(reply) => reply.status,
+        Err(e) => e.status,
+    };
+    tracing::info!(
+        method = %req.method(),
+        path = %path,
+        status = status.code(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    respond(result, format, suppress)
+}
+
+async fn serve(
+    app: &App,
+    req: &http::Request<Bytes>,
+    path: &str,
+    suppress: &mut envelope::Suppress,
+) -> Result<Reply, ApiError> {
+    let route = routes::route(req.method(), path)?;
+    let caller = guard::authenticate(&app.settings.verifier, req)?;
+    app.limiter.check(&caller, app.clock.now_secs())?;
+    if app.settings.pro_gate && !caller.pro {
+        return Err(ApiError::new(
+            Status::InvalidPermission,
+            "webhooks on this installation are for pro users; ask an administrator to upgrade your account",
+        ));
+    }
+    let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let params = input::parse_params(req.uri().query(), content_type, req.body())?;
+    *suppress = params.suppress();
+
+    use handlers::subscriptions as subs;
+    match route {
+        Route::ListTypes => subs::list_types(app),
+        Route::ListSubscriptions => subs::list(app, &caller).await,
+        Route::CreateSubscription => subs::create(app, &caller, &params).await,
+        Route::GetSubscription(id) => subs::get(app, &caller, &id).await,
+        Route::DeleteSubscription(id) => subs::delete(app, &caller, &id).await,
+    }
+}

@@ -15,3 +15,4 @@ pub mod ids;
 pub mod network;
 pub mod store;
 pub mod subscription;
+pub mod telemetry;

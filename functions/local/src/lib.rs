@@ -1,1 +1,150 @@
-pub fn x(){}
+//! The local runner: the same handlers as the Lambda functions, composed in one process
+//! with in-memory adapters (or DynamoDB/SQS wherever the AWS SDK points), behind a plain
+//! HTTP server on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use webhooks_api::App;
+use webhooks_api::input::MAX_BODY_BYTES;
+use webhooks_core::adapters::aws_sdk_config;
+use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::memory::MemorySubscriptionStore;
+use webhooks_core::auth::{TokenClaims, mint_hs256};
+use webhooks_core::clock::{Clock, SystemClock};
+use webhooks_core::config::Settings;
+use webhooks_core::store::{StoreError, SubscriptionStore};
+
+/// Where state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Maps and queues in this process; gone when it stops.
+    Memory,
+    /// DynamoDB and SQS wherever the AWS SDK is pointed (`AWS_ENDPOINT_URL` for moto);
+    /// missing tables and queues are created.
+    Aws,
+}
+
+impl Backend {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "" | "memory" => Some(Self::Memory),
+            "aws" => Some(Self::Aws),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot prepare the AWS backend: {0}")]
+    Aws(#[from] StoreError),
+}
+
+/// A running local platform.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+    }
+}
+
+/// Builds the store for a backend.
+pub async fn build_store(backend: Backend, settings: &Settings) -> Result<Arc<dyn SubscriptionStore>, LocalError> {
+    Ok(match backend {
+        Backend::Memory => Arc::new(MemorySubscriptionStore::default()),
+        Backend::Aws => {
+            let sdk = aws_sdk_config().await;
+            let store = DynamoSubscriptionStore::from_sdk(&sdk, &settings.subscriptions_table);
+            store.ensure_table().await?;
+            Arc::new(store)
+        }
+    })
+}
+
+/// Starts the platform on `addr` (port 0 picks a free one).
+pub async fn start(addr: SocketAddr, backend: Backend, settings: Settings) -> Result<Running, LocalError> {
+    let store = build_store(backend, &settings).await?;
+    let app = Arc::new(App::new(settings, store, Arc::new(SystemClock)));
+    serve(addr, app).await
+}
+
+/// Serves an already composed API on `addr`.
+pub async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<Running, LocalError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| LocalError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| LocalError::Bind { addr, source })?;
+    let (shutdown, mut stopped) = watch::channel(false);
+    let served = app.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let app = served.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| {
+                            let app = app.clone();
+                            async move { Ok::<_, std::convert::Infallible>(answer(&app, req).await) }
+                        });
+                        let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    });
+                }
+            }
+        }
+    });
+    Ok(Running { addr, app, shutdown, server })
+}
+
+/// Reads the body (up to one byte past the API's limit, so the API can refuse it with its
+/// own message) and hands the request to the same handler the Lambda uses.
+async fn answer(app: &App, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        // Over the limit: a body one byte too long gets the API's "too large" answer.
+        Err(_) => Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]),
+    };
+    let (parts, body) = webhooks_api::handle(app, http::Request::from_parts(parts, body)).await.into_parts();
+    hyper::Response::from_parts(parts, Full::new(body))
+}
+
+/// A token for the local runner, signed with its HS256 secret.
+pub fn mint_token(secret: &str, claims: &TokenClaims) -> String {
+    mint_hs256(secret.as_bytes(), claims)
+}
+
+/// The claims of the token printed at start: user 1 of deployment `hq`, allowed to
+/// publish events, valid for 30 days.
+pub fn default_claims(clock: &dyn Clock) -> TokenClaims {
+    TokenClaims {
+        sub: "1".into(),
+        deployment: "hq".into(),
+        name: "Local Developer".into(),
+        email: "developer@localhost".into(),
+        pro: Some(true),
+        scope: Some(webhooks_core::identity::PUBLISH_SCOPE.into()),
+        exp: clock.now_secs() + 30 * 24 * 3600,
+    }
+}

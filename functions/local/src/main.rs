@@ -1,1 +1,105 @@
-fn main(){}
+//! `cargo run -p webhooks-local`: the whole platform on 127.0.0.1:3000.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use anyhow::{Context, bail};
+use webhooks_core::auth::TokenClaims;
+use webhooks_core::clock::{Clock, SystemClock};
+use webhooks_core::config::{DEV_JWT_SECRET, Defaults, Settings};
+use webhooks_local::{Backend, default_claims, mint_token, start};
+
+const HELP: &str = "\
+webhooks-local: the webhook platform in one process, for development, demos and tests.
+
+USAGE:
+    webhooks-local                 serve the API on 127.0.0.1:$PORT (default 3000)
+    webhooks-local token [OPTIONS] print a bearer token signed with the configured secret
+    webhooks-local --help
+
+TOKEN OPTIONS (defaults are those of the token printed at start):
+    --sub <ID>            numeric user id            [1]
+    --deployment <NAME>   deployment (tenant)        [hq]
+    --name <NAME>         user name                  [Local Developer]
+    --email <EMAIL>       user email                 [developer@localhost]
+    --scope <SCOPES>      space-separated scopes     [webhooks:publish]
+    --pro <true|false>    pro user                   [true]
+    --days <N>            days until it expires      [30]
+
+ENVIRONMENT:
+    PORT                     port to listen on (default 3000)
+    WEBHOOKS_BACKEND         memory (default) or aws: DynamoDB/SQS wherever the AWS SDK
+                             points (set AWS_ENDPOINT_URL for moto); missing tables are created
+    WEBHOOKS_JWT_SECRET      HS256 secret for bearer tokens (a development default otherwise)
+    WEBHOOKS_JWT_PUBLIC_KEYS PEM RSA public keys accepted for RS256 tokens
+    WEBHOOKS_SECRET_KEY      64 hex characters: the key sealing subscription secrets at rest
+    WEBHOOKS_ALLOW_HTTP      accept http:// trigger URLs (default true here, false on AWS)
+    WEBHOOKS_ALLOW_NETWORKS  address ranges receivers may be in (default 127.0.0.0/8,::1)
+    WEBHOOKS_PRO_GATE        only pro users may use webhooks (default false)
+    WEBHOOKS_DEPLOYMENTS     comma-separated deployments to serve (default: any)
+    WEBHOOKS_EVENT_TYPES[_FILE]  the event catalogue as JSON (or a file holding it)
+    WEBHOOKS_RATE_LIMIT_PER_MINUTE  API requests per user and minute (default 600, 0 = off)
+    RUST_LOG                 log filter (default info)
+";
+
+fn token_command(args: &[String], secret: &str) -> anyhow::Result<()> {
+    let mut claims: TokenClaims = default_claims(&SystemClock);
+    let mut days = 30i64;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?.clone();
+        match flag.as_str() {
+            "--sub" => claims.sub = value,
+            "--deployment" => claims.deployment = value,
+            "--name" => claims.name = value,
+            "--email" => claims.email = value,
+            "--scope" => claims.scope = Some(value).filter(|s| !s.is_empty()),
+            "--pro" => claims.pro = Some(value.parse().context("--pro takes true or false")?),
+            "--days" => days = value.parse().context("--days takes a whole number")?,
+            other => bail!("unknown option {other}; see --help"),
+        }
+    }
+    claims.exp = SystemClock.now_secs() + days * 24 * 3600;
+    println!("{}", mint_token(secret, &claims));
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return Ok(());
+    }
+    let settings = Settings::from_env(&Defaults::local()).context("invalid configuration")?;
+    let secret = settings.jwt_secret.clone().unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
+    match args.first().map(String::as_str) {
+        Some("token") => return token_command(&args[1..], &secret),
+        Some(other) => bail!("unknown command {other}; see --help"),
+        None => {}
+    }
+
+    webhooks_core::telemetry::init_local();
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) if !p.is_empty() => p.parse().context("PORT must be a port number")?,
+        _ => 3000,
+    };
+    let backend_name = std::env::var("WEBHOOKS_BACKEND").unwrap_or_default();
+    let backend = Backend::parse(&backend_name).context("WEBHOOKS_BACKEND must be memory or aws")?;
+    let using_dev_secret = secret == DEV_JWT_SECRET;
+    let running = start(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), backend, settings).await?;
+    let token = mint_token(&secret, &default_claims(&SystemClock));
+
+    println!("webhooks-local listening on {} ({:?} backend)", running.base_url(), backend);
+    if using_dev_secret {
+        println!("tokens are signed with the development secret `{DEV_JWT_SECRET}` (set WEBHOOKS_JWT_SECRET to change it)");
+    }
+    println!("ready bearer token (user 1 of deployment hq, may publish events, valid 30 days):");
+    println!("{token}");
+    println!("try: curl -H 'Authorization: Bearer {token}' {}/api/v0/webhooks/subscriptions/types", running.base_url());
+    println!("more tokens: cargo run -p webhooks-local -- token --sub 2 --deployment hq");
+
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!("stopping");
+    running.stop().await;
+    Ok(())
+}

@@ -144,6 +144,10 @@ impl DynamoSubscriptionStore {
         Self { client, table: table.into() }
     }
 
+    pub fn from_sdk(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
     /// Creates the table (on-demand, with the `by_event` index) when it does not exist.
     /// The local runner and the tests use it; on AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
