@@ -19,7 +19,7 @@ TOOLS_PYTHON="${TOOLS_PYTHON:-python3}"
 # Pinned versions (verified to install on Python 3.11).
 TOOLS_REQUIREMENTS=(
   "moto[server]==5.2.5"
-  "cfn-lint==1.58.0"
+  "cfn-lint==1.53.3"
 )
 SAM_REQUIREMENTS=(
   "aws-sam-cli==1.170.0"

@@ -23,21 +23,30 @@ use webhooks_core::config::Settings;
 use webhooks_core::store::{StoreError, SubscriptionStore};
 
 /// Where state lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Backend {
     /// Maps and queues in this process; gone when it stops.
     Memory,
-    /// DynamoDB and SQS wherever the AWS SDK is pointed (`AWS_ENDPOINT_URL` for moto);
-    /// missing tables and queues are created.
-    Aws,
+    /// DynamoDB and SQS as this SDK configuration reaches them (moto, through
+    /// `AWS_ENDPOINT_URL`, or a real account); missing tables and queues are created.
+    Aws(aws_config::SdkConfig),
 }
 
 impl Backend {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
+    /// The backend `WEBHOOKS_BACKEND` names: `memory` (the default) or `aws`, configured
+    /// from the environment like any AWS SDK client.
+    pub async fn from_name(name: &str) -> Option<Self> {
+        match name.trim() {
             "" | "memory" => Some(Self::Memory),
-            "aws" => Some(Self::Aws),
+            "aws" => Some(Self::Aws(aws_sdk_config().await)),
             _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Aws(_) => "aws",
         }
     }
 }
@@ -71,12 +80,11 @@ impl Running {
 }
 
 /// Builds the store for a backend.
-pub async fn build_store(backend: Backend, settings: &Settings) -> Result<Arc<dyn SubscriptionStore>, LocalError> {
+pub async fn build_store(backend: &Backend, settings: &Settings) -> Result<Arc<dyn SubscriptionStore>, LocalError> {
     Ok(match backend {
         Backend::Memory => Arc::new(MemorySubscriptionStore::default()),
-        Backend::Aws => {
-            let sdk = aws_sdk_config().await;
-            let store = DynamoSubscriptionStore::from_sdk(&sdk, &settings.subscriptions_table);
+        Backend::Aws(sdk) => {
+            let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.subscriptions_table);
             store.ensure_table().await?;
             Arc::new(store)
         }
@@ -84,7 +92,7 @@ pub async fn build_store(backend: Backend, settings: &Settings) -> Result<Arc<dy
 }
 
 /// Starts the platform on `addr` (port 0 picks a free one).
-pub async fn start(addr: SocketAddr, backend: Backend, settings: Settings) -> Result<Running, LocalError> {
+pub async fn start(addr: SocketAddr, backend: &Backend, settings: Settings) -> Result<Running, LocalError> {
     let store = build_store(backend, &settings).await?;
     let app = Arc::new(App::new(settings, store, Arc::new(SystemClock)));
     serve(addr, app).await

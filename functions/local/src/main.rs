@@ -84,12 +84,12 @@ async fn main() -> anyhow::Result<()> {
         _ => 3000,
     };
     let backend_name = std::env::var("WEBHOOKS_BACKEND").unwrap_or_default();
-    let backend = Backend::parse(&backend_name).context("WEBHOOKS_BACKEND must be memory or aws")?;
+    let backend = Backend::from_name(&backend_name).await.context("WEBHOOKS_BACKEND must be memory or aws")?;
     let using_dev_secret = secret == DEV_JWT_SECRET;
-    let running = start(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), backend, settings).await?;
+    let running = start(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &backend, settings).await?;
     let token = mint_token(&secret, &default_claims(&SystemClock));
 
-    println!("webhooks-local listening on {} ({:?} backend)", running.base_url(), backend);
+    println!("webhooks-local listening on {} ({} backend)", running.base_url(), backend.name());
     if using_dev_secret {
         println!("tokens are signed with the development secret `{DEV_JWT_SECRET}` (set WEBHOOKS_JWT_SECRET to change it)");
     }

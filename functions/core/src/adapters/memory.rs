@@ -51,7 +51,8 @@ impl SubscriptionStore for MemorySubscriptionStore {
 
     async fn get_many(&self, keys: &[SubscriptionRef]) -> Result<Vec<Subscription>, StoreError> {
         let t = self.lock();
-        Ok(keys.iter().filter_map(|k| t.by_owner.get(&owner_key(&k.owner, &k.id)).cloned()).collect())
+        let unique: std::collections::BTreeSet<OwnerKey> = keys.iter().map(|k| owner_key(&k.owner, &k.id)).collect();
+        Ok(unique.iter().filter_map(|k| t.by_owner.get(k).cloned()).collect())
     }
 
     async fn list_by_owner(&self, owner: &Owner) -> Result<Vec<Subscription>, StoreError> {

@@ -1,0 +1,59 @@
+//! moto's server, speaking DynamoDB and SQS on 127.0.0.1.
+//!
+//! `infra/scripts/test.sh` starts one and exports `MOTO_ENDPOINT`; without it (a plain
+//! `cargo test`), the first test that needs moto starts a private one for this test
+//! binary, which stops when the binary exits.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+/// The endpoint of a running moto server.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => spawn_private(),
+    })
+}
+
+/// An AWS SDK configuration that reaches moto.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    webhooks_core::adapters::emulator_config(endpoint()).await
+}
+
+fn moto_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/tools/bin/moto_server");
+    if venv.exists() { venv } else { PathBuf::from("moto_server") }
+}
+
+fn spawn_private() -> String {
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let moto = moto_binary();
+    // A watchdog in Python runs moto and kills it as soon as this test process is gone.
+    let watchdog = "import os, subprocess, sys, time\n\
+        parent = os.getppid()\n\
+        p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+        while p.poll() is None and os.getppid() == parent:\n    time.sleep(0.3)\n\
+        p.kill()\n";
+    Command::new("python3")
+        .args(["-c", watchdog])
+        .arg(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {moto:?} ({e}); run infra/scripts/test.sh, which installs moto"));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start on {url}; is `moto[server]` installed?");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    url
+}
