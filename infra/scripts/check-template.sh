@@ -5,7 +5,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-# shellcheck source=tools.sh
+# shellcheck source=infra/scripts/tools.sh
 source infra/scripts/tools.sh
 ensure_python_tools
 

@@ -6,8 +6,12 @@
 #   start_moto            starts moto_server on a free 127.0.0.1 port, exports MOTO_ENDPOINT,
 #                         and stops it when the sourcing shell exits
 #
-# Two venvs on purpose: the SAM CLI pins its own cfn-lint, which is not the one we lint
-# with, so `cfn-lint` comes from .venv/tools and `sam` from .venv/sam.
+# Two venvs on purpose. cfn-lint 1.54.0 dropped aws-sam-translator: from then on it checks
+# AWS::Serverless resources against bundled schemas and no longer lints the transformed
+# template, so it misses errors (e.g. an HttpApi event whose ApiId names no HttpApi).
+# 1.53.3 is the last release that runs the real SAM transform. The SAM CLI requires a
+# cfn-lint range that resolves to a newer one, so `cfn-lint` comes from .venv/tools and
+# `sam` from .venv/sam.
 #
 # Each venv carries a stamp file holding the pinned requirements it was built from; when
 # the pins below change, the venv is rebuilt from scratch. With an up-to-date stamp,

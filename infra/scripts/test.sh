@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: installs moto (and the template tools) into .venv/ when missing,
+# starts one moto server for the whole run, then `cargo test --workspace`.
+# Extra arguments go to cargo test, e.g. `infra/scripts/test.sh -p webhooks-core`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+# shellcheck source=infra/scripts/tools.sh
+source infra/scripts/tools.sh
+ensure_python_tools
+start_moto
+echo "moto is serving DynamoDB and SQS at $MOTO_ENDPOINT" >&2
+
+cargo test --workspace "$@"
