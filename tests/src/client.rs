@@ -37,7 +37,10 @@ pub fn claims(sub: u64, deployment: &str) -> TokenClaims {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A token signed with the local runner's development secret.
@@ -52,7 +55,11 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Value {
     } else if content_type.starts_with("text/xml") {
         let text = std::str::from_utf8(body).expect("UTF-8 XML");
         let doc = roxmltree::Document::parse(text).expect("well-formed XML");
-        assert_eq!(doc.root_element().tag_name().name(), "data", "XML answers have a <data> root");
+        assert_eq!(
+            doc.root_element().tag_name().name(),
+            "data",
+            "XML answers have a <data> root"
+        );
         xml_to_tree(doc.root_element())
     } else if content_type.starts_with("text/x-yaml") {
         serde_yaml::from_slice(body).expect("YAML body")
@@ -68,7 +75,9 @@ fn xml_to_tree(node: roxmltree::Node) -> Value {
     let name = node.tag_name().name();
     let singular = name.strip_suffix('s').unwrap_or("item");
     if children.is_empty() {
-        return node.text().map_or(Value::Null, |t| Value::String(t.to_owned()));
+        return node
+            .text()
+            .map_or(Value::Null, |t| Value::String(t.to_owned()));
     }
     if children.iter().all(|c| c.tag_name().name() == singular) {
         return Value::Array(children.into_iter().map(xml_to_tree).collect());
@@ -84,7 +93,9 @@ fn xml_to_tree(node: roxmltree::Node) -> Value {
 /// JSON and YAML.
 pub fn stringly(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), stringly(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), stringly(v))).collect())
+        }
         Value::Array(a) => {
             if a.is_empty() {
                 Value::Null // an empty XML element reads back as nothing
@@ -105,7 +116,10 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into(), http: reqwest::Client::builder().no_proxy().build().unwrap() }
+        Self {
+            base: base.into(),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
     }
 
     /// Sends a request; `body` is `(content type, bytes)`.
@@ -130,26 +144,47 @@ impl Client {
         let resp = req.send().await.expect("the server answers");
         let http = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let bytes = resp.bytes().await.unwrap();
-        Answer { http, headers, tree: parse_body(&ct, &bytes) }
+        Answer {
+            http,
+            headers,
+            tree: parse_body(&ct, &bytes),
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {
-        self.send(reqwest::Method::GET, path, Some(token), &[], None).await
+        self.send(reqwest::Method::GET, path, Some(token), &[], None)
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
-        self.send(reqwest::Method::DELETE, path, Some(token), &[], None).await
+        self.send(reqwest::Method::DELETE, path, Some(token), &[], None)
+            .await
     }
 
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> Answer {
         let bytes = serde_json::to_vec(body).unwrap();
-        self.send(reqwest::Method::POST, path, Some(token), &[], Some(("application/json", bytes))).await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            &[],
+            Some(("application/json", bytes)),
+        )
+        .await
     }
 
     pub async fn post_form(&self, path: &str, token: &str, form: &str) -> Answer {
-        let body = Some(("application/x-www-form-urlencoded", form.as_bytes().to_vec()));
-        self.send(reqwest::Method::POST, path, Some(token), &[], body).await
+        let body = Some((
+            "application/x-www-form-urlencoded",
+            form.as_bytes().to_vec(),
+        ));
+        self.send(reqwest::Method::POST, path, Some(token), &[], body)
+            .await
     }
 }

@@ -30,11 +30,18 @@ fn moto_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/tools/bin/moto_server");
-    if venv.exists() { venv } else { PathBuf::from("moto_server") }
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("moto_server")
+    }
 }
 
 fn spawn_private() -> String {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let moto = moto_binary();
     // A watchdog in Python runs moto and kills it as soon as this test process is gone.
     let watchdog = "import os, subprocess, sys, time\n\
@@ -42,17 +49,24 @@ fn spawn_private() -> String {
         p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
         while p.poll() is None and os.getppid() == parent:\n    time.sleep(0.3)\n\
         p.kill()\n";
+    // Never waited on: the watchdog lives as long as this test binary and ends with it.
+    #[allow(clippy::zombie_processes)]
     Command::new("python3")
         .args(["-c", watchdog])
         .arg(&moto)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {moto:?} ({e}); run infra/scripts/test.sh, which installs moto"));
+        .unwrap_or_else(|e| {
+            panic!("cannot start {moto:?} ({e}); run infra/scripts/test.sh, which installs moto")
+        });
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start on {url}; is `moto[server]` installed?");
+        assert!(
+            Instant::now() < deadline,
+            "moto did not start on {url}; is `moto[server]` installed?"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     url

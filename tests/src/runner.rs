@@ -16,7 +16,10 @@ pub enum Kind {
 
 /// The settings the runner reads from the environment, from these variables instead.
 pub fn settings(vars: &[(&str, &str)]) -> Settings {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Settings::from_lookup(&Defaults::local(), |k| map.get(k).cloned()).expect("valid test settings")
 }
 
@@ -24,14 +27,21 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
 pub async fn start(kind: Kind, vars: &[(&str, &str)]) -> Running {
     let table = unique("subs");
     let mut vars = vars.to_vec();
-    if !vars.iter().any(|(k, _)| *k == "WEBHOOKS_SUBSCRIPTIONS_TABLE") {
+    if !vars
+        .iter()
+        .any(|(k, _)| *k == "WEBHOOKS_SUBSCRIPTIONS_TABLE")
+    {
         vars.push(("WEBHOOKS_SUBSCRIPTIONS_TABLE", &table));
     }
     let backend = match kind {
         Kind::Memory => Backend::Memory,
-        Kind::Aws => Backend::Aws(moto::sdk_config().await),
+        Kind::Aws => Backend::Aws(Box::new(moto::sdk_config().await)),
     };
-    webhooks_local::start(SocketAddr::from(([127, 0, 0, 1], 0)), &backend, settings(&vars))
-        .await
-        .expect("the local runner starts")
+    webhooks_local::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &backend,
+        settings(&vars),
+    )
+    .await
+    .expect("the local runner starts")
 }

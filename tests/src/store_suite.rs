@@ -7,7 +7,10 @@ use webhooks_core::store::{StoreError, SubscriptionStore};
 use webhooks_core::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
 
 fn owner(deployment: &str, user_id: u64) -> Owner {
-    Owner { deployment: Deployment::parse(deployment).unwrap(), user_id }
+    Owner {
+        deployment: Deployment::parse(deployment).unwrap(),
+        user_id,
+    }
 }
 
 struct Maker {
@@ -34,7 +37,10 @@ impl Maker {
 
 /// Runs the whole contract against `store`, which must be empty.
 pub async fn run(store: &dyn SubscriptionStore) {
-    let m = Maker { ids: IdGenerator::default(), clock: ManualClock::at(1_700_000_000_000) };
+    let m = Maker {
+        ids: IdGenerator::default(),
+        clock: ManualClock::at(1_700_000_000_000),
+    };
     let alice = owner("hq", 1);
     let bob = owner("hq", 2);
     let alice_elsewhere = owner("acme", 1);
@@ -48,7 +54,10 @@ pub async fn run(store: &dyn SubscriptionStore) {
     assert_eq!(store.get(&bob, &a1.id).await.unwrap(), None);
     assert_eq!(store.get(&alice_elsewhere, &a1.id).await.unwrap(), None);
     assert_eq!(store.delete(&bob, &a1.id).await.unwrap(), None);
-    assert!(store.get(&alice, &a1.id).await.unwrap().is_some(), "a foreign delete changes nothing");
+    assert!(
+        store.get(&alice, &a1.id).await.unwrap().is_some(),
+        "a foreign delete changes nothing"
+    );
 
     // list by owner: only the owner's, oldest first.
     let a2 = m.sub(&alice, "create_task");
@@ -57,35 +66,81 @@ pub async fn run(store: &dyn SubscriptionStore) {
     for s in [&a2, &b1, &e1] {
         store.put(s).await.unwrap();
     }
-    let listed: Vec<_> = store.list_by_owner(&alice).await.unwrap().into_iter().map(|s| s.id).collect();
+    let listed: Vec<_> = store
+        .list_by_owner(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(listed, vec![a1.id.clone(), a2.id.clone()]);
     assert_eq!(store.list_by_owner(&owner("hq", 99)).await.unwrap(), vec![]);
 
     // by event: the deployment's subscriptions to one event, all owners, nothing else.
-    let page = store.page_by_event(&alice.deployment, "assign_task", None, 100).await.unwrap();
-    let refs: Vec<_> = page.items.iter().map(|r| (r.id.clone(), r.owner.clone())).collect();
-    assert_eq!(refs, vec![(a1.id.clone(), alice.clone()), (b1.id.clone(), bob.clone())]);
+    let page = store
+        .page_by_event(&alice.deployment, "assign_task", None, 100)
+        .await
+        .unwrap();
+    let refs: Vec<_> = page
+        .items
+        .iter()
+        .map(|r| (r.id.clone(), r.owner.clone()))
+        .collect();
+    assert_eq!(
+        refs,
+        vec![(a1.id.clone(), alice.clone()), (b1.id.clone(), bob.clone())]
+    );
     assert_eq!(page.next, None);
 
     // get_many: what still exists, ignoring what does not and duplicates.
-    let ghost = SubscriptionRef { id: m.ids.next(&m.clock), owner: alice.clone() };
+    let ghost = SubscriptionRef {
+        id: m.ids.next(&m.clock),
+        owner: alice.clone(),
+    };
     let keys = vec![
-        SubscriptionRef { id: a1.id.clone(), owner: alice.clone() },
-        SubscriptionRef { id: b1.id.clone(), owner: bob.clone() },
+        SubscriptionRef {
+            id: a1.id.clone(),
+            owner: alice.clone(),
+        },
+        SubscriptionRef {
+            id: b1.id.clone(),
+            owner: bob.clone(),
+        },
         ghost,
-        SubscriptionRef { id: a1.id.clone(), owner: alice.clone() },
-        SubscriptionRef { id: e1.id.clone(), owner: bob.clone() }, // wrong owner
+        SubscriptionRef {
+            id: a1.id.clone(),
+            owner: alice.clone(),
+        },
+        SubscriptionRef {
+            id: e1.id.clone(),
+            owner: bob.clone(),
+        }, // wrong owner
     ];
-    let mut got: Vec<SubscriptionId> = store.get_many(&keys).await.unwrap().into_iter().map(|s| s.id).collect();
+    let mut got: Vec<SubscriptionId> = store
+        .get_many(&keys)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     got.sort();
     assert_eq!(got, vec![a1.id.clone(), b1.id.clone()]);
 
     // delete returns the subscription once, and then it is gone everywhere.
-    assert_eq!(store.delete(&alice, &a1.id).await.unwrap().map(|s| s.id), Some(a1.id.clone()));
+    assert_eq!(
+        store.delete(&alice, &a1.id).await.unwrap().map(|s| s.id),
+        Some(a1.id.clone())
+    );
     assert_eq!(store.delete(&alice, &a1.id).await.unwrap(), None);
     assert_eq!(store.get(&alice, &a1.id).await.unwrap(), None);
-    let page = store.page_by_event(&alice.deployment, "assign_task", None, 100).await.unwrap();
-    assert_eq!(page.items.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![b1.id.clone()]);
+    let page = store
+        .page_by_event(&alice.deployment, "assign_task", None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        vec![b1.id.clone()]
+    );
 
     // Pagination walks every subscription exactly once, in id order.
     let mut expected = Vec::new();
@@ -94,11 +149,17 @@ pub async fn run(store: &dyn SubscriptionStore) {
         store.put(&s).await.unwrap();
         expected.push(s.id);
     }
-    store.put(&m.sub(&owner("paged", 1), "create_task")).await.unwrap();
+    store
+        .put(&m.sub(&owner("paged", 1), "create_task"))
+        .await
+        .unwrap();
     let deployment = Deployment::parse("paged").unwrap();
     let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
     loop {
-        let page = store.page_by_event(&deployment, "create_quote", cursor.as_deref(), 10).await.unwrap();
+        let page = store
+            .page_by_event(&deployment, "create_quote", cursor.as_deref(), 10)
+            .await
+            .unwrap();
         assert!(page.items.len() <= 10);
         pages += 1;
         seen.extend(page.items.into_iter().map(|r| r.id));
@@ -108,9 +169,14 @@ pub async fn run(store: &dyn SubscriptionStore) {
         }
     }
     assert_eq!(seen, expected);
-    assert!(pages >= 3, "25 items in pages of 10 take at least 3 pages, took {pages}");
+    assert!(
+        pages >= 3,
+        "25 items in pages of 10 take at least 3 pages, took {pages}"
+    );
 
     // A cursor the store did not issue is refused, not misread.
-    let bad = store.page_by_event(&deployment, "create_quote", Some("not-a-cursor"), 10).await;
+    let bad = store
+        .page_by_event(&deployment, "create_quote", Some("not-a-cursor"), 10)
+        .await;
     assert!(matches!(bad, Err(StoreError::BadCursor)), "{bad:?}");
 }

@@ -13,11 +13,21 @@ async fn in_all_formats(client: &Client, path: &str, tok: &str) -> Value {
     let json = client.get(&format!("{path}.json"), tok).await;
     let xml = client.get(&format!("{path}.xml"), tok).await;
     let yml = client.get(&format!("{path}.yml"), tok).await;
-    assert_eq!(json.headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(
+        json.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
     assert_eq!(xml.headers["content-type"], "text/xml; charset=utf-8");
     assert_eq!(yml.headers["content-type"], "text/x-yaml; charset=utf-8");
-    assert_eq!(yml.tree, json.tree, "YAML is the same tree as JSON for {path}");
-    assert_eq!(stringly(&xml.tree), stringly(&json.tree), "XML is the same tree as JSON for {path}");
+    assert_eq!(
+        yml.tree, json.tree,
+        "YAML is the same tree as JSON for {path}"
+    );
+    assert_eq!(
+        stringly(&xml.tree),
+        stringly(&json.tree),
+        "XML is the same tree as JSON for {path}"
+    );
     json.tree
 }
 
@@ -35,13 +45,20 @@ async fn whole_api(kind: Kind) {
 
     // Create with a JSON body.
     let created = client
-        .post_json(SUBS, &alice, &json!({"trigger_url": "https://hooks.example.com/a", "event_id": "assign_task"}))
+        .post_json(
+            SUBS,
+            &alice,
+            &json!({"trigger_url": "https://hooks.example.com/a", "event_id": "assign_task"}),
+        )
         .await;
     assert_eq!((created.http, created.status()), (201, "ok_created"));
     let sub = &created.tree["response"]["subscription"];
     let id = sub["subscription_id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 24);
-    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
     assert_eq!(
         sub,
         &json!({
@@ -55,7 +72,10 @@ async fn whole_api(kind: Kind) {
     // Create with a form body, JSON deliveries and a secret that is never echoed; XML answer.
     let form = "trigger_url=https%3A%2F%2Fhooks.example.com%2Fb&event_id=create_invoice&content_type=application%2Fjson&secret=topsecret";
     let created_xml = client.post_form(&format!("{SUBS}.xml"), &alice, form).await;
-    assert_eq!((created_xml.http, created_xml.status()), (201, "ok_created"));
+    assert_eq!(
+        (created_xml.http, created_xml.status()),
+        (201, "ok_created")
+    );
     let sub2 = &created_xml.tree["response"]["subscription"];
     assert_eq!(sub2["content_type"], "application/json");
     assert_eq!(sub2["trigger_table"], "invoice");
@@ -66,18 +86,51 @@ async fn whole_api(kind: Kind) {
     // List, in every format: both, with the owner once.
     let listed = in_all_formats(&client, SUBS, &alice).await;
     let subs = listed["response"]["subscriptions"].as_array().unwrap();
-    assert_eq!(subs.iter().map(|s| s["subscription_id"].as_str().unwrap()).collect::<Vec<_>>(), vec![id.as_str(), id2.as_str()]);
-    assert!(subs.iter().all(|s| s.get("user").is_none() && s.get("secret").is_none()));
-    assert_eq!(listed["response"]["subscriptions_users"], json!([{"id": 17, "name": "User 17", "email": "user17@hq.example"}]));
+    assert_eq!(
+        subs.iter()
+            .map(|s| s["subscription_id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec![id.as_str(), id2.as_str()]
+    );
+    assert!(
+        subs.iter()
+            .all(|s| s.get("user").is_none() && s.get("secret").is_none())
+    );
+    assert_eq!(
+        listed["response"]["subscriptions_users"],
+        json!([{"id": 17, "name": "User 17", "email": "user17@hq.example"}])
+    );
     assert!(!listed.to_string().contains("topsecret"));
 
     // Get one, in every format; the Accept header selects a format too.
     let one = in_all_formats(&client, &format!("{SUBS}/{id2}"), &alice).await;
-    assert_eq!(one["response"]["subscription"]["trigger_url"], "https://hooks.example.com/b");
-    let by_accept = client.send(Method::GET, &format!("{SUBS}/{id2}"), Some(&alice), &[("Accept", "text/x-yaml")], None).await;
-    assert_eq!(by_accept.headers["content-type"], "text/x-yaml; charset=utf-8");
+    assert_eq!(
+        one["response"]["subscription"]["trigger_url"],
+        "https://hooks.example.com/b"
+    );
+    let by_accept = client
+        .send(
+            Method::GET,
+            &format!("{SUBS}/{id2}"),
+            Some(&alice),
+            &[("Accept", "text/x-yaml")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        by_accept.headers["content-type"],
+        "text/x-yaml; charset=utf-8"
+    );
     assert_eq!(by_accept.tree, one);
-    let by_accept = client.send(Method::GET, SUBS, Some(&alice), &[("Accept", "text/xml")], None).await;
+    let by_accept = client
+        .send(
+            Method::GET,
+            SUBS,
+            Some(&alice),
+            &[("Accept", "text/xml")],
+            None,
+        )
+        .await;
     assert_eq!(by_accept.headers["content-type"], "text/xml; charset=utf-8");
 
     // Tenancy: another user, and the same user id of another deployment, see nothing, and
@@ -87,30 +140,81 @@ async fn whole_api(kind: Kind) {
         let list = client.get(SUBS, &other).await;
         assert_eq!(list.tree["response"]["subscriptions"], json!([]));
         for method in [Method::GET, Method::DELETE] {
-            let foreign = client.send(method.clone(), &format!("{SUBS}/{id}"), Some(&other), &[], None).await;
-            let missing = client.send(method.clone(), &format!("{SUBS}/{unknown}"), Some(&other), &[], None).await;
+            let foreign = client
+                .send(
+                    method.clone(),
+                    &format!("{SUBS}/{id}"),
+                    Some(&other),
+                    &[],
+                    None,
+                )
+                .await;
+            let missing = client
+                .send(
+                    method.clone(),
+                    &format!("{SUBS}/{unknown}"),
+                    Some(&other),
+                    &[],
+                    None,
+                )
+                .await;
             assert_eq!((foreign.http, foreign.status()), (400, "invalid_request"));
-            assert_eq!(foreign.message().replace(&id, "ID"), missing.message().replace(unknown, "ID"));
+            assert_eq!(
+                foreign.message().replace(&id, "ID"),
+                missing.message().replace(unknown, "ID")
+            );
         }
     }
-    assert_eq!(client.get(&format!("{SUBS}/{id}"), &alice).await.status(), "ok", "foreign deletes changed nothing");
+    assert_eq!(
+        client.get(&format!("{SUBS}/{id}"), &alice).await.status(),
+        "ok",
+        "foreign deletes changed nothing"
+    );
 
     // Delete: ok with no resource, then gone.
     let deleted = client.delete(&format!("{SUBS}/{id}.json"), &alice).await;
     assert_eq!((deleted.http, deleted.status()), (200, "ok"));
     assert!(deleted.tree.get("response").is_none());
-    assert_eq!(client.get(&format!("{SUBS}/{id}"), &alice).await.status(), "invalid_request");
-    assert_eq!(client.delete(&format!("{SUBS}/{id}"), &alice).await.status(), "invalid_request");
+    assert_eq!(
+        client.get(&format!("{SUBS}/{id}"), &alice).await.status(),
+        "invalid_request"
+    );
+    assert_eq!(
+        client
+            .delete(&format!("{SUBS}/{id}"), &alice)
+            .await
+            .status(),
+        "invalid_request"
+    );
     let listed = client.get(SUBS, &alice).await;
-    assert_eq!(listed.tree["response"]["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed.tree["response"]["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Accelo's suppress switches.
-    let quiet = client.get(&format!("{SUBS}/{unknown}?_suppress_http_status=1&_suppress_message=yes"), &alice).await;
+    let quiet = client
+        .get(
+            &format!("{SUBS}/{unknown}?_suppress_http_status=1&_suppress_message=yes"),
+            &alice,
+        )
+        .await;
     assert_eq!((quiet.http, quiet.status()), (200, "invalid_request"));
     assert!(quiet.tree["meta"].get("message").is_none());
-    let bare = client.get(&format!("{SUBS}?_suppress_meta=true"), &alice).await;
+    let bare = client
+        .get(&format!("{SUBS}?_suppress_meta=true"), &alice)
+        .await;
     assert!(bare.tree.get("meta").is_none());
-    assert_eq!(bare.tree["response"]["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        bare.tree["response"]["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     running.stop().await;
 }
@@ -135,44 +239,113 @@ async fn bad_input(kind: Kind) {
     let long_url = format!("https://hooks.example.com/{}", "a".repeat(2100));
     let big_secret = "s".repeat(600);
     let json_cases: Vec<(Value, &str)> = vec![
-        (json!({"event_id": "assign_task"}), "trigger_url is required"),
+        (
+            json!({"event_id": "assign_task"}),
+            "trigger_url is required",
+        ),
         (json!({"trigger_url": ok_url}), "event_id is required"),
-        (json!({"trigger_url": "/relative", "event_id": "assign_task"}), "trigger_url must be an absolute https URL"),
-        (json!({"trigger_url": "ftp://hooks.example.com", "event_id": "assign_task"}), "trigger_url must be an absolute https URL"),
-        (json!({"trigger_url": "http://hooks.example.com", "event_id": "assign_task"}), "trigger_url must be an absolute https URL"),
-        (json!({"trigger_url": long_url, "event_id": "assign_task"}), "trigger_url must be at most 2048 characters"),
-        (json!({"trigger_url": "https://10.0.0.8/x", "event_id": "assign_task"}), "trigger_url must not point at a private address"),
-        (json!({"trigger_url": "https://169.254.169.254/x", "event_id": "assign_task"}), "trigger_url must not point at a cloud metadata address"),
-        (json!({"trigger_url": ok_url, "event_id": "eat_cake"}), "event_id `eat_cake` is not a known event"),
-        (json!({"trigger_url": ok_url, "event_id": "assign_task", "content_type": "text/csv"}), "content_type must be application/x-www-form-urlencoded or application/json"),
-        (json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": big_secret}), "secret must be at most 512 bytes"),
+        (
+            json!({"trigger_url": "/relative", "event_id": "assign_task"}),
+            "trigger_url must be an absolute https URL",
+        ),
+        (
+            json!({"trigger_url": "ftp://hooks.example.com", "event_id": "assign_task"}),
+            "trigger_url must be an absolute https URL",
+        ),
+        (
+            json!({"trigger_url": "http://hooks.example.com", "event_id": "assign_task"}),
+            "trigger_url must be an absolute https URL",
+        ),
+        (
+            json!({"trigger_url": long_url, "event_id": "assign_task"}),
+            "trigger_url must be at most 2048 characters",
+        ),
+        (
+            json!({"trigger_url": "https://10.0.0.8/x", "event_id": "assign_task"}),
+            "trigger_url must not point at a private address",
+        ),
+        (
+            json!({"trigger_url": "https://169.254.169.254/x", "event_id": "assign_task"}),
+            "trigger_url must not point at a cloud metadata address",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "eat_cake"}),
+            "event_id `eat_cake` is not a known event",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "content_type": "text/csv"}),
+            "content_type must be application/x-www-form-urlencoded or application/json",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": big_secret}),
+            "secret must be at most 512 bytes",
+        ),
     ];
     for (body, expected) in json_cases {
         let a = client.post_json(SUBS, &tok, &body).await;
         assert_eq!((a.http, a.status()), (400, "invalid_request"), "{body}");
-        assert!(a.message().starts_with(expected), "{body}: {:?} should start with {expected:?}", a.message());
+        assert!(
+            a.message().starts_with(expected),
+            "{body}: {:?} should start with {expected:?}",
+            a.message()
+        );
     }
     let raw_cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("application/json", b"{\"trigger_url\": ".to_vec(), "the request body is not valid JSON"),
-        ("application/x-www-form-urlencoded", b"trigger_url".to_vec(), "the form-urlencoded request body is malformed"),
-        ("text/plain", b"hello".to_vec(), "send the request body as application/json or application/x-www-form-urlencoded"),
-        ("application/json", vec![b' '; 70_000], "the request body must be at most 65536 bytes"),
+        (
+            "application/json",
+            b"{\"trigger_url\": ".to_vec(),
+            "the request body is not valid JSON",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"trigger_url".to_vec(),
+            "the form-urlencoded request body is malformed",
+        ),
+        (
+            "text/plain",
+            b"hello".to_vec(),
+            "send the request body as application/json or application/x-www-form-urlencoded",
+        ),
+        (
+            "application/json",
+            vec![b' '; 70_000],
+            "the request body must be at most 65536 bytes",
+        ),
     ];
     for (ct, body, expected) in raw_cases {
-        let a = client.send(Method::POST, SUBS, Some(&tok), &[], Some((ct, body))).await;
+        let a = client
+            .send(Method::POST, SUBS, Some(&tok), &[], Some((ct, body)))
+            .await;
         assert_eq!((a.http, a.status()), (400, "invalid_request"), "{ct}");
         assert!(a.message().starts_with(expected), "{ct}: {:?}", a.message());
     }
     let wrong_method = client.send(Method::PUT, SUBS, Some(&tok), &[], None).await;
-    assert_eq!((wrong_method.http, wrong_method.message()), (400, "PUT is not supported on /api/v0/webhooks/subscriptions; use GET or POST"));
+    assert_eq!(
+        (wrong_method.http, wrong_method.message()),
+        (
+            400,
+            "PUT is not supported on /api/v0/webhooks/subscriptions; use GET or POST"
+        )
+    );
     let unknown_path = client.get("/api/v0/webhooks/monkeys", &tok).await;
     assert_eq!(unknown_path.http, 400);
-    assert!(unknown_path.message().starts_with("there is no endpoint at /api/v0/webhooks/monkeys"));
+    assert!(
+        unknown_path
+            .message()
+            .starts_with("there is no endpoint at /api/v0/webhooks/monkeys")
+    );
     let malformed_id = client.get(&format!("{SUBS}/not-an-id"), &tok).await;
-    assert_eq!((malformed_id.http, malformed_id.status()), (400, "invalid_request"));
+    assert_eq!(
+        (malformed_id.http, malformed_id.status()),
+        (400, "invalid_request")
+    );
 
     let listed = client.get(SUBS, &tok).await;
-    assert_eq!(listed.tree["response"]["subscriptions"], json!([]), "bad input stored nothing");
+    assert_eq!(
+        listed.tree["response"]["subscriptions"],
+        json!([]),
+        "bad input stored nothing"
+    );
     running.stop().await;
 }
 
@@ -197,18 +370,44 @@ async fn bad_tokens_are_invalid_client() {
     let tampered = format!("{}x", &good[..good.len() - 2]);
     let cases: Vec<(Option<String>, &str)> = vec![
         (None, "an Authorization: Bearer token is required"),
-        (Some("not.a.jwt".into()), "the bearer token is not a well-formed JWT"),
-        (Some(token(&expired)), "the bearer token has expired; request a new one"),
-        (Some(wrong_key), "the bearer token's signature does not verify"),
+        (
+            Some("not.a.jwt".into()),
+            "the bearer token is not a well-formed JWT",
+        ),
+        (
+            Some(token(&expired)),
+            "the bearer token has expired; request a new one",
+        ),
+        (
+            Some(wrong_key),
+            "the bearer token's signature does not verify",
+        ),
         (Some(tampered), "the bearer token"),
-        (Some(token(&claims(1, "globex"))), "the bearer token is for a deployment this installation does not serve"),
+        (
+            Some(token(&claims(1, "globex"))),
+            "the bearer token is for a deployment this installation does not serve",
+        ),
     ];
     for (tok, expected) in cases {
-        let a = client.send(Method::GET, SUBS, tok.as_deref(), &[], None).await;
+        let a = client
+            .send(Method::GET, SUBS, tok.as_deref(), &[], None)
+            .await;
         assert_eq!((a.http, a.status()), (401, "invalid_client"), "{expected}");
-        assert!(a.message().starts_with(expected), "{:?} should start with {expected:?}", a.message());
+        assert!(
+            a.message().starts_with(expected),
+            "{:?} should start with {expected:?}",
+            a.message()
+        );
     }
-    let basic = client.send(Method::GET, SUBS, None, &[("Authorization", "Basic dXNlcjpwYXNz")], None).await;
+    let basic = client
+        .send(
+            Method::GET,
+            SUBS,
+            None,
+            &[("Authorization", "Basic dXNlcjpwYXNz")],
+            None,
+        )
+        .await;
     assert_eq!(basic.status(), "invalid_client");
     assert_eq!(client.get(SUBS, &good).await.status(), "ok");
     running.stop().await;
@@ -229,7 +428,10 @@ async fn the_pro_gate_refuses_non_pro_users_when_on() {
     // Off by default.
     let running = runner::start(Kind::Memory, &[]).await;
     let client = Client::new(running.base_url());
-    assert_eq!(client.get(SUBS, &token(&claims(1, "hq"))).await.status(), "ok");
+    assert_eq!(
+        client.get(SUBS, &token(&claims(1, "hq"))).await.status(),
+        "ok"
+    );
     running.stop().await;
 }
 
@@ -252,7 +454,11 @@ async fn too_many_requests_are_limited_per_user() {
     assert_eq!(a.status(), "too_many_requests");
     let retry: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
-    assert_eq!(client.get(SUBS, &token(&claims(2, "hq"))).await.status(), "ok", "other users are not limited");
+    assert_eq!(
+        client.get(SUBS, &token(&claims(2, "hq"))).await.status(),
+        "ok",
+        "other users are not limited"
+    );
     running.stop().await;
 }
 
@@ -264,10 +470,18 @@ async fn store_failures_are_server_errors_that_say_nothing_internal() {
     let tok = token(&claims(1, "hq"));
     assert_eq!(client.get(SUBS, &tok).await.status(), "ok");
     let sdk = webhooks_tests::moto::sdk_config().await;
-    aws_sdk_dynamodb::Client::new(&sdk).delete_table().table_name(&table).send().await.unwrap();
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
     let a = client.get(SUBS, &tok).await;
     assert_eq!((a.http, a.status()), (500, "server_error"));
     let text = a.tree.to_string();
-    assert!(!text.contains(&table) && !text.contains("Resource") && !text.contains("dynamo"), "{text}");
+    assert!(
+        !text.contains(&table) && !text.contains("Resource") && !text.contains("dynamo"),
+        "{text}"
+    );
     running.stop().await;
 }

@@ -14,6 +14,9 @@ async fn dynamodb_store_keeps_the_contract() {
     let sdk = moto::sdk_config().await;
     let store = DynamoSubscriptionStore::from_sdk(&sdk, unique("subs"));
     store.ensure_table().await.unwrap();
-    store.ensure_table().await.expect("ensure_table is idempotent");
+    store
+        .ensure_table()
+        .await
+        .expect("ensure_table is idempotent");
     store_suite::run(&store).await;
 }

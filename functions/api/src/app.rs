@@ -19,8 +19,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(settings: Settings, store: Arc<dyn SubscriptionStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn SubscriptionStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_minute);
-        Self { settings, store, clock, ids: IdGenerator::default(), limiter }
+        Self {
+            settings,
+            store,
+            clock,
+            ids: IdGenerator::default(),
+            limiter,
+        }
     }
 }

@@ -50,12 +50,17 @@ impl Status {
             Self::InvalidClient => "Invalid client authentication.",
             Self::InvalidPermission => "You are not allowed to do this.",
             Self::TooManyRequests => "Too many requests; slow down and retry later.",
-            Self::ServerError => "The request failed because of an error on our side; please retry later.",
+            Self::ServerError => {
+                "The request failed because of an error on our side; please retry later."
+            }
         }
     }
 
     pub fn more_info(self) -> String {
-        format!("https://affinitylive.jira.com/wiki/display/APIS/Status+Codes#{}", self.code())
+        format!(
+            "https://affinitylive.jira.com/wiki/display/APIS/Status+Codes#{}",
+            self.code()
+        )
     }
 }
 
@@ -71,7 +76,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: Status, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), retry_after: None }
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -93,15 +102,24 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(response: Value) -> Self {
-        Self { status: Status::Ok, response: Some(response) }
+        Self {
+            status: Status::Ok,
+            response: Some(response),
+        }
     }
 
     pub fn created(response: Value) -> Self {
-        Self { status: Status::OkCreated, response: Some(response) }
+        Self {
+            status: Status::OkCreated,
+            response: Some(response),
+        }
     }
 
     pub fn ok_empty() -> Self {
-        Self { status: Status::Ok, response: None }
+        Self {
+            status: Status::Ok,
+            response: None,
+        }
     }
 }
 
@@ -114,9 +132,18 @@ pub struct Suppress {
 }
 
 /// Builds the HTTP answer for a result, in the chosen format.
-pub fn respond(result: Result<Reply, ApiError>, format: Format, suppress: Suppress) -> http::Response<Bytes> {
+pub fn respond(
+    result: Result<Reply, ApiError>,
+    format: Format,
+    suppress: Suppress,
+) -> http::Response<Bytes> {
     let (status, message, response, retry_after) = match result {
-        Ok(reply) => (reply.status, reply.status.default_message().to_owned(), reply.response, None),
+        Ok(reply) => (
+            reply.status,
+            reply.status.default_message().to_owned(),
+            reply.response,
+            None,
+        ),
         Err(e) => (e.status, e.message, None, e.retry_after),
     };
     let mut tree = Map::new();
@@ -132,14 +159,21 @@ pub fn respond(result: Result<Reply, ApiError>, format: Format, suppress: Suppre
     if let Some(response) = response {
         tree.insert("response".into(), response);
     }
-    let http_status = if suppress.http_status { 200 } else { status.http() };
+    let http_status = if suppress.http_status {
+        200
+    } else {
+        status.http()
+    };
     let mut builder = http::Response::builder()
         .status(http_status)
         .header(http::header::CONTENT_TYPE, format.content_type())
         .header(http::header::CACHE_CONTROL, "no-store");
     if !suppress.message {
         // Accelo repeats the message in this header; keep it to printable ASCII.
-        let reason: String = message.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
+        let reason: String = message
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect();
         builder = builder.header("X-Status-Reason", reason);
     }
     if let Some(secs) = retry_after {
@@ -170,7 +204,11 @@ mod tests {
             (Status::ServerError, 500, "server_error"),
         ];
         for (status, http, code) in table {
-            let r = respond(Err(ApiError::new(status, "m")), Format::Json, Suppress::default());
+            let r = respond(
+                Err(ApiError::new(status, "m")),
+                Format::Json,
+                Suppress::default(),
+            );
             assert_eq!(r.status().as_u16(), http);
             assert_eq!(body(&r)["meta"]["status"], code);
         }
@@ -179,13 +217,34 @@ mod tests {
     #[test]
     fn suppress_switches_do_what_they_say() {
         let err = || Err(ApiError::invalid_request("trigger_url is required"));
-        let r = respond(err(), Format::Json, Suppress { http_status: true, ..Default::default() });
+        let r = respond(
+            err(),
+            Format::Json,
+            Suppress {
+                http_status: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(r.status().as_u16(), 200);
         assert_eq!(body(&r)["meta"]["status"], "invalid_request");
-        let r = respond(err(), Format::Json, Suppress { message: true, ..Default::default() });
+        let r = respond(
+            err(),
+            Format::Json,
+            Suppress {
+                message: true,
+                ..Default::default()
+            },
+        );
         assert!(body(&r)["meta"].get("message").is_none());
         assert!(r.headers().get("X-Status-Reason").is_none());
-        let r = respond(Ok(Reply::ok(json!({"a": 1}))), Format::Json, Suppress { meta: true, ..Default::default() });
+        let r = respond(
+            Ok(Reply::ok(json!({"a": 1}))),
+            Format::Json,
+            Suppress {
+                meta: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(body(&r), json!({"response": {"a": 1}}));
     }
 }

@@ -22,13 +22,22 @@ impl Format {
 
     /// The first media type of `Accept` that names one of the formats; JSON otherwise.
     pub fn from_accept(accept: Option<&str>) -> Self {
-        let Some(accept) = accept else { return Self::Json };
+        let Some(accept) = accept else {
+            return Self::Json;
+        };
         for media in accept.split(',') {
-            let media = media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let media = media
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             match media.as_str() {
                 "application/json" | "text/json" => return Self::Json,
                 "text/xml" | "application/xml" => return Self::Xml,
-                "text/x-yaml" | "application/x-yaml" | "text/yaml" | "application/yaml" => return Self::Yaml,
+                "text/x-yaml" | "application/x-yaml" | "text/yaml" | "application/yaml" => {
+                    return Self::Yaml;
+                }
                 _ => {}
             }
         }
@@ -46,7 +55,9 @@ impl Format {
     pub fn render(self, tree: &Value) -> Vec<u8> {
         match self {
             Self::Json => serde_json::to_vec(tree).expect("a JSON value always serializes"),
-            Self::Yaml => serde_yaml::to_string(tree).expect("a JSON value always serializes as YAML").into_bytes(),
+            Self::Yaml => serde_yaml::to_string(tree)
+                .expect("a JSON value always serializes as YAML")
+                .into_bytes(),
             Self::Xml => {
                 let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
                 write_xml(&mut out, "data", tree);
@@ -73,7 +84,9 @@ pub fn split_suffix(path: &str) -> (&str, Option<Format>) {
 /// The element name of an array's items: the array's own name made singular
 /// (`subscriptions` → `subscription`, `types` → `type`).
 fn singular(name: &str) -> &str {
-    name.strip_suffix('s').filter(|s| !s.is_empty()).unwrap_or("item")
+    name.strip_suffix('s')
+        .filter(|s| !s.is_empty())
+        .unwrap_or("item")
 }
 
 fn write_xml(out: &mut String, name: &str, value: &Value) {
@@ -137,9 +150,18 @@ mod tests {
 
     #[test]
     fn suffixes_split_off_the_last_segment_only() {
-        assert_eq!(split_suffix("/api/v0/webhooks/subscriptions.xml"), ("/api/v0/webhooks/subscriptions", Some(Format::Xml)));
-        assert_eq!(split_suffix("/api/v0/x/583f.yml"), ("/api/v0/x/583f", Some(Format::Yaml)));
-        assert_eq!(split_suffix("/api/v0/x.json"), ("/api/v0/x", Some(Format::Json)));
+        assert_eq!(
+            split_suffix("/api/v0/webhooks/subscriptions.xml"),
+            ("/api/v0/webhooks/subscriptions", Some(Format::Xml))
+        );
+        assert_eq!(
+            split_suffix("/api/v0/x/583f.yml"),
+            ("/api/v0/x/583f", Some(Format::Yaml))
+        );
+        assert_eq!(
+            split_suffix("/api/v0/x.json"),
+            ("/api/v0/x", Some(Format::Json))
+        );
         assert_eq!(split_suffix("/api/v0/x.csv"), ("/api/v0/x.csv", None));
         assert_eq!(split_suffix("/api/v0.json/x"), ("/api/v0.json/x", None));
     }
@@ -147,7 +169,10 @@ mod tests {
     #[test]
     fn accept_picks_a_format() {
         assert_eq!(Format::from_accept(Some("text/xml")), Format::Xml);
-        assert_eq!(Format::from_accept(Some("text/html, text/x-yaml;q=0.9")), Format::Yaml);
+        assert_eq!(
+            Format::from_accept(Some("text/html, text/x-yaml;q=0.9")),
+            Format::Yaml
+        );
         assert_eq!(Format::from_accept(Some("*/*")), Format::Json);
         assert_eq!(Format::from_accept(None), Format::Json);
     }
@@ -159,7 +184,10 @@ mod tests {
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "data");
-        let event = root.descendants().find(|n| n.has_tag_name("event_id")).unwrap();
+        let event = root
+            .descendants()
+            .find(|n| n.has_tag_name("event_id"))
+            .unwrap();
         assert_eq!(event.text(), Some("a<b"));
         assert_eq!(event.parent().unwrap().tag_name().name(), "type");
     }

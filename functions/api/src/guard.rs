@@ -14,14 +14,24 @@ use crate::envelope::{ApiError, Status};
 #[derive(Debug, Clone)]
 pub struct AuthorizerClaims(pub Map<String, Value>);
 
-pub fn authenticate(verifier: &TokenVerifier, req: &http::Request<bytes::Bytes>) -> Result<Caller, ApiError> {
-    let result = if let Some(AuthorizerClaims(claims)) = req.extensions().get::<AuthorizerClaims>() {
+pub fn authenticate(
+    verifier: &TokenVerifier,
+    req: &http::Request<bytes::Bytes>,
+) -> Result<Caller, ApiError> {
+    let result = if let Some(AuthorizerClaims(claims)) = req.extensions().get::<AuthorizerClaims>()
+    {
         verifier.admit_verified_claims(claims)
     } else {
-        match req.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default()) {
+        match req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or_default())
+        {
             None | Some("") => Err(AuthError::Missing),
             Some(value) => match value.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                Some((scheme, token))
+                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                {
                     verifier.verify(token.trim())
                 }
                 _ => Err(AuthError::Missing),
@@ -40,7 +50,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
-        Self { per_minute, windows: Mutex::new(HashMap::new()) }
+        Self {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn check(&self, caller: &Caller, now_secs: i64) -> Result<(), ApiError> {
@@ -52,7 +65,9 @@ impl RateLimiter {
         if windows.len() > 10_000 {
             windows.retain(|_, (w, _)| *w == window);
         }
-        let entry = windows.entry(format!("{}#{}", caller.deployment, caller.user_id)).or_insert((window, 0));
+        let entry = windows
+            .entry(format!("{}#{}", caller.deployment, caller.user_id))
+            .or_insert((window, 0));
         if entry.0 != window {
             *entry = (window, 0);
         }
@@ -60,7 +75,10 @@ impl RateLimiter {
         if entry.1 > self.per_minute {
             let mut e = ApiError::new(
                 Status::TooManyRequests,
-                format!("more than {} requests in a minute; retry after the Retry-After seconds", self.per_minute),
+                format!(
+                    "more than {} requests in a minute; retry after the Retry-After seconds",
+                    self.per_minute
+                ),
             );
             e.retry_after = Some((60 - now_secs.rem_euclid(60)) as u64);
             return Err(e);
@@ -91,8 +109,17 @@ mod tests {
         assert!(limiter.check(&caller(1), 120).is_ok());
         assert!(limiter.check(&caller(1), 121).is_ok());
         let e = limiter.check(&caller(1), 130).unwrap_err();
-        assert_eq!((e.status, e.retry_after), (Status::TooManyRequests, Some(50)));
-        assert!(limiter.check(&caller(2), 130).is_ok(), "another user has their own budget");
-        assert!(limiter.check(&caller(1), 180).is_ok(), "a new minute starts afresh");
+        assert_eq!(
+            (e.status, e.retry_after),
+            (Status::TooManyRequests, Some(50))
+        );
+        assert!(
+            limiter.check(&caller(2), 130).is_ok(),
+            "another user has their own budget"
+        );
+        assert!(
+            limiter.check(&caller(1), 180).is_ok(),
+            "a new minute starts afresh"
+        );
     }
 }

@@ -25,7 +25,12 @@ impl Params {
     }
 
     pub fn suppress(&self) -> Suppress {
-        let on = |k: &str| matches!(self.get(k).map(str::to_ascii_lowercase).as_deref(), Some("1" | "true" | "yes" | "on"));
+        let on = |k: &str| {
+            matches!(
+                self.get(k).map(str::to_ascii_lowercase).as_deref(),
+                Some("1" | "true" | "yes" | "on")
+            )
+        };
         Suppress {
             http_status: on("_suppress_http_status"),
             message: on("_suppress_message"),
@@ -47,19 +52,34 @@ pub fn query_params(query: Option<&str>) -> Params {
 }
 
 /// Query parameters with the body's fields on top.
-pub fn parse_params(query: Option<&str>, content_type: Option<&str>, body: &Bytes) -> Result<Params, ApiError> {
+pub fn parse_params(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &Bytes,
+) -> Result<Params, ApiError> {
     let mut params = query_params(query);
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::invalid_request(format!("the request body must be at most {MAX_BODY_BYTES} bytes")));
+        return Err(ApiError::invalid_request(format!(
+            "the request body must be at most {MAX_BODY_BYTES} bytes"
+        )));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(params);
     }
-    let media = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let is_json = match media.as_str() {
         "application/json" => true,
         "application/x-www-form-urlencoded" => false,
-        "" => body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{' || *b == b'['),
+        "" => body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{' || *b == b'['),
         m if m.ends_with("+json") => true,
         _ => {
             return Err(ApiError::invalid_request(
@@ -68,8 +88,9 @@ pub fn parse_params(query: Option<&str>, content_type: Option<&str>, body: &Byte
         }
     };
     if is_json {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::invalid_request(format!("the request body is not valid JSON ({e})")))?;
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::invalid_request(format!("the request body is not valid JSON ({e})"))
+        })?;
         if let Value::Object(map) = &value {
             for (k, v) in map {
                 let text = match v {
@@ -84,10 +105,13 @@ pub fn parse_params(query: Option<&str>, content_type: Option<&str>, body: &Byte
         }
         params.json = Some(value);
     } else {
-        let text = std::str::from_utf8(body)
-            .map_err(|_| ApiError::invalid_request("the form-urlencoded request body is not valid UTF-8"))?;
+        let text = std::str::from_utf8(body).map_err(|_| {
+            ApiError::invalid_request("the form-urlencoded request body is not valid UTF-8")
+        })?;
         if text.contains(['{', '}']) && !text.contains('=') {
-            return Err(ApiError::invalid_request("the form-urlencoded request body is malformed; send name=value pairs"));
+            return Err(ApiError::invalid_request(
+                "the form-urlencoded request body is malformed; send name=value pairs",
+            ));
         }
         for pair in text.split('&').filter(|p| !p.is_empty()) {
             if !pair.contains('=') {
@@ -109,13 +133,25 @@ mod tests {
     use super::*;
 
     fn parse(ct: Option<&str>, body: &str) -> Result<Params, ApiError> {
-        parse_params(Some("a=1&_suppress_meta=yes"), ct, &Bytes::copy_from_slice(body.as_bytes()))
+        parse_params(
+            Some("a=1&_suppress_meta=yes"),
+            ct,
+            &Bytes::copy_from_slice(body.as_bytes()),
+        )
     }
 
     #[test]
     fn json_and_form_bodies_read_alike() {
-        let j = parse(Some("application/json"), r#"{"trigger_url":"https://x","event_id":"e","n":3}"#).unwrap();
-        let f = parse(Some("application/x-www-form-urlencoded; charset=utf-8"), "trigger_url=https%3A%2F%2Fx&event_id=e&n=3").unwrap();
+        let j = parse(
+            Some("application/json"),
+            r#"{"trigger_url":"https://x","event_id":"e","n":3}"#,
+        )
+        .unwrap();
+        let f = parse(
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            "trigger_url=https%3A%2F%2Fx&event_id=e&n=3",
+        )
+        .unwrap();
         for p in [&j, &f] {
             assert_eq!(p.get("trigger_url"), Some("https://x"));
             assert_eq!(p.get("n"), Some("3"));
@@ -127,10 +163,19 @@ mod tests {
     #[test]
     fn malformed_bodies_are_refused_with_a_reason() {
         let e = parse(Some("application/json"), "{not json").unwrap_err();
-        assert!(e.message.starts_with("the request body is not valid JSON"), "{}", e.message);
+        assert!(
+            e.message.starts_with("the request body is not valid JSON"),
+            "{}",
+            e.message
+        );
         assert!(parse(Some("application/x-www-form-urlencoded"), "justtext").is_err());
         assert!(parse(Some("text/plain"), "x").is_err());
         let big = "a".repeat(MAX_BODY_BYTES + 1);
-        assert!(parse(Some("application/json"), &big).unwrap_err().message.contains("at most"));
+        assert!(
+            parse(Some("application/json"), &big)
+                .unwrap_err()
+                .message
+                .contains("at most")
+        );
     }
 }

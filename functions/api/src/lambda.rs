@@ -24,7 +24,10 @@ pub async fn handle(app: &App, req: lambda_http::Request) -> http::Response<Body
         plain.extensions_mut().insert(claims);
     }
     let (parts, body) = crate::handle(app, plain).await.into_parts();
-    http::Response::from_parts(parts, Body::Text(String::from_utf8_lossy(&body).into_owned()))
+    http::Response::from_parts(
+        parts,
+        Body::Text(String::from_utf8_lossy(&body).into_owned()),
+    )
 }
 
 /// Claims from an HTTP API JWT authorizer or a Lambda authorizer, when the request

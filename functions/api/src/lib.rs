@@ -24,7 +24,10 @@ use routes::Route;
 pub async fn handle(app: &App, req: http::Request<Bytes>) -> http::Response<Bytes> {
     let started = Instant::now();
     let (path, suffix) = split_suffix(req.uri().path());
-    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     let format = suffix.unwrap_or_else(|| Format::from_accept(accept));
     let mut suppress = input::query_params(req.uri().query()).suppress();
 
@@ -59,7 +62,10 @@ async fn serve(
             "webhooks on this installation are for pro users; ask an administrator to upgrade your account",
         ));
     }
-    let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let params = input::parse_params(req.uri().query(), content_type, req.body())?;
     *suppress = params.suppress();
 

@@ -22,7 +22,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let rest = path.strip_prefix(BASE).ok_or_else(|| unknown_path(path))?;
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').skip(1).collect();
     let (allowed, route): (&[Method], Option<Route>) = match segments.as_slice() {
-        ["webhooks", "subscriptions", "types"] => (&[Method::GET], (method == Method::GET).then_some(Route::ListTypes)),
+        ["webhooks", "subscriptions", "types"] => (
+            &[Method::GET],
+            (method == Method::GET).then_some(Route::ListTypes),
+        ),
         ["webhooks", "subscriptions"] => (
             &[Method::GET, Method::POST],
             match *method {
@@ -64,7 +67,11 @@ pub fn subscription_id(raw: &str) -> Result<SubscriptionId, ApiError> {
 
 /// The one answer for ids that do not exist, are malformed, or belong to someone else.
 pub fn no_such_subscription(raw: &str) -> ApiError {
-    let shown: String = raw.chars().take(40).filter(|c| c.is_ascii_alphanumeric()).collect();
+    let shown: String = raw
+        .chars()
+        .take(40)
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     ApiError::invalid_request(format!(
         "you have no subscription with id `{shown}`; GET {BASE}/webhooks/subscriptions lists yours"
     ))
@@ -76,13 +83,33 @@ mod tests {
 
     #[test]
     fn routes_resolve_and_wrong_methods_are_named() {
-        assert_eq!(route(&Method::GET, "/api/v0/webhooks/subscriptions/types"), Ok(Route::ListTypes));
-        assert_eq!(route(&Method::POST, "/api/v0/webhooks/subscriptions"), Ok(Route::CreateSubscription));
-        assert_eq!(route(&Method::GET, "/api/v0/webhooks/subscriptions/"), Ok(Route::ListSubscriptions));
-        assert_eq!(route(&Method::DELETE, "/api/v0/webhooks/subscriptions/abc"), Ok(Route::DeleteSubscription("abc".into())));
+        assert_eq!(
+            route(&Method::GET, "/api/v0/webhooks/subscriptions/types"),
+            Ok(Route::ListTypes)
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/v0/webhooks/subscriptions"),
+            Ok(Route::CreateSubscription)
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/v0/webhooks/subscriptions/"),
+            Ok(Route::ListSubscriptions)
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/api/v0/webhooks/subscriptions/abc"),
+            Ok(Route::DeleteSubscription("abc".into()))
+        );
         let e = route(&Method::PUT, "/api/v0/webhooks/subscriptions").unwrap_err();
-        assert_eq!(e.message, "PUT is not supported on /api/v0/webhooks/subscriptions; use GET or POST");
-        assert!(route(&Method::GET, "/api/v1/monkeys").unwrap_err().message.starts_with("there is no endpoint"));
+        assert_eq!(
+            e.message,
+            "PUT is not supported on /api/v0/webhooks/subscriptions; use GET or POST"
+        );
+        assert!(
+            route(&Method::GET, "/api/v1/monkeys")
+                .unwrap_err()
+                .message
+                .starts_with("there is no endpoint")
+        );
         assert!(route(&Method::GET, "/api/v0/webhooks/monkeys").is_err());
     }
 

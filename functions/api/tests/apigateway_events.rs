@@ -25,11 +25,16 @@ fn app() -> App {
         ("WEBHOOKS_JWT_SECRET", JWT_SECRET.to_owned()),
     ]);
     let settings = Settings::from_lookup(&Defaults::lambda(), |k| vars.get(k).cloned()).unwrap();
-    App::new(settings, Arc::new(MemorySubscriptionStore::default()), Arc::new(SystemClock))
+    App::new(
+        settings,
+        Arc::new(MemorySubscriptionStore::default()),
+        Arc::new(SystemClock),
+    )
 }
 
 async fn invoke(app: &App, event: &Value) -> (u16, String, Value) {
-    let req = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
+    let req =
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
     let resp = webhooks_api::lambda::handle(app, req).await;
     let status = resp.status().as_u16();
     let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
@@ -37,7 +42,11 @@ async fn invoke(app: &App, event: &Value) -> (u16, String, Value) {
         lambda_http::Body::Text(t) => t.clone(),
         other => panic!("unexpected body {other:?}"),
     };
-    let tree = if ct.starts_with("application/json") { serde_json::from_str(&body).unwrap() } else { Value::String(body) };
+    let tree = if ct.starts_with("application/json") {
+        serde_json::from_str(&body).unwrap()
+    } else {
+        Value::String(body)
+    };
     (status, ct, tree)
 }
 
@@ -47,7 +56,10 @@ fn event(fixture: &str) -> Value {
 
 fn bearer_event(fixture: &str, token: &str) -> Value {
     let mut e = event(fixture);
-    e["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    e["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
     e["headers"]["authorization"] = json!(format!("Bearer {token}"));
     e
 }
@@ -75,7 +87,12 @@ async fn the_generated_event_reaches_the_handler_and_gets_an_envelope() {
     let (status, _, tree) = invoke(&app(), &event(GENERATED)).await;
     assert_eq!(status, 400);
     assert_eq!(tree["meta"]["status"], "invalid_request");
-    assert!(tree["meta"]["message"].as_str().unwrap().starts_with("there is no endpoint at /path/to/resource"));
+    assert!(
+        tree["meta"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("there is no endpoint at /path/to/resource")
+    );
 }
 
 #[tokio::test]
@@ -88,11 +105,17 @@ async fn jwt_authorizer_claims_identify_the_caller() {
     let (status, _, created) = invoke(&app, &event(CREATE)).await;
     assert_eq!(status, 201);
     let sub = &created["response"]["subscription"];
-    assert_eq!((sub["user_id"].as_u64(), sub["user_deployment"].as_str()), (Some(1), Some("hq")));
+    assert_eq!(
+        (sub["user_id"].as_u64(), sub["user_deployment"].as_str()),
+        (Some(1), Some("hq"))
+    );
     assert_eq!(sub["user"]["email"], "sample@hq.example");
 
     let (_, _, listed) = invoke(&app, &event(LIST)).await;
-    assert_eq!(listed["response"]["subscriptions"][0]["subscription_id"], sub["subscription_id"]);
+    assert_eq!(
+        listed["response"]["subscriptions"][0]["subscription_id"],
+        sub["subscription_id"]
+    );
 
     // Another user named by the authorizer sees none of it.
     let mut other = event(LIST);
@@ -107,9 +130,15 @@ async fn bearer_tokens_are_verified_without_an_authorizer() {
     let (status, _, _) = invoke(&app, &bearer_event(LIST, &token("4", future()))).await;
     assert_eq!(status, 200);
     let (status, _, tree) = invoke(&app, &bearer_event(LIST, &token("4", 1000))).await;
-    assert_eq!((status, tree["meta"]["status"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, tree["meta"]["status"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let mut anonymous = event(LIST);
-    anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    anonymous["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
     let (status, _, _) = invoke(&app, &anonymous).await;
     assert_eq!(status, 401);
 }
@@ -126,6 +155,9 @@ async fn suffixes_and_form_bodies_work_through_api_gateway() {
     assert_eq!((status, ct.as_str()), (201, "text/xml; charset=utf-8"));
     let xml = body.as_str().unwrap();
     let doc = roxmltree::Document::parse(xml).unwrap();
-    let event_id = doc.descendants().find(|n| n.has_tag_name("event_id")).unwrap();
+    let event_id = doc
+        .descendants()
+        .find(|n| n.has_tag_name("event_id"))
+        .unwrap();
     assert_eq!(event_id.text(), Some("create_quote"));
 }

@@ -2,7 +2,9 @@
 //! or claims that an API Gateway authorizer already verified. Both paths read the claims
 //! with the same rules.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
 use serde_json::{Map, Value};
 
 use crate::identity::{Caller, Deployment, UserId};
@@ -66,7 +68,9 @@ impl TokenVerifier {
             if block.trim().is_empty() {
                 continue;
             }
-            self.rs256.push(DecodingKey::from_rsa_pem(block.trim().as_bytes()).map_err(|_| BadPublicKey)?);
+            self.rs256.push(
+                DecodingKey::from_rsa_pem(block.trim().as_bytes()).map_err(|_| BadPublicKey)?,
+            );
         }
         Ok(self)
     }
@@ -116,7 +120,9 @@ impl TokenVerifier {
                     last = match e.kind() {
                         ExpiredSignature => return Err(AuthError::Expired),
                         InvalidSignature => AuthError::BadSignature,
-                        MissingRequiredClaim(_) => return Err(AuthError::InvalidClaims("exp is required")),
+                        MissingRequiredClaim(_) => {
+                            return Err(AuthError::InvalidClaims("exp is required"));
+                        }
                         InvalidAudience => return Err(AuthError::InvalidClaims("wrong audience")),
                         InvalidIssuer => return Err(AuthError::InvalidClaims("wrong issuer")),
                         ImmatureSignature => return Err(AuthError::InvalidClaims("not valid yet")),
@@ -157,11 +163,16 @@ pub fn caller_from_claims(claims: &Map<String, Value>) -> Result<Caller, AuthErr
         .map_err(|_| AuthError::InvalidClaims("sub must be a numeric user id"))?;
     let deployment = text("deployment")
         .ok_or(AuthError::InvalidClaims("deployment is required"))
-        .and_then(|d| Deployment::parse(&d).map_err(|_| AuthError::InvalidClaims("deployment is malformed")))?;
+        .and_then(|d| {
+            Deployment::parse(&d).map_err(|_| AuthError::InvalidClaims("deployment is malformed"))
+        })?;
     let pro = matches!(text("pro").as_deref(), Some("true" | "1"));
     let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     };
     Ok(Caller {
@@ -190,8 +201,12 @@ pub struct TokenClaims {
 
 /// Signs an HS256 token.
 pub fn mint_hs256(secret: &[u8], claims: &TokenClaims) -> String {
-    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .expect("HS256 signing of plain claims cannot fail")
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing of plain claims cannot fail")
 }
 
 #[cfg(test)]
@@ -228,18 +243,34 @@ mod tests {
     fn bad_tokens_say_why() {
         let v = TokenVerifier::new(Some(b"secret"));
         assert_eq!(v.verify("not-a-jwt"), Err(AuthError::Malformed));
-        assert_eq!(v.verify(&mint_hs256(b"other", &claims(future()))), Err(AuthError::BadSignature));
-        assert_eq!(v.verify(&mint_hs256(b"secret", &claims(1_000))), Err(AuthError::Expired));
+        assert_eq!(
+            v.verify(&mint_hs256(b"other", &claims(future()))),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            v.verify(&mint_hs256(b"secret", &claims(1_000))),
+            Err(AuthError::Expired)
+        );
         let mut c = claims(future());
         c.sub = "ada".into();
-        assert!(matches!(v.verify(&mint_hs256(b"secret", &c)), Err(AuthError::InvalidClaims(_))));
-        assert_eq!(TokenVerifier::new(None).verify(&mint_hs256(b"secret", &claims(future()))), Err(AuthError::WrongAlgorithm));
+        assert!(matches!(
+            v.verify(&mint_hs256(b"secret", &c)),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        assert_eq!(
+            TokenVerifier::new(None).verify(&mint_hs256(b"secret", &claims(future()))),
+            Err(AuthError::WrongAlgorithm)
+        );
     }
 
     #[test]
     fn deployments_can_be_restricted() {
-        let v = TokenVerifier::new(Some(b"secret")).restrict_deployments(vec![Deployment::parse("acme").unwrap()]);
-        assert_eq!(v.verify(&mint_hs256(b"secret", &claims(future()))), Err(AuthError::UnknownDeployment));
+        let v = TokenVerifier::new(Some(b"secret"))
+            .restrict_deployments(vec![Deployment::parse("acme").unwrap()]);
+        assert_eq!(
+            v.verify(&mint_hs256(b"secret", &claims(future()))),
+            Err(AuthError::UnknownDeployment)
+        );
     }
 
     #[test]
@@ -249,7 +280,10 @@ mod tests {
         )
         .unwrap();
         let caller = caller_from_claims(&map).unwrap();
-        assert_eq!((caller.user_id, caller.pro, caller.scopes.len()), (12, true, 2));
+        assert_eq!(
+            (caller.user_id, caller.pro, caller.scopes.len()),
+            (12, true, 2)
+        );
     }
 }
 
@@ -271,7 +305,10 @@ mod rs256_tests {
         let v = TokenVerifier::new(None).with_rs256_pems(PUBLIC).unwrap();
         assert_eq!(v.verify(&token).unwrap().user_id, 5);
         // An HS256 verifier alone must not accept an RS256 token, and vice versa.
-        assert_eq!(TokenVerifier::new(Some(b"k")).verify(&token), Err(AuthError::WrongAlgorithm));
+        assert_eq!(
+            TokenVerifier::new(Some(b"k")).verify(&token),
+            Err(AuthError::WrongAlgorithm)
+        );
         let tampered = format!("{}x", &token[..token.len() - 1]);
         assert!(v.verify(&tampered).is_err());
     }

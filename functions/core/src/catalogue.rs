@@ -43,7 +43,15 @@ impl Catalogue {
         let types: Vec<EventType> = serde_json::from_str(json)?;
         let mut seen = HashSet::new();
         for t in &types {
-            if [&t.event_id, &t.event_title, &t.trigger_table, &t.trigger_type].iter().any(|f| f.is_empty()) {
+            if [
+                &t.event_id,
+                &t.event_title,
+                &t.trigger_table,
+                &t.trigger_type,
+            ]
+            .iter()
+            .any(|f| f.is_empty())
+            {
                 return Err(CatalogueError::Empty);
             }
             if !seen.insert(t.event_id.as_str()) {
@@ -72,16 +80,26 @@ mod tests {
         assert_eq!(c.types().len(), 20);
         let t = c.get("update_request_status").unwrap();
         assert_eq!(t.event_title, "Request status changed");
-        assert_eq!((t.trigger_table.as_str(), t.trigger_type.as_str()), ("request", "update"));
+        assert_eq!(
+            (t.trigger_table.as_str(), t.trigger_type.as_str()),
+            ("request", "update")
+        );
         assert_eq!(c.get("create_sale").unwrap().trigger_table, "prospect");
         assert!(c.get("nope").is_none());
     }
 
     #[test]
     fn duplicates_and_garbage_are_refused() {
-        let one = r#"{"event_id":"a","event_title":"A","trigger_table":"t","trigger_type":"create"}"#;
+        let one =
+            r#"{"event_id":"a","event_title":"A","trigger_table":"t","trigger_type":"create"}"#;
         assert!(Catalogue::from_json(&format!("[{one},{one}]")).is_err());
         assert!(Catalogue::from_json("{}").is_err());
-        assert_eq!(Catalogue::from_json(&format!("[{one}]")).unwrap().types().len(), 1);
+        assert_eq!(
+            Catalogue::from_json(&format!("[{one}]"))
+                .unwrap()
+                .types()
+                .len(),
+            1
+        );
     }
 }

@@ -70,7 +70,10 @@ pub struct ConfigError {
 }
 
 fn err(name: &'static str, problem: impl ToString) -> ConfigError {
-    ConfigError { name, problem: problem.to_string() }
+    ConfigError {
+        name,
+        problem: problem.to_string(),
+    }
 }
 
 fn flag(name: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
@@ -87,7 +90,10 @@ impl Settings {
         Self::from_lookup(defaults, |k| std::env::var(k).ok())
     }
 
-    pub fn from_lookup(defaults: &Defaults, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        defaults: &Defaults,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
 
         let mut allowed = defaults.allowed_networks.clone();
@@ -95,14 +101,19 @@ impl Settings {
             allowed = IpRange::parse_list(&list).map_err(|e| err("WEBHOOKS_ALLOW_NETWORKS", e))?;
         }
         let url_policy = UrlPolicy {
-            allow_http: flag("WEBHOOKS_ALLOW_HTTP", get("WEBHOOKS_ALLOW_HTTP"), defaults.allow_http)?,
+            allow_http: flag(
+                "WEBHOOKS_ALLOW_HTTP",
+                get("WEBHOOKS_ALLOW_HTTP"),
+                defaults.allow_http,
+            )?,
             network: NetworkPolicy::allowing(allowed),
         };
 
         let catalogue = if let Some(json) = get("WEBHOOKS_EVENT_TYPES") {
             Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES", e))?
         } else if let Some(path) = get("WEBHOOKS_EVENT_TYPES_FILE") {
-            let json = std::fs::read_to_string(&path).map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", format!("{path}: {e}")))?;
+            let json = std::fs::read_to_string(&path)
+                .map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", format!("{path}: {e}")))?;
             Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", e))?
         } else {
             Catalogue::default()
@@ -111,7 +122,9 @@ impl Settings {
         let jwt_secret = get("WEBHOOKS_JWT_SECRET").or(defaults.jwt_secret.map(str::to_owned));
         let mut verifier = TokenVerifier::new(jwt_secret.as_deref().map(str::as_bytes));
         if let Some(pems) = get("WEBHOOKS_JWT_PUBLIC_KEYS") {
-            verifier = verifier.with_rs256_pems(&pems).map_err(|e| err("WEBHOOKS_JWT_PUBLIC_KEYS", e))?;
+            verifier = verifier
+                .with_rs256_pems(&pems)
+                .map_err(|e| err("WEBHOOKS_JWT_PUBLIC_KEYS", e))?;
         }
         if let Some(list) = get("WEBHOOKS_DEPLOYMENTS") {
             let deployments = list
@@ -123,16 +136,26 @@ impl Settings {
                 .map_err(|e| err("WEBHOOKS_DEPLOYMENTS", e))?;
             verifier = verifier.restrict_deployments(deployments);
         }
-        verifier = verifier.expect_issuer(get("WEBHOOKS_JWT_ISSUER")).expect_audience(get("WEBHOOKS_JWT_AUDIENCE"));
+        verifier = verifier
+            .expect_issuer(get("WEBHOOKS_JWT_ISSUER"))
+            .expect_audience(get("WEBHOOKS_JWT_AUDIENCE"));
 
         let key = get("WEBHOOKS_SECRET_KEY")
             .or(defaults.secret_key.map(str::to_owned))
-            .ok_or_else(|| err("WEBHOOKS_SECRET_KEY", "is required: 32 bytes as 64 hex characters"))?;
+            .ok_or_else(|| {
+                err(
+                    "WEBHOOKS_SECRET_KEY",
+                    "is required: 32 bytes as 64 hex characters",
+                )
+            })?;
         let sealer = SecretSealer::from_encoded(&key).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?;
 
         let rate_limit_per_minute = match get("WEBHOOKS_RATE_LIMIT_PER_MINUTE") {
             None => 600,
-            Some(v) => v.trim().parse().map_err(|_| err("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "must be a whole number"))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| err("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "must be a whole number"))?,
         };
 
         Ok(Self {
@@ -143,7 +166,8 @@ impl Settings {
             sealer,
             jwt_secret,
             rate_limit_per_minute,
-            subscriptions_table: get("WEBHOOKS_SUBSCRIPTIONS_TABLE").unwrap_or_else(|| defaults.subscriptions_table.to_owned()),
+            subscriptions_table: get("WEBHOOKS_SUBSCRIPTIONS_TABLE")
+                .unwrap_or_else(|| defaults.subscriptions_table.to_owned()),
         })
     }
 }
@@ -154,7 +178,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(defaults: &Defaults, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(defaults, |k| map.get(k).cloned())
     }
 
@@ -162,7 +189,11 @@ mod tests {
     fn lambda_defaults_are_strict_and_need_a_sealing_key() {
         let e = settings(&Defaults::lambda(), &[]).unwrap_err();
         assert_eq!(e.name, "WEBHOOKS_SECRET_KEY");
-        let s = settings(&Defaults::lambda(), &[("WEBHOOKS_SECRET_KEY", DEV_SECRET_KEY)]).unwrap();
+        let s = settings(
+            &Defaults::lambda(),
+            &[("WEBHOOKS_SECRET_KEY", DEV_SECRET_KEY)],
+        )
+        .unwrap();
         assert!(!s.pro_gate && !s.url_policy.allow_http);
         assert!(s.url_policy.network.allowed.is_empty());
         assert!(s.jwt_secret.is_none());
@@ -181,7 +212,17 @@ mod tests {
         let s = settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "true"), ("WEBHOOKS_EVENT_TYPES", r#"[{"event_id":"x","event_title":"X","trigger_table":"t","trigger_type":"create"}]"#)]).unwrap();
         assert!(s.pro_gate);
         assert_eq!(s.catalogue.types().len(), 1);
-        assert_eq!(settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "maybe")]).unwrap_err().name, "WEBHOOKS_PRO_GATE");
-        assert_eq!(settings(&Defaults::local(), &[("WEBHOOKS_ALLOW_NETWORKS", "bad")]).unwrap_err().name, "WEBHOOKS_ALLOW_NETWORKS");
+        assert_eq!(
+            settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "maybe")])
+                .unwrap_err()
+                .name,
+            "WEBHOOKS_PRO_GATE"
+        );
+        assert_eq!(
+            settings(&Defaults::local(), &[("WEBHOOKS_ALLOW_NETWORKS", "bad")])
+                .unwrap_err()
+                .name,
+            "WEBHOOKS_ALLOW_NETWORKS"
+        );
     }
 }

@@ -8,7 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 pub fn random_bytes(buf: &mut [u8]) {
-    SystemRandom::new().fill(buf).expect("the system random source failed");
+    SystemRandom::new()
+        .fill(buf)
+        .expect("the system random source failed");
 }
 
 pub fn random_u64() -> u64 {
@@ -48,13 +50,17 @@ const SEALED_PREFIX: &str = "v1:";
 impl SecretSealer {
     pub fn new(key: &[u8; 32]) -> Self {
         let unbound = UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES key");
-        Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) }
+        Self {
+            key: std::sync::Arc::new(LessSafeKey::new(unbound)),
+        }
     }
 
     /// Parses a 32-byte key written as 64 hex characters or as base64.
     pub fn from_encoded(text: &str) -> Result<Self, SealError> {
         let text = text.trim();
-        let bytes = hex::decode(text).or_else(|_| B64.decode(text)).map_err(|_| SealError::BadKey)?;
+        let bytes = hex::decode(text)
+            .or_else(|_| B64.decode(text))
+            .map_err(|_| SealError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
         Ok(Self::new(&key))
     }
@@ -71,7 +77,11 @@ impl SecretSealer {
         random_bytes(&mut nonce);
         let mut buf = plaintext.as_bytes().to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(SEALED_PREFIX), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(SEALED_PREFIX),
+                &mut buf,
+            )
             .expect("AES-GCM sealing cannot fail for in-memory buffers");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
@@ -79,7 +89,9 @@ impl SecretSealer {
     }
 
     pub fn open(&self, sealed: &str) -> Result<String, SealError> {
-        let raw = sealed.strip_prefix(SEALED_PREFIX).ok_or(SealError::Corrupt)?;
+        let raw = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(SealError::Corrupt)?;
         let mut bytes = B64.decode(raw).map_err(|_| SealError::Corrupt)?;
         if bytes.len() < NONCE_LEN {
             return Err(SealError::Corrupt);
@@ -109,7 +121,11 @@ mod tests {
         let sealer = SecretSealer::ephemeral();
         let sealed = sealer.seal("s3cr3t-value");
         assert!(!sealed.contains("s3cr3t"));
-        assert_ne!(sealed, sealer.seal("s3cr3t-value"), "each seal uses a fresh nonce");
+        assert_ne!(
+            sealed,
+            sealer.seal("s3cr3t-value"),
+            "each seal uses a fresh nonce"
+        );
         assert_eq!(sealer.open(&sealed).unwrap(), "s3cr3t-value");
     }
 

@@ -17,8 +17,13 @@ impl Deployment {
     pub fn parse(s: &str) -> Result<Self, InvalidDeployment> {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidDeployment) }
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidDeployment)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -72,7 +77,10 @@ pub struct Caller {
 
 impl Caller {
     pub fn owner(&self) -> Owner {
-        Owner { deployment: self.deployment.clone(), user_id: self.user_id }
+        Owner {
+            deployment: self.deployment.clone(),
+            user_id: self.user_id,
+        }
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {

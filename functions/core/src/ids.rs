@@ -19,7 +19,10 @@ pub struct InvalidId;
 
 impl SubscriptionId {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
-        if s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 24
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(InvalidId)
@@ -113,7 +116,12 @@ mod tests {
 
     #[test]
     fn parse_rejects_non_ids() {
-        for bad in ["", "583f4b8028dc59073860a6d", "583F4B8028DC59073860A6D1", "583f4b8028dc59073860a6dz"] {
+        for bad in [
+            "",
+            "583f4b8028dc59073860a6d",
+            "583F4B8028DC59073860A6D1",
+            "583f4b8028dc59073860a6dz",
+        ] {
             assert!(SubscriptionId::parse(bad).is_err(), "{bad}");
         }
         assert!(SubscriptionId::parse("583f4b8028dc59073860a6d1").is_ok());

@@ -60,7 +60,11 @@ impl IpRange {
     }
 
     pub fn parse_list(s: &str) -> Result<Vec<IpRange>, InvalidRange> {
-        s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect()
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect()
     }
 }
 
@@ -171,7 +175,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         [0, 0, 0, 0, 0, 0xffff, ..] => Some(tail()),
         [0, 0, 0, 0, 0, 0, a, _] if a != 0 => Some(tail()),
         [0x64, 0xff9b, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 1, ..] => Some(tail()),
-        [0x2002, a, b, ..] => Some(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new(
+            (a >> 8) as u8,
+            a as u8,
+            (b >> 8) as u8,
+            b as u8,
+        )),
         _ => None,
     }
 }
@@ -251,7 +260,14 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert_eq!(class(ip), None, "{ip}");
         }
     }
@@ -263,7 +279,11 @@ mod tests {
         assert!(policy.check("::1".parse().unwrap()).is_ok());
         let refused = policy.check("10.0.0.1".parse().unwrap()).unwrap_err();
         assert_eq!(refused.class, AddressClass::Private);
-        assert!(NetworkPolicy::default().check("127.0.0.1".parse().unwrap()).is_err());
+        assert!(
+            NetworkPolicy::default()
+                .check("127.0.0.1".parse().unwrap())
+                .is_err()
+        );
     }
 
     #[test]

@@ -32,7 +32,11 @@ pub trait SubscriptionStore: Send + Sync {
     async fn put(&self, subscription: &Subscription) -> Result<(), StoreError>;
 
     /// One subscription of this owner, or `None` (also when it belongs to someone else).
-    async fn get(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
+    async fn get(
+        &self,
+        owner: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError>;
 
     /// Several subscriptions at once, by owner and id; those that no longer exist are
     /// simply absent from the answer.
@@ -42,7 +46,11 @@ pub trait SubscriptionStore: Send + Sync {
     async fn list_by_owner(&self, owner: &Owner) -> Result<Vec<Subscription>, StoreError>;
 
     /// Deletes and returns the subscription, or `None` when this owner has no such one.
-    async fn delete(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
+    async fn delete(
+        &self,
+        owner: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError>;
 
     /// A page of the subscriptions of a deployment to one event, in id order.
     async fn page_by_event(

@@ -64,7 +64,9 @@ impl TriggerUrl {
             return Err(Missing("trigger_url"));
         }
         if raw.len() > MAX_URL_LEN {
-            return Err(InvalidUrl(format!("trigger_url must be at most {MAX_URL_LEN} characters")));
+            return Err(InvalidUrl(format!(
+                "trigger_url must be at most {MAX_URL_LEN} characters"
+            )));
         }
         let scheme_rule = if policy.allow_http {
             "trigger_url must be an absolute http or https URL"
@@ -78,20 +80,27 @@ impl TriggerUrl {
             _ => return Err(InvalidUrl(scheme_rule.to_owned())),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(InvalidUrl("trigger_url must not carry a user name or password".to_owned()));
+            return Err(InvalidUrl(
+                "trigger_url must not carry a user name or password".to_owned(),
+            ));
         }
         let literal: Option<IpAddr> = match url.host() {
             None => return Err(InvalidUrl(scheme_rule.to_owned())),
             Some(Host::Ipv4(v4)) => Some(v4.into()),
             Some(Host::Ipv6(v6)) => Some(v6.into()),
-            Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => {
+            Some(Host::Domain(d))
+                if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") =>
+            {
                 Some(IpAddr::from([127, 0, 0, 1]))
             }
             Some(Host::Domain(_)) => None,
         };
         if let Some(ip) = literal {
             policy.network.check(ip).map_err(|refused| {
-                InvalidUrl(format!("trigger_url must not point at {}", refused.class.describe()))
+                InvalidUrl(format!(
+                    "trigger_url must not point at {}",
+                    refused.class.describe()
+                ))
             })?;
         }
         Ok(Self(url.into()))
@@ -146,7 +155,9 @@ pub enum SubscriptionError {
     Missing(&'static str),
     #[error("{0}")]
     InvalidUrl(String),
-    #[error("event_id `{0}` is not a known event; GET /api/v0/webhooks/subscriptions/types lists them")]
+    #[error(
+        "event_id `{0}` is not a known event; GET /api/v0/webhooks/subscriptions/types lists them"
+    )]
     UnknownEvent(String),
     #[error("content_type must be application/x-www-form-urlencoded or application/json")]
     UnknownContentType,
@@ -173,17 +184,34 @@ pub struct RawSubscription<'a> {
 }
 
 impl NewSubscription {
-    pub fn parse(raw: RawSubscription<'_>, catalogue: &Catalogue, policy: &UrlPolicy) -> Result<Self, SubscriptionError> {
+    pub fn parse(
+        raw: RawSubscription<'_>,
+        catalogue: &Catalogue,
+        policy: &UrlPolicy,
+    ) -> Result<Self, SubscriptionError> {
         use SubscriptionError::*;
-        let event_id = raw.event_id.map(str::trim).filter(|s| !s.is_empty()).ok_or(Missing("event_id"))?;
-        let trigger_url = TriggerUrl::parse(raw.trigger_url.ok_or(Missing("trigger_url"))?, policy)?;
-        let event = catalogue.get(event_id).cloned().ok_or_else(|| UnknownEvent(event_id.chars().take(64).collect()))?;
+        let event_id = raw
+            .event_id
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(Missing("event_id"))?;
+        let trigger_url =
+            TriggerUrl::parse(raw.trigger_url.ok_or(Missing("trigger_url"))?, policy)?;
+        let event = catalogue
+            .get(event_id)
+            .cloned()
+            .ok_or_else(|| UnknownEvent(event_id.chars().take(64).collect()))?;
         let content_type = match raw.content_type.map(str::trim).filter(|s| !s.is_empty()) {
             None => ContentType::default(),
             Some(ct) => ContentType::parse(ct).ok_or(UnknownContentType)?,
         };
         let secret = Secret::parse(raw.secret.unwrap_or_default())?;
-        Ok(Self { event, trigger_url, content_type, secret })
+        Ok(Self {
+            event,
+            trigger_url,
+            content_type,
+            secret,
+        })
     }
 }
 
@@ -226,7 +254,12 @@ mod tests {
         assert!(TriggerUrl::parse("ftp://example.com", &strict()).is_err());
         assert!(TriggerUrl::parse("https://user:pw@example.com", &strict()).is_err());
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert!(TriggerUrl::parse(&long, &strict()).unwrap_err().to_string().contains("at most"));
+        assert!(
+            TriggerUrl::parse(&long, &strict())
+                .unwrap_err()
+                .to_string()
+                .contains("at most")
+        );
     }
 
     #[test]
@@ -240,9 +273,15 @@ mod tests {
             "https://localhost/x",
         ] {
             let err = TriggerUrl::parse(url, &strict()).unwrap_err();
-            assert!(err.to_string().starts_with("trigger_url must not point at"), "{url}: {err}");
+            assert!(
+                err.to_string().starts_with("trigger_url must not point at"),
+                "{url}: {err}"
+            );
         }
-        let local = UrlPolicy { allow_http: true, network: NetworkPolicy::allowing(IpRange::loopback()) };
+        let local = UrlPolicy {
+            allow_http: true,
+            network: NetworkPolicy::allowing(IpRange::loopback()),
+        };
         assert!(TriggerUrl::parse("http://127.0.0.1:9000/hook", &local).is_ok());
         assert!(TriggerUrl::parse("http://10.0.0.1/hook", &local).is_err());
     }
@@ -250,17 +289,52 @@ mod tests {
     #[test]
     fn create_requests_validate_every_field() {
         let cat = Catalogue::default();
-        let raw = |url, ev, ct, secret| RawSubscription { trigger_url: url, event_id: ev, content_type: ct, secret };
-        let ok = NewSubscription::parse(raw(Some("https://a.example/h"), Some("assign_task"), None, None), &cat, &strict()).unwrap();
+        let raw = |url, ev, ct, secret| RawSubscription {
+            trigger_url: url,
+            event_id: ev,
+            content_type: ct,
+            secret,
+        };
+        let ok = NewSubscription::parse(
+            raw(Some("https://a.example/h"), Some("assign_task"), None, None),
+            &cat,
+            &strict(),
+        )
+        .unwrap();
         assert_eq!(ok.content_type, ContentType::Form);
         assert!(ok.secret.is_none());
         let err = |r| NewSubscription::parse(r, &cat, &strict()).unwrap_err();
-        assert_eq!(err(raw(None, Some("assign_task"), None, None)), SubscriptionError::Missing("trigger_url"));
-        assert_eq!(err(raw(Some("https://a.example"), None, None, None)), SubscriptionError::Missing("event_id"));
-        assert!(matches!(err(raw(Some("https://a.example"), Some("nope"), None, None)), SubscriptionError::UnknownEvent(_)));
-        assert_eq!(err(raw(Some("https://a.example"), Some("assign_task"), Some("text/plain"), None)), SubscriptionError::UnknownContentType);
+        assert_eq!(
+            err(raw(None, Some("assign_task"), None, None)),
+            SubscriptionError::Missing("trigger_url")
+        );
+        assert_eq!(
+            err(raw(Some("https://a.example"), None, None, None)),
+            SubscriptionError::Missing("event_id")
+        );
+        assert!(matches!(
+            err(raw(Some("https://a.example"), Some("nope"), None, None)),
+            SubscriptionError::UnknownEvent(_)
+        ));
+        assert_eq!(
+            err(raw(
+                Some("https://a.example"),
+                Some("assign_task"),
+                Some("text/plain"),
+                None
+            )),
+            SubscriptionError::UnknownContentType
+        );
         let big = "s".repeat(MAX_SECRET_LEN + 1);
-        assert!(matches!(err(raw(Some("https://a.example"), Some("assign_task"), None, Some(&big))), SubscriptionError::InvalidSecret(_)));
+        assert!(matches!(
+            err(raw(
+                Some("https://a.example"),
+                Some("assign_task"),
+                None,
+                Some(&big)
+            )),
+            SubscriptionError::InvalidSecret(_)
+        ));
     }
 
     #[test]

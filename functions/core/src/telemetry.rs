@@ -19,5 +19,8 @@ pub fn init_lambda() {
 
 /// Human-readable lines on stderr, for the local runner.
 pub fn init_local() {
-    let _ = tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -29,7 +29,7 @@ pub enum Backend {
     Memory,
     /// DynamoDB and SQS as this SDK configuration reaches them (moto, through
     /// `AWS_ENDPOINT_URL`, or a real account); missing tables and queues are created.
-    Aws(aws_config::SdkConfig),
+    Aws(Box<aws_config::SdkConfig>),
 }
 
 impl Backend {
@@ -38,7 +38,7 @@ impl Backend {
     pub async fn from_name(name: &str) -> Option<Self> {
         match name.trim() {
             "" | "memory" => Some(Self::Memory),
-            "aws" => Some(Self::Aws(aws_sdk_config().await)),
+            "aws" => Some(Self::Aws(Box::new(aws_sdk_config().await))),
             _ => None,
         }
     }
@@ -54,7 +54,10 @@ impl Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot prepare the AWS backend: {0}")]
     Aws(#[from] StoreError),
 }
@@ -80,7 +83,10 @@ impl Running {
 }
 
 /// Builds the store for a backend.
-pub async fn build_store(backend: &Backend, settings: &Settings) -> Result<Arc<dyn SubscriptionStore>, LocalError> {
+pub async fn build_store(
+    backend: &Backend,
+    settings: &Settings,
+) -> Result<Arc<dyn SubscriptionStore>, LocalError> {
     Ok(match backend {
         Backend::Memory => Arc::new(MemorySubscriptionStore::default()),
         Backend::Aws(sdk) => {
@@ -92,7 +98,11 @@ pub async fn build_store(backend: &Backend, settings: &Settings) -> Result<Arc<d
 }
 
 /// Starts the platform on `addr` (port 0 picks a free one).
-pub async fn start(addr: SocketAddr, backend: &Backend, settings: Settings) -> Result<Running, LocalError> {
+pub async fn start(
+    addr: SocketAddr,
+    backend: &Backend,
+    settings: Settings,
+) -> Result<Running, LocalError> {
     let store = build_store(backend, &settings).await?;
     let app = Arc::new(App::new(settings, store, Arc::new(SystemClock)));
     serve(addr, app).await
@@ -100,8 +110,12 @@ pub async fn start(addr: SocketAddr, backend: &Backend, settings: Settings) -> R
 
 /// Serves an already composed API on `addr`.
 pub async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<Running, LocalError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| LocalError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| LocalError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| LocalError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| LocalError::Bind { addr, source })?;
     let (shutdown, mut stopped) = watch::channel(false);
     let served = app.clone();
     let server = tokio::spawn(async move {
@@ -122,19 +136,29 @@ pub async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<Running, LocalErro
             }
         }
     });
-    Ok(Running { addr, app, shutdown, server })
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        server,
+    })
 }
 
 /// Reads the body (up to one byte past the API's limit, so the API can refuse it with its
 /// own message) and hands the request to the same handler the Lambda uses.
-async fn answer(app: &App, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn answer(
+    app: &App,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
         Ok(collected) => collected.to_bytes(),
         // Over the limit: a body one byte too long gets the API's "too large" answer.
         Err(_) => Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]),
     };
-    let (parts, body) = webhooks_api::handle(app, http::Request::from_parts(parts, body)).await.into_parts();
+    let (parts, body) = webhooks_api::handle(app, http::Request::from_parts(parts, body))
+        .await
+        .into_parts();
     hyper::Response::from_parts(parts, Full::new(body))
 }
 

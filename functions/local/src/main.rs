@@ -46,7 +46,10 @@ fn token_command(args: &[String], secret: &str) -> anyhow::Result<()> {
     let mut days = 30i64;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?.clone();
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?
+            .clone();
         match flag.as_str() {
             "--sub" => claims.sub = value,
             "--deployment" => claims.deployment = value,
@@ -71,7 +74,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = Settings::from_env(&Defaults::local()).context("invalid configuration")?;
-    let secret = settings.jwt_secret.clone().unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
+    let secret = settings
+        .jwt_secret
+        .clone()
+        .unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
     match args.first().map(String::as_str) {
         Some("token") => return token_command(&args[1..], &secret),
         Some(other) => bail!("unknown command {other}; see --help"),
@@ -84,21 +90,39 @@ async fn main() -> anyhow::Result<()> {
         _ => 3000,
     };
     let backend_name = std::env::var("WEBHOOKS_BACKEND").unwrap_or_default();
-    let backend = Backend::from_name(&backend_name).await.context("WEBHOOKS_BACKEND must be memory or aws")?;
+    let backend = Backend::from_name(&backend_name)
+        .await
+        .context("WEBHOOKS_BACKEND must be memory or aws")?;
     let using_dev_secret = secret == DEV_JWT_SECRET;
-    let running = start(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &backend, settings).await?;
+    let running = start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        &backend,
+        settings,
+    )
+    .await?;
     let token = mint_token(&secret, &default_claims(&SystemClock));
 
-    println!("webhooks-local listening on {} ({} backend)", running.base_url(), backend.name());
+    println!(
+        "webhooks-local listening on {} ({} backend)",
+        running.base_url(),
+        backend.name()
+    );
     if using_dev_secret {
-        println!("tokens are signed with the development secret `{DEV_JWT_SECRET}` (set WEBHOOKS_JWT_SECRET to change it)");
+        println!(
+            "tokens are signed with the development secret `{DEV_JWT_SECRET}` (set WEBHOOKS_JWT_SECRET to change it)"
+        );
     }
     println!("ready bearer token (user 1 of deployment hq, may publish events, valid 30 days):");
     println!("{token}");
-    println!("try: curl -H 'Authorization: Bearer {token}' {}/api/v0/webhooks/subscriptions/types", running.base_url());
+    println!(
+        "try: curl -H 'Authorization: Bearer {token}' {}/api/v0/webhooks/subscriptions/types",
+        running.base_url()
+    );
     println!("more tokens: cargo run -p webhooks-local -- token --sub 2 --deployment hq");
 
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("stopping");
     running.stop().await;
     Ok(())

@@ -19,7 +19,10 @@ impl Drop for Runner {
 
 fn spawn(envs: &[(&str, &str)]) -> Runner {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooks-local"));
-    cmd.env("PORT", "0").env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -39,7 +42,11 @@ fn spawn(envs: &[(&str, &str)]) -> Runner {
             break;
         }
     }
-    Runner { child, base, token: token.expect("a ready token is printed") }
+    Runner {
+        child,
+        base,
+        token: token.expect("a ready token is printed"),
+    }
 }
 
 async fn create_and_list(r: &Runner) {
@@ -48,14 +55,34 @@ async fn create_and_list(r: &Runner) {
     let created = http
         .post(&url)
         .bearer_auth(&r.token)
-        .form(&[("trigger_url", "http://127.0.0.1:9/hook"), ("event_id", "assign_task")])
+        .form(&[
+            ("trigger_url", "http://127.0.0.1:9/hook"),
+            ("event_id", "assign_task"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
-    let listed: serde_json::Value = http.get(&url).bearer_auth(&r.token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed["response"]["subscriptions"].as_array().unwrap().len(), 1);
-    assert_eq!(listed["response"]["subscriptions"][0]["trigger_url"], "http://127.0.0.1:9/hook");
+    let listed: serde_json::Value = http
+        .get(&url)
+        .bearer_auth(&r.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["response"]["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        listed["response"]["subscriptions"][0]["trigger_url"],
+        "http://127.0.0.1:9/hook"
+    );
 }
 
 #[tokio::test]
@@ -80,19 +107,36 @@ async fn uses_dynamodb_wherever_the_sdk_points() {
     create_and_list(&r).await;
     // The table was created in moto and holds the subscription.
     let sdk = webhooks_tests::moto::sdk_config().await;
-    let scan = aws_sdk_dynamodb::Client::new(&sdk).scan().table_name(&table).send().await.unwrap();
+    let scan = aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(scan.count(), 1);
 }
 
 #[test]
 fn token_command_mints_tokens_the_runner_accepts() {
     let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
-        .args(["token", "--sub", "42", "--deployment", "acme", "--scope", ""])
+        .args([
+            "token",
+            "--sub",
+            "42",
+            "--deployment",
+            "acme",
+            "--scope",
+            "",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap();
-    let settings = webhooks_core::config::Settings::from_lookup(&webhooks_core::config::Defaults::local(), |_| None).unwrap();
+    let settings = webhooks_core::config::Settings::from_lookup(
+        &webhooks_core::config::Defaults::local(),
+        |_| None,
+    )
+    .unwrap();
     let caller = settings.verifier.verify(token.trim()).unwrap();
     assert_eq!((caller.user_id, caller.deployment.as_str()), (42, "acme"));
     assert!(caller.scopes.is_empty());
@@ -100,9 +144,18 @@ fn token_command_mints_tokens_the_runner_accepts() {
 
 #[test]
 fn help_names_every_setting() {
-    let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for name in ["PORT", "WEBHOOKS_BACKEND", "WEBHOOKS_JWT_SECRET", "WEBHOOKS_SECRET_KEY", "token"] {
+    for name in [
+        "PORT",
+        "WEBHOOKS_BACKEND",
+        "WEBHOOKS_JWT_SECRET",
+        "WEBHOOKS_SECRET_KEY",
+        "token",
+    ] {
         assert!(help.contains(name), "--help should mention {name}");
     }
 }

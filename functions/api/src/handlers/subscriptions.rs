@@ -17,7 +17,9 @@ pub fn store_failed(e: StoreError) -> ApiError {
 }
 
 pub fn list_types(app: &App) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(json!({ "types": app.settings.catalogue.types() })))
+    Ok(Reply::ok(
+        json!({ "types": app.settings.catalogue.types() }),
+    ))
 }
 
 /// The subscription object of the spec. A secret is never echoed.
@@ -40,8 +42,16 @@ fn user(caller: &Caller) -> Value {
 }
 
 pub async fn list(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
-    let subs = app.store.list_by_owner(&caller.owner()).await.map_err(store_failed)?;
-    let users = if subs.is_empty() { vec![] } else { vec![user(caller)] };
+    let subs = app
+        .store
+        .list_by_owner(&caller.owner())
+        .await
+        .map_err(store_failed)?;
+    let users = if subs.is_empty() {
+        vec![]
+    } else {
+        vec![user(caller)]
+    };
     Ok(Reply::ok(json!({
         "subscriptions": subs.iter().map(|s| render(app, s)).collect::<Vec<_>>(),
         "subscriptions_users": users,
@@ -65,7 +75,10 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
         event_id: new.event.event_id.clone(),
         trigger_url: new.trigger_url,
         content_type: new.content_type,
-        sealed_secret: new.secret.as_ref().map(|s| app.settings.sealer.seal(s.expose())),
+        sealed_secret: new
+            .secret
+            .as_ref()
+            .map(|s| app.settings.sealer.seal(s.expose())),
         created_at: app.clock.now_millis(),
     };
     app.store.put(&subscription).await.map_err(store_failed)?;
@@ -77,14 +90,23 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
 
 pub async fn get(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, ApiError> {
     let id = subscription_id(raw_id)?;
-    let sub = app.store.get(&caller.owner(), &id).await.map_err(store_failed)?;
+    let sub = app
+        .store
+        .get(&caller.owner(), &id)
+        .await
+        .map_err(store_failed)?;
     let sub = sub.ok_or_else(|| no_such_subscription(raw_id))?;
     Ok(Reply::ok(json!({ "subscription": render(app, &sub) })))
 }
 
 pub async fn delete(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, ApiError> {
     let id = subscription_id(raw_id)?;
-    match app.store.delete(&caller.owner(), &id).await.map_err(store_failed)? {
+    match app
+        .store
+        .delete(&caller.owner(), &id)
+        .await
+        .map_err(store_failed)?
+    {
         Some(_) => {
             tracing::info!(subscription_id = %id, "subscription deleted by its owner");
             Ok(Reply::ok_empty())

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -60,7 +60,10 @@ fn owner_pk(owner: &Owner) -> String {
 }
 
 fn key(owner: &Owner, id: &SubscriptionId) -> Item {
-    HashMap::from([("pk".to_owned(), s(owner_pk(owner))), ("sk".to_owned(), s(id.as_str()))])
+    HashMap::from([
+        ("pk".to_owned(), s(owner_pk(owner))),
+        ("sk".to_owned(), s(id.as_str())),
+    ])
 }
 
 fn parse_owner_pk(pk: &str) -> Result<Owner, StoreError> {
@@ -74,13 +77,19 @@ fn parse_owner_pk(pk: &str) -> Result<Owner, StoreError> {
 
 fn to_item(sub: &Subscription) -> Item {
     let mut item = key(&sub.owner, &sub.id);
-    item.insert("gsi1pk".into(), s(format!("{}#{}", sub.owner.deployment, sub.event_id)));
+    item.insert(
+        "gsi1pk".into(),
+        s(format!("{}#{}", sub.owner.deployment, sub.event_id)),
+    );
     item.insert("user_name".into(), s(&sub.owner_name));
     item.insert("user_email".into(), s(&sub.owner_email));
     item.insert("event_id".into(), s(&sub.event_id));
     item.insert("trigger_url".into(), s(sub.trigger_url.as_str()));
     item.insert("content_type".into(), s(sub.content_type.as_str()));
-    item.insert("created_at".into(), AttributeValue::N(sub.created_at.to_string()));
+    item.insert(
+        "created_at".into(),
+        AttributeValue::N(sub.created_at.to_string()),
+    );
     if let Some(sealed) = &sub.sealed_secret {
         item.insert("secret".into(), s(sealed));
     }
@@ -90,15 +99,20 @@ fn to_item(sub: &Subscription) -> Item {
 fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(StoreError::Corrupt(format!("attribute `{name}` missing or not a string"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` missing or not a string"
+        ))),
     }
 }
 
 fn from_item(item: &Item) -> Result<Subscription, StoreError> {
     let owner = parse_owner_pk(text(item, "pk")?)?;
-    let id = SubscriptionId::parse(text(item, "sk")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let id =
+        SubscriptionId::parse(text(item, "sk")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let created_at = match item.get("created_at") {
-        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("created_at".into()))?,
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|_| StoreError::Corrupt("created_at".into()))?,
         _ => 0,
     };
     Ok(Subscription {
@@ -132,7 +146,8 @@ fn encode_cursor(key: &Item) -> Result<String, StoreError> {
 
 fn decode_cursor(cursor: &str, expected_gsi1pk: &str) -> Result<Item, StoreError> {
     let json = B64URL.decode(cursor).map_err(|_| StoreError::BadCursor)?;
-    let plain: HashMap<String, String> = serde_json::from_slice(&json).map_err(|_| StoreError::BadCursor)?;
+    let plain: HashMap<String, String> =
+        serde_json::from_slice(&json).map_err(|_| StoreError::BadCursor)?;
     if plain.get("gsi1pk").map(String::as_str) != Some(expected_gsi1pk) || plain.len() != 3 {
         return Err(StoreError::BadCursor);
     }
@@ -141,7 +156,10 @@ fn decode_cursor(cursor: &str, expected_gsi1pk: &str) -> Result<Item, StoreError
 
 impl DynamoSubscriptionStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn from_sdk(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
@@ -151,9 +169,17 @@ impl DynamoSubscriptionStore {
     /// Creates the table (on-demand, with the `by_event` index) when it does not exist.
     /// The local runner and the tests use it; on AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) => {}
             Err(e) => return Err(unavailable(e)),
         }
         let attr = |name: &str| {
@@ -164,13 +190,21 @@ impl DynamoSubscriptionStore {
                 .expect("name and type set")
         };
         let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type set")
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("name and type set")
         };
         let index = GlobalSecondaryIndex::builder()
             .index_name(BY_EVENT_INDEX)
             .key_schema(key("gsi1pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
-            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
             .build()
             .expect("index fields set");
         let created = self
@@ -189,7 +223,12 @@ impl DynamoSubscriptionStore {
         match created {
             Ok(_) => Ok(()),
             // Another process created it in the meantime.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -208,7 +247,11 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(())
     }
 
-    async fn get(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+    async fn get(
+        &self,
+        owner: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -248,7 +291,12 @@ impl SubscriptionStore for DynamoSubscriptionStore {
                     .send()
                     .await
                     .map_err(unavailable)?;
-                for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
                     found.push(from_item(item)?);
                 }
                 pending = out
@@ -259,9 +307,12 @@ impl SubscriptionStore for DynamoSubscriptionStore {
                 if pending.is_some() {
                     attempt += 1;
                     if attempt > 8 {
-                        return Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()));
+                        return Err(StoreError::Unavailable(
+                            "BatchGetItem kept leaving keys unprocessed".into(),
+                        ));
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6)))
+                        .await;
                 }
             }
         }
@@ -293,7 +344,11 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         }
     }
 
-    async fn delete(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+    async fn delete(
+        &self,
+        owner: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
         let out = self
             .client
             .delete_item()
@@ -336,7 +391,8 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .map(|item| {
                 Ok(SubscriptionRef {
                     owner: parse_owner_pk(text(item, "pk")?)?,
-                    id: SubscriptionId::parse(text(item, "sk")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    id: SubscriptionId::parse(text(item, "sk")?)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -27,12 +27,18 @@ pub struct MemorySubscriptionStore {
 }
 
 fn owner_key(owner: &Owner, id: &SubscriptionId) -> OwnerKey {
-    (owner.deployment.as_str().to_owned(), owner.user_id, id.clone())
+    (
+        owner.deployment.as_str().to_owned(),
+        owner.user_id,
+        id.clone(),
+    )
 }
 
 impl MemorySubscriptionStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -40,19 +46,34 @@ impl MemorySubscriptionStore {
 impl SubscriptionStore for MemorySubscriptionStore {
     async fn put(&self, s: &Subscription) -> Result<(), StoreError> {
         let mut t = self.lock();
-        t.by_event.insert((s.owner.deployment.as_str().to_owned(), s.event_id.clone(), s.id.clone()), s.owner.clone());
+        t.by_event.insert(
+            (
+                s.owner.deployment.as_str().to_owned(),
+                s.event_id.clone(),
+                s.id.clone(),
+            ),
+            s.owner.clone(),
+        );
         t.by_owner.insert(owner_key(&s.owner, &s.id), s.clone());
         Ok(())
     }
 
-    async fn get(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+    async fn get(
+        &self,
+        owner: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
         Ok(self.lock().by_owner.get(&owner_key(owner, id)).cloned())
     }
 
     async fn get_many(&self, keys: &[SubscriptionRef]) -> Result<Vec<Subscription>, StoreError> {
         let t = self.lock();
-        let unique: std::collections::BTreeSet<OwnerKey> = keys.iter().map(|k| owner_key(&k.owner, &k.id)).collect();
-        Ok(unique.iter().filter_map(|k| t.by_owner.get(k).cloned()).collect())
+        let unique: std::collections::BTreeSet<OwnerKey> =
+            keys.iter().map(|k| owner_key(&k.owner, &k.id)).collect();
+        Ok(unique
+            .iter()
+            .filter_map(|k| t.by_owner.get(k).cloned())
+            .collect())
     }
 
     async fn list_by_owner(&self, owner: &Owner) -> Result<Vec<Subscription>, StoreError> {
@@ -65,11 +86,19 @@ impl SubscriptionStore for MemorySubscriptionStore {
             .collect())
     }
 
-    async fn delete(&self, owner: &Owner, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+    async fn delete(
+        &self,
+        owner: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
         let mut t = self.lock();
         let removed = t.by_owner.remove(&owner_key(owner, id));
         if let Some(s) = &removed {
-            t.by_event.remove(&(s.owner.deployment.as_str().to_owned(), s.event_id.clone(), s.id.clone()));
+            t.by_event.remove(&(
+                s.owner.deployment.as_str().to_owned(),
+                s.event_id.clone(),
+                s.id.clone(),
+            ));
         }
         Ok(removed)
     }
@@ -87,7 +116,11 @@ impl SubscriptionStore for MemorySubscriptionStore {
         };
         let t = self.lock();
         let (dep, ev) = (deployment.as_str().to_owned(), event_id.to_owned());
-        let from = (dep.clone(), ev.clone(), start.clone().unwrap_or_else(min_id));
+        let from = (
+            dep.clone(),
+            ev.clone(),
+            start.clone().unwrap_or_else(min_id),
+        );
         let mut items = Vec::new();
         let mut more = false;
         for ((d, e, id), owner) in t.by_event.range(from..) {
@@ -101,9 +134,16 @@ impl SubscriptionStore for MemorySubscriptionStore {
                 more = true;
                 break;
             }
-            items.push(SubscriptionRef { id: id.clone(), owner: owner.clone() });
+            items.push(SubscriptionRef {
+                id: id.clone(),
+                owner: owner.clone(),
+            });
         }
-        let next = if more { items.last().map(|r| r.id.to_string()) } else { None };
+        let next = if more {
+            items.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
         Ok(Page { items, next })
     }
 }
