@@ -1,0 +1,120 @@
+//! The queue port: the events queue (product events in), the deliveries queue (one job per
+//! subscription and event) and their dead-letter queues. On AWS these are SQS queues and
+//! Lambda's event source receives from them; the local runner and the tests receive
+//! through [`QueueReceiver`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// The most messages one send request carries (SQS `SendMessageBatch`).
+pub const MAX_BATCH: usize = 10;
+/// The longest delay SQS accepts on a message.
+pub const MAX_DELAY_SECS: u32 = 900;
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutgoingMessage {
+    pub body: String,
+    /// Seconds before the message becomes visible, at most [`MAX_DELAY_SECS`].
+    pub delay_secs: u32,
+    /// String message attributes (the dead-letter reason, for instance).
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl OutgoingMessage {
+    pub fn new(body: impl Into<String>) -> Self {
+        Self { body: body.into(), ..Self::default() }
+    }
+}
+
+/// A message as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMessage {
+    /// The queue's id of the message: the same on every redelivery of it.
+    pub message_id: String,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A received message and the handle that acknowledges or releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message: IncomingMessage,
+    pub receipt: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the queue is unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0} of {1} messages could not be sent")]
+    Partial(usize, usize),
+}
+
+#[async_trait]
+pub trait QueueSender: Send + Sync {
+    /// Sends up to [`MAX_BATCH`] messages in one request. Returns the indexes of the
+    /// messages that were not accepted (empty when all were).
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError>;
+}
+
+#[async_trait]
+pub trait QueueReceiver: Send + Sync {
+    /// Up to `max` (at most 10) visible messages, waiting up to `wait` for the first one.
+    /// Each stays invisible to other receivers for the queue's visibility timeout.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
+
+    /// The message was handled: delete it.
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+
+    /// The message failed: make it visible again now. After the queue's maximum number of
+    /// receives it moves to the dead-letter queue instead.
+    async fn release(&self, receipt: &str) -> Result<(), QueueError>;
+}
+
+/// Sends any number of messages, [`MAX_BATCH`] per request and up to `concurrency`
+/// requests at once, retrying entries the queue refused a few times. Returns how many
+/// requests it made; fails when some message still could not be sent.
+pub async fn send_all(
+    queue: &dyn QueueSender,
+    messages: Vec<OutgoingMessage>,
+    concurrency: usize,
+) -> Result<usize, QueueError> {
+    use futures::stream::{self, StreamExt};
+    let total = messages.len();
+    let mut pending = messages;
+    let mut requests = 0usize;
+    for attempt in 0..4u32 {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        let chunks: Vec<Vec<OutgoingMessage>> = pending.chunks(MAX_BATCH).map(<[_]>::to_vec).collect();
+        requests += chunks.len();
+        let results: Vec<(Vec<OutgoingMessage>, Result<Vec<usize>, QueueError>)> = stream::iter(chunks)
+            .map(|chunk| async move {
+                let result = queue.send_batch(&chunk).await;
+                (chunk, result)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        pending = Vec::new();
+        for (chunk, result) in results {
+            match result {
+                Ok(failed) => pending.extend(failed.into_iter().filter_map(|i| chunk.get(i).cloned())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a send request failed; retrying its messages");
+                    pending.extend(chunk);
+                }
+            }
+        }
+    }
+    if pending.is_empty() { Ok(requests) } else { Err(QueueError::Partial(pending.len(), total)) }
+}
