@@ -2,7 +2,12 @@
 //! and a client for the local runner.
 
 pub mod client;
+pub mod counting;
+pub mod fanout_kit;
+pub mod idempotency_suite;
+pub mod lambda_events;
 pub mod moto;
+pub mod queue_suite;
 pub mod runner;
 pub mod store_suite;
 

@@ -308,8 +308,8 @@ async fn bad_input(kind: Kind) {
         ),
         (
             "application/json",
-            vec![b' '; 70_000],
-            "the request body must be at most 65536 bytes",
+            vec![b' '; 1_100_000],
+            "the request body must be at most 1048576 bytes",
         ),
     ];
     for (ct, body, expected) in raw_cases {

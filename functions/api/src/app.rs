@@ -6,31 +6,47 @@ use std::sync::Arc;
 use webhooks_core::clock::Clock;
 use webhooks_core::config::Settings;
 use webhooks_core::ids::IdGenerator;
+use webhooks_core::queue::QueueSender;
 use webhooks_core::store::SubscriptionStore;
 
 use crate::guard::RateLimiter;
 
+/// The adapters the API talks to.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn SubscriptionStore>,
+    /// The events queue: published and triggered events go there for the fan-out.
+    pub events: Arc<dyn QueueSender>,
+    pub clock: Arc<dyn Clock>,
+}
+
 pub struct App {
     pub settings: Settings,
     pub store: Arc<dyn SubscriptionStore>,
+    pub events: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
     pub ids: IdGenerator,
     pub limiter: RateLimiter,
 }
 
 impl App {
-    pub fn new(
-        settings: Settings,
-        store: Arc<dyn SubscriptionStore>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(settings: Settings, ports: Ports) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_minute);
         Self {
             settings,
-            store,
-            clock,
+            store: ports.store,
+            events: ports.events,
+            clock: ports.clock,
             ids: IdGenerator::default(),
             limiter,
         }
+    }
+
+    /// A fresh event uid: `evt_` and 32 hex characters.
+    pub fn new_event_uid(&self) -> String {
+        let mut bytes = [0u8; 16];
+        webhooks_core::crypto::random_bytes(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("evt_{hex}")
     }
 }

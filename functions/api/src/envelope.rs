@@ -72,6 +72,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for `too_many_requests`.
     pub retry_after: Option<u64>,
+    /// Details that go with the error (the per-event verdicts of a refused publish).
+    pub response: Option<Value>,
 }
 
 impl ApiError {
@@ -80,6 +82,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            response: None,
         }
     }
 
@@ -144,7 +147,7 @@ pub fn respond(
             reply.response,
             None,
         ),
-        Err(e) => (e.status, e.message, None, e.retry_after),
+        Err(e) => (e.status, e.message, e.response, e.retry_after),
     };
     let mut tree = Map::new();
     if !suppress.meta {

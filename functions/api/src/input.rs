@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::envelope::{ApiError, Suppress};
 
 /// The largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Request parameters: the query string, then the body's fields on top.
 #[derive(Debug, Default, Clone)]

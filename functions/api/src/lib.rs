@@ -56,7 +56,8 @@ async fn serve(
     let route = routes::route(req.method(), path)?;
     let caller = guard::authenticate(&app.settings.verifier, req)?;
     app.limiter.check(&caller, app.clock.now_secs())?;
-    if app.settings.pro_gate && !caller.pro {
+    // Services publishing events are not webhook users: the pro gate is not theirs.
+    if app.settings.pro_gate && !caller.pro && route != Route::PublishEvents {
         return Err(ApiError::new(
             Status::InvalidPermission,
             "webhooks on this installation are for pro users; ask an administrator to upgrade your account",
@@ -76,5 +77,9 @@ async fn serve(
         Route::CreateSubscription => subs::create(app, &caller, &params).await,
         Route::GetSubscription(id) => subs::get(app, &caller, &id).await,
         Route::DeleteSubscription(id) => subs::delete(app, &caller, &id).await,
+        Route::TriggerSubscription(id) => {
+            handlers::events::trigger(app, &caller, &id, &params).await
+        }
+        Route::PublishEvents => handlers::events::publish(app, &caller, &params).await,
     }
 }

@@ -13,6 +13,8 @@ pub enum Route {
     CreateSubscription,
     GetSubscription(String),
     DeleteSubscription(String),
+    TriggerSubscription(String),
+    PublishEvents,
 }
 
 pub const BASE: &str = "/api/v0";
@@ -41,6 +43,14 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
                 Method::DELETE => Some(Route::DeleteSubscription(id.to_string())),
                 _ => None,
             },
+        ),
+        ["webhooks", "subscriptions", id, "trigger"] if !id.is_empty() => (
+            &[Method::POST],
+            (method == Method::POST).then(|| Route::TriggerSubscription(id.to_string())),
+        ),
+        ["webhooks", "events"] => (
+            &[Method::POST],
+            (method == Method::POST).then_some(Route::PublishEvents),
         ),
         _ => return Err(unknown_path(path)),
     };
@@ -111,6 +121,15 @@ mod tests {
                 .starts_with("there is no endpoint")
         );
         assert!(route(&Method::GET, "/api/v0/webhooks/monkeys").is_err());
+        assert_eq!(
+            route(&Method::POST, "/api/v0/webhooks/events"),
+            Ok(Route::PublishEvents)
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/v0/webhooks/subscriptions/abc/trigger"),
+            Ok(Route::TriggerSubscription("abc".into()))
+        );
+        assert!(route(&Method::GET, "/api/v0/webhooks/events").is_err());
     }
 
     #[test]

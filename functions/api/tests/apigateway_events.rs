@@ -8,7 +8,9 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{Value, json};
 use webhooks_api::App;
+use webhooks_api::app::Ports;
 use webhooks_core::adapters::memory::MemorySubscriptionStore;
+use webhooks_core::adapters::memory_queue::MemoryQueue;
 use webhooks_core::auth::{TokenClaims, mint_hs256};
 use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{Defaults, Settings};
@@ -25,11 +27,12 @@ fn app() -> App {
         ("WEBHOOKS_JWT_SECRET", JWT_SECRET.to_owned()),
     ]);
     let settings = Settings::from_lookup(&Defaults::lambda(), |k| vars.get(k).cloned()).unwrap();
-    App::new(
-        settings,
-        Arc::new(MemorySubscriptionStore::default()),
-        Arc::new(SystemClock),
-    )
+    let ports = Ports {
+        store: Arc::new(MemorySubscriptionStore::default()),
+        events: Arc::new(MemoryQueue::simple("events")),
+        clock: Arc::new(SystemClock),
+    };
+    App::new(settings, ports)
 }
 
 async fn invoke(app: &App, event: &Value) -> (u16, String, Value) {

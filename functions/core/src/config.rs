@@ -60,7 +60,27 @@ pub struct Settings {
     /// API requests a user may make per minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
     pub subscriptions_table: String,
+    /// The table of idempotency keys (fan-out).
+    pub idempotency_table: String,
+    /// The delivery log table.
+    pub delivery_log_table: String,
+    /// Queue URLs, as the SAM template passes them to the functions. The local runner
+    /// creates its queues by name instead (see `queue_prefix`).
+    pub events_queue_url: Option<String>,
+    pub events_dlq_url: Option<String>,
+    pub deliveries_queue_url: Option<String>,
+    pub deliveries_dlq_url: Option<String>,
+    /// Names of the queues the local runner creates: `{prefix}-events`, `{prefix}-events-dlq`,
+    /// `{prefix}-deliveries`, `{prefix}-deliveries-dlq`.
+    pub queue_prefix: String,
+    /// The `resource_url` of events that `trigger` and `dispatch` make from a bare object id.
+    /// Placeholders: `{deployment}`, `{trigger_table}`, `{event_id}`, `{object_id}`.
+    pub resource_url_template: String,
 }
+
+/// The default resource URL template: the Accelo API's shape.
+pub const DEFAULT_RESOURCE_URL_TEMPLATE: &str =
+    "https://{deployment}.api.accelo.com/api/v0/{trigger_table}s/{object_id}";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {problem}")]
@@ -86,6 +106,16 @@ fn flag(name: &'static str, value: Option<String>, default: bool) -> Result<bool
 }
 
 impl Settings {
+    /// A required setting that the environment left empty.
+    pub fn required<'a>(
+        value: &'a Option<String>,
+        name: &'static str,
+    ) -> Result<&'a str, ConfigError> {
+        value
+            .as_deref()
+            .ok_or_else(|| err(name, "is required (the SAM template sets it)"))
+    }
+
     pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
         Self::from_lookup(defaults, |k| std::env::var(k).ok())
     }
@@ -168,6 +198,17 @@ impl Settings {
             rate_limit_per_minute,
             subscriptions_table: get("WEBHOOKS_SUBSCRIPTIONS_TABLE")
                 .unwrap_or_else(|| defaults.subscriptions_table.to_owned()),
+            idempotency_table: get("WEBHOOKS_IDEMPOTENCY_TABLE")
+                .unwrap_or_else(|| "webhooks-idempotency".to_owned()),
+            delivery_log_table: get("WEBHOOKS_DELIVERY_LOG_TABLE")
+                .unwrap_or_else(|| "webhooks-delivery-log".to_owned()),
+            events_queue_url: get("WEBHOOKS_EVENTS_QUEUE_URL"),
+            events_dlq_url: get("WEBHOOKS_EVENTS_DLQ_URL"),
+            deliveries_queue_url: get("WEBHOOKS_DELIVERIES_QUEUE_URL"),
+            deliveries_dlq_url: get("WEBHOOKS_DELIVERIES_DLQ_URL"),
+            queue_prefix: get("WEBHOOKS_QUEUE_PREFIX").unwrap_or_else(|| "webhooks".to_owned()),
+            resource_url_template: get("WEBHOOKS_RESOURCE_URL_TEMPLATE")
+                .unwrap_or_else(|| DEFAULT_RESOURCE_URL_TEMPLATE.to_owned()),
         })
     }
 }

@@ -25,7 +25,10 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     pub fn new(body: impl Into<String>) -> Self {
-        Self { body: body.into(), ..Self::default() }
+        Self {
+            body: body.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -77,17 +80,16 @@ pub trait QueueReceiver: Send + Sync {
 }
 
 /// Sends any number of messages, [`MAX_BATCH`] per request and up to `concurrency`
-/// requests at once, retrying entries the queue refused a few times. Returns how many
-/// requests it made; fails when some message still could not be sent.
-pub async fn send_all(
+/// requests at once, retrying the ones the queue refused a few times. Says for each
+/// message whether it was sent.
+pub async fn send_each(
     queue: &dyn QueueSender,
-    messages: Vec<OutgoingMessage>,
+    messages: &[OutgoingMessage],
     concurrency: usize,
-) -> Result<usize, QueueError> {
+) -> Vec<bool> {
     use futures::stream::{self, StreamExt};
-    let total = messages.len();
-    let mut pending = messages;
-    let mut requests = 0usize;
+    let mut sent = vec![false; messages.len()];
+    let mut pending: Vec<usize> = (0..messages.len()).collect();
     for attempt in 0..4u32 {
         if pending.is_empty() {
             break;
@@ -95,26 +97,51 @@ pub async fn send_all(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
-        let chunks: Vec<Vec<OutgoingMessage>> = pending.chunks(MAX_BATCH).map(<[_]>::to_vec).collect();
-        requests += chunks.len();
-        let results: Vec<(Vec<OutgoingMessage>, Result<Vec<usize>, QueueError>)> = stream::iter(chunks)
-            .map(|chunk| async move {
-                let result = queue.send_batch(&chunk).await;
-                (chunk, result)
+        let chunks: Vec<Vec<usize>> = pending.chunks(MAX_BATCH).map(<[usize]>::to_vec).collect();
+        let results: Vec<(Vec<usize>, Result<Vec<usize>, QueueError>)> = stream::iter(chunks)
+            .map(|indexes| async move {
+                let batch: Vec<OutgoingMessage> =
+                    indexes.iter().map(|&i| messages[i].clone()).collect();
+                let result = queue.send_batch(&batch).await;
+                (indexes, result)
             })
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
         pending = Vec::new();
-        for (chunk, result) in results {
+        for (indexes, result) in results {
             match result {
-                Ok(failed) => pending.extend(failed.into_iter().filter_map(|i| chunk.get(i).cloned())),
+                Ok(failed) => {
+                    for (position, &i) in indexes.iter().enumerate() {
+                        if failed.contains(&position) {
+                            pending.push(i);
+                        } else {
+                            sent[i] = true;
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "a send request failed; retrying its messages");
-                    pending.extend(chunk);
+                    pending.extend(indexes);
                 }
             }
         }
+        pending.sort_unstable();
     }
-    if pending.is_empty() { Ok(requests) } else { Err(QueueError::Partial(pending.len(), total)) }
+    sent
+}
+
+/// Sends every message (see [`send_each`]), or fails saying how many could not be sent.
+pub async fn send_all(
+    queue: &dyn QueueSender,
+    messages: Vec<OutgoingMessage>,
+    concurrency: usize,
+) -> Result<(), QueueError> {
+    let sent = send_each(queue, &messages, concurrency).await;
+    let unsent = sent.iter().filter(|ok| !**ok).count();
+    if unsent == 0 {
+        Ok(())
+    } else {
+        Err(QueueError::Partial(unsent, messages.len()))
+    }
 }

@@ -15,12 +15,15 @@ use tokio::sync::watch;
 use webhooks_api::App;
 use webhooks_api::input::MAX_BODY_BYTES;
 use webhooks_core::adapters::aws_sdk_config;
-use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
-use webhooks_core::adapters::memory::MemorySubscriptionStore;
 use webhooks_core::auth::{TokenClaims, mint_hs256};
-use webhooks_core::clock::{Clock, SystemClock};
+use webhooks_core::clock::Clock;
 use webhooks_core::config::Settings;
-use webhooks_core::store::{StoreError, SubscriptionStore};
+use webhooks_core::queue::QueueError;
+use webhooks_core::stage::consume;
+use webhooks_core::store::StoreError;
+
+pub mod compose;
+pub use compose::{Platform, QueuePair, compose};
 
 /// Where state lives.
 #[derive(Debug, Clone)]
@@ -60,14 +63,19 @@ pub enum LocalError {
     },
     #[error("cannot prepare the AWS backend: {0}")]
     Aws(#[from] StoreError),
+    #[error("cannot prepare the AWS backend's queues: {0}")]
+    Queues(#[from] QueueError),
 }
 
 /// A running local platform.
 pub struct Running {
     pub addr: SocketAddr,
     pub app: Arc<App>,
+    /// Every part, when started by [`start`].
+    pub platform: Option<Arc<Platform>>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    stages: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -79,33 +87,30 @@ impl Running {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
+        for stage in self.stages {
+            let _ = stage.await;
+        }
     }
 }
 
-/// Builds the store for a backend.
-pub async fn build_store(
-    backend: &Backend,
-    settings: &Settings,
-) -> Result<Arc<dyn SubscriptionStore>, LocalError> {
-    Ok(match backend {
-        Backend::Memory => Arc::new(MemorySubscriptionStore::default()),
-        Backend::Aws(sdk) => {
-            let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.subscriptions_table);
-            store.ensure_table().await?;
-            Arc::new(store)
-        }
-    })
-}
-
-/// Starts the platform on `addr` (port 0 picks a free one).
+/// Starts the platform on `addr` (port 0 picks a free one): the API, and the fan-out
+/// fed continuously from the events queue.
 pub async fn start(
     addr: SocketAddr,
     backend: &Backend,
     settings: Settings,
 ) -> Result<Running, LocalError> {
-    let store = build_store(backend, &settings).await?;
-    let app = Arc::new(App::new(settings, store, Arc::new(SystemClock)));
-    serve(addr, app).await
+    let platform = Arc::new(compose(backend, settings).await?);
+    let mut running = serve(addr, platform.app.clone()).await?;
+    let stop = running.shutdown.subscribe();
+    running.stages.push(tokio::spawn(consume(
+        platform.events.receiver.clone(),
+        platform.fanout.clone(),
+        stop,
+        "fan-out",
+    )));
+    running.platform = Some(platform);
+    Ok(running)
 }
 
 /// Serves an already composed API on `addr`.
@@ -139,8 +144,10 @@ pub async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<Running, LocalErro
     Ok(Running {
         addr,
         app,
+        platform: None,
         shutdown,
         server,
+        stages: Vec::new(),
     })
 }
 

@@ -1,3 +1,4 @@
 //! One module per group of endpoints.
 
+pub mod events;
 pub mod subscriptions;

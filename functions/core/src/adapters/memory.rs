@@ -151,3 +151,65 @@ impl SubscriptionStore for MemorySubscriptionStore {
 fn min_id() -> SubscriptionId {
     SubscriptionId::parse("000000000000000000000000").expect("valid id")
 }
+
+/// Idempotency keys in a map: `(deployment, key)` to the event holding it and the Unix
+/// second its claim ends, with the same arithmetic as the DynamoDB adapter (seconds,
+/// rounded down; a claim by the holder extends it).
+#[derive(Default)]
+pub struct MemoryIdempotencyStore {
+    claims: Mutex<Claims>,
+}
+
+#[derive(Default)]
+struct Claims {
+    by_key: std::collections::HashMap<(String, String), (String, i64)>,
+    since_sweep: usize,
+}
+
+impl MemoryIdempotencyStore {
+    /// Claimed keys, expired ones included until the next sweep.
+    pub fn len(&self) -> usize {
+        self.lock().by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Claims> {
+        self.claims
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl crate::idempotency::IdempotencyStore for MemoryIdempotencyStore {
+    async fn claim(
+        &self,
+        deployment: &Deployment,
+        key: &str,
+        event_uid: &str,
+        now: crate::clock::Millis,
+        window: crate::clock::Millis,
+    ) -> Result<bool, StoreError> {
+        let now_secs = now.div_euclid(1000);
+        let expires_at = now.saturating_add(window).div_euclid(1000);
+        let mut claims = self.lock();
+        // Forget expired claims now and then, as the table's TTL does.
+        claims.since_sweep += 1;
+        if claims.since_sweep >= 4096 {
+            claims.since_sweep = 0;
+            claims.by_key.retain(|_, (_, expires)| *expires >= now_secs);
+        }
+        let entry = claims
+            .by_key
+            .entry((deployment.as_str().to_owned(), key.to_owned()))
+            .or_insert_with(|| (event_uid.to_owned(), expires_at));
+        if entry.0 != event_uid && entry.1 >= now_secs {
+            return Ok(false);
+        }
+        *entry = (event_uid.to_owned(), expires_at);
+        Ok(true)
+    }
+}

@@ -1,7 +1,10 @@
 //! Adapters for the ports: in memory (the local runner and tests) and on AWS.
 
 pub mod dynamodb;
+pub mod dynamodb_idempotency;
 pub mod memory;
+pub mod memory_queue;
+pub mod sqs;
 
 /// Loads the AWS SDK configuration the usual way (environment, profile, role); it honours
 /// `AWS_ENDPOINT_URL`, which is how the local runner and the tests reach moto.

@@ -1,0 +1,163 @@
+//! Events in: `POST /webhooks/events` for producers with the publish scope, and
+//! `POST /webhooks/subscriptions/{id}/trigger`. Both put events on the events queue, where
+//! the fan-out picks them up.
+
+use serde_json::{Value, json};
+use webhooks_core::event::{
+    Event, EventOrigin, Visibility, parse_object_id_param, resource_url_from_template,
+};
+use webhooks_core::identity::{Caller, PUBLISH_SCOPE};
+use webhooks_core::queue::{OutgoingMessage, send_each};
+
+use crate::app::App;
+use crate::envelope::{ApiError, Reply, Status};
+use crate::handlers::subscriptions::store_failed;
+use crate::input::Params;
+use crate::routes::{no_such_subscription, subscription_id};
+
+/// The most events one request may carry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 100;
+
+pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Reply, ApiError> {
+    if !caller.has_scope(PUBLISH_SCOPE) {
+        return Err(ApiError::new(
+            Status::InvalidPermission,
+            format!("publishing events needs a token with the {PUBLISH_SCOPE} scope"),
+        ));
+    }
+    let items: Vec<&Value> = match &params.json {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => {
+            return Err(ApiError::invalid_request(
+                "send one event as a JSON object, or several as a JSON array",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid_request("the array holds no events"));
+    }
+    if items.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::invalid_request(format!(
+            "send at most {MAX_EVENTS_PER_REQUEST} events per request"
+        )));
+    }
+
+    let now = app.clock.now_millis();
+    let parsed: Vec<Result<Event, String>> = items
+        .iter()
+        .map(|item| {
+            let uid = app.new_event_uid();
+            let origin = EventOrigin {
+                deployment: Some(&caller.deployment),
+                fallback_uid: &uid,
+                now,
+            };
+            Event::parse(item, &app.settings.catalogue, &origin).map_err(|e| e.0)
+        })
+        .collect();
+    let valid: Vec<(usize, &Event)> = parsed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|e| (i, e)))
+        .collect();
+    let messages: Vec<OutgoingMessage> = valid
+        .iter()
+        .map(|(_, e)| OutgoingMessage::new(e.to_message()))
+        .collect();
+    let sent = send_each(app.events.as_ref(), &messages, 4).await;
+
+    let mut verdicts: Vec<Value> = parsed
+        .iter()
+        .enumerate()
+        .map(|(index, r)| match r {
+            Ok(_) => Value::Null, // filled in below
+            Err(message) => json!({"index": index, "status": "invalid", "message": message}),
+        })
+        .collect();
+    for ((index, event), ok) in valid.iter().zip(&sent) {
+        verdicts[*index] = if *ok {
+            json!({"index": index, "status": "accepted", "event_uid": event.event_uid})
+        } else {
+            json!({"index": index, "status": "failed", "message": "the event could not be queued; send it again"})
+        };
+    }
+    let accepted = sent.iter().filter(|ok| **ok).count();
+    tracing::info!(deployment = %caller.deployment, received = items.len(), accepted, "events published");
+    let response = json!({ "accepted": accepted, "events": verdicts });
+    if accepted > 0 {
+        return Ok(Reply::ok(response));
+    }
+    let mut error = if valid.is_empty() {
+        let first = parsed
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .cloned()
+            .unwrap_or_default();
+        ApiError::invalid_request(if items.len() == 1 {
+            first
+        } else {
+            format!("no event was valid; the first problem: {first}")
+        })
+    } else {
+        tracing::error!("the events queue refused every event");
+        ApiError::server_error()
+    };
+    error.response = Some(response);
+    Err(error)
+}
+
+pub async fn trigger(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let id = subscription_id(raw_id)?;
+    let subscription = app
+        .store
+        .get(&caller.owner(), &id)
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| no_such_subscription(raw_id))?;
+    let object_id = parse_object_id_param(params.get("object_id"))
+        .map_err(|e| ApiError::invalid_request(e.0))?;
+    let event_type = app.settings.catalogue.get(&subscription.event_id);
+    let is_delete = event_type.is_some_and(|t| t.trigger_type == "delete");
+    let table = event_type
+        .map(|t| t.trigger_table.as_str())
+        .unwrap_or_default();
+    let event = Event {
+        event_uid: app.new_event_uid(),
+        deployment: caller.deployment.clone(),
+        event_id: subscription.event_id.clone(),
+        object_id,
+        resource_url: (!is_delete).then(|| {
+            resource_url_from_template(
+                &app.settings.resource_url_template,
+                &caller.deployment,
+                table,
+                &subscription.event_id,
+                object_id,
+            )
+        }),
+        // Nobody said who may view the object: the caller is the only known viewer.
+        visible_to: Visibility::Users([caller.user_id].into()),
+        idempotency_key: None,
+        occurred_at: webhooks_core::event::format_millis(app.clock.now_millis()),
+        exclude_subscription: Some(id),
+        resume_after: None,
+    };
+    let sent = send_each(
+        app.events.as_ref(),
+        &[OutgoingMessage::new(event.to_message())],
+        1,
+    )
+    .await;
+    if sent != [true] {
+        tracing::error!("the events queue refused a triggered event");
+        return Err(ApiError::server_error());
+    }
+    tracing::info!(subscription_id = %subscription.id, event_uid = %event.event_uid, "event triggered");
+    Ok(Reply::ok_empty())
+}

@@ -1,0 +1,337 @@
+//! An in-memory queue with the SQS behaviours the stages rely on, for the local runner
+//! and the tests (the queue contract suite runs against it and against SQS on moto).
+//!
+//! Like an SQS standard queue:
+//!
+//! * every message gets a unique id, the same on each redelivery;
+//! * `delay_secs` keeps a message invisible until the delay has passed (more than
+//!   [`MAX_DELAY_SECS`] is refused for that entry, as SQS reports it in the batch result);
+//! * a received message stays invisible for the visibility timeout and then becomes visible
+//!   again unless it was acknowledged; `release` makes it visible at once;
+//! * each receive counts (`receive_count` includes the current one);
+//! * with a dead-letter queue, a message already received `max_receives` times is moved
+//!   there (id, body and attributes kept, receive count carried over as SQS and moto do)
+//!   by the receive that would have delivered it once more, instead of being delivered;
+//!   without one, `max_receives` is ignored and the message keeps coming back;
+//! * a receipt handle is only good for the latest receive of its message: acknowledging
+//!   or releasing with an older one (or one of a message already deleted) does nothing and
+//!   succeeds. SQS documents that such a request "succeeds, but the message might not be
+//!   deleted"; here it never is. A string that is not a receipt of this queue's format is
+//!   refused, as SQS refuses it with `ReceiptHandleIsInvalid`;
+//! * at most [`MAX_BATCH`] messages per send and per receive (SQS's
+//!   `TooManyEntriesInBatchRequest`); an empty send is a no-op.
+//!
+//! Messages are received in the order they were sent (among the visible ones), which SQS
+//! standard queues do not promise; nothing should rely on it.
+//!
+//! Time is [`tokio::time::Instant`], so a test may pause and advance it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::queue::{
+    IncomingMessage, MAX_BATCH, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueReceiver,
+    QueueSender, Received,
+};
+
+/// The default visibility timeout of SQS.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Stored {
+    id: String,
+    body: String,
+    attributes: BTreeMap<String, String>,
+    receive_count: u32,
+    visible_at: Instant,
+    /// The receipt of the latest receive, if any.
+    receipt: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    /// By arrival sequence number.
+    messages: BTreeMap<u64, Stored>,
+    next_seq: u64,
+}
+
+impl State {
+    fn push(&mut self, message: Stored) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.messages.insert(seq, message);
+    }
+}
+
+/// An in-memory queue; see the module documentation.
+pub struct MemoryQueue {
+    name: String,
+    visibility_timeout: Duration,
+    max_receives: u32,
+    dead_letter: Option<Arc<MemoryQueue>>,
+    state: Mutex<State>,
+    /// Woken when messages arrive or are released.
+    arrived: Notify,
+}
+
+impl std::fmt::Debug for MemoryQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryQueue")
+            .field("name", &self.name)
+            .field("visibility_timeout", &self.visibility_timeout)
+            .field("max_receives", &self.max_receives)
+            .field("dead_letter", &self.dead_letter.as_ref().map(|d| d.name()))
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+fn new_message_id() -> String {
+    let mut b = [0u8; 16];
+    crate::crypto::random_bytes(&mut b);
+    // Shaped like a version 4 UUID, as SQS message ids are.
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// `{seq}.{random}`: the sequence number finds the message, the random part tells this
+/// receive from earlier ones.
+fn new_receipt(seq: u64) -> String {
+    format!("{seq}.{:016x}", crate::crypto::random_u64())
+}
+
+fn receipt_seq(receipt: &str) -> Result<u64, QueueError> {
+    receipt
+        .split_once('.')
+        .filter(|(_, nonce)| nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|(seq, _)| seq.parse().ok())
+        .ok_or_else(|| {
+            QueueError::Unavailable(format!(
+                "ReceiptHandleIsInvalid: `{receipt}` is not a receipt handle of this queue"
+            ))
+        })
+}
+
+fn check_max(max: usize) -> Result<(), QueueError> {
+    if (1..=MAX_BATCH).contains(&max) {
+        Ok(())
+    } else {
+        Err(QueueError::Unavailable(format!(
+            "InvalidParameterValue: a receive asks for 1 to {MAX_BATCH} messages, not {max}"
+        )))
+    }
+}
+
+impl MemoryQueue {
+    /// A queue whose received messages stay invisible for `visibility_timeout`, and which
+    /// moves a message to `dead_letter` (when given) instead of delivering it more than
+    /// `max_receives` times.
+    pub fn new(
+        name: impl Into<String>,
+        visibility_timeout: Duration,
+        max_receives: u32,
+        dead_letter: Option<Arc<MemoryQueue>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            visibility_timeout,
+            max_receives,
+            dead_letter,
+            state: Mutex::new(State::default()),
+            arrived: Notify::new(),
+        }
+    }
+
+    /// A queue with SQS's default visibility timeout (30 s) and no dead-letter queue.
+    pub fn simple(name: impl Into<String>) -> Self {
+        Self::new(name, DEFAULT_VISIBILITY_TIMEOUT, u32::MAX, None)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dead_letter(&self) -> Option<&Arc<MemoryQueue>> {
+        self.dead_letter.as_ref()
+    }
+
+    /// Every message in the queue: visible, delayed or in flight.
+    pub fn len(&self) -> usize {
+        self.lock().messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Messages moved here from the queue this one is the dead-letter queue of.
+    fn accept_dead_letters(&self, moved: Vec<Stored>) {
+        if moved.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.lock();
+        for mut message in moved {
+            message.visible_at = now;
+            message.receipt = None;
+            state.push(message);
+        }
+        drop(state);
+        self.arrived.notify_waiters();
+    }
+
+    /// Receives up to `max` visible messages now. Also returns when the next invisible
+    /// message becomes visible, if any.
+    fn take(&self, max: usize, now: Instant) -> (Vec<Received>, Option<Instant>) {
+        let mut state = self.lock();
+        let mut received = Vec::new();
+        let mut to_dead_letter = Vec::new();
+        let mut next_visible: Option<Instant> = None;
+        for (&seq, message) in state.messages.iter_mut() {
+            if received.len() == max {
+                break;
+            }
+            if message.visible_at > now {
+                next_visible =
+                    Some(next_visible.map_or(message.visible_at, |t| t.min(message.visible_at)));
+                continue;
+            }
+            if self.dead_letter.is_some() && message.receive_count >= self.max_receives {
+                to_dead_letter.push(seq);
+                continue;
+            }
+            message.receive_count = message.receive_count.saturating_add(1);
+            message.visible_at = now + self.visibility_timeout;
+            let receipt = new_receipt(seq);
+            message.receipt = Some(receipt.clone());
+            received.push(Received {
+                message: IncomingMessage {
+                    message_id: message.id.clone(),
+                    body: message.body.clone(),
+                    receive_count: message.receive_count,
+                    attributes: message.attributes.clone(),
+                },
+                receipt,
+            });
+        }
+        let moved: Vec<Stored> = to_dead_letter
+            .into_iter()
+            .filter_map(|seq| state.messages.remove(&seq))
+            .collect();
+        drop(state);
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.accept_dead_letters(moved);
+        }
+        (received, next_visible)
+    }
+
+    /// Applies `f` to the message `receipt` was issued for, if that receipt is still its
+    /// latest one.
+    fn with_current<T>(
+        &self,
+        receipt: &str,
+        f: impl FnOnce(&mut State, u64) -> T,
+    ) -> Result<Option<T>, QueueError> {
+        let seq = receipt_seq(receipt)?;
+        let mut state = self.lock();
+        let current = state
+            .messages
+            .get(&seq)
+            .is_some_and(|m| m.receipt.as_deref() == Some(receipt));
+        Ok(current.then(|| f(&mut state, seq)))
+    }
+}
+
+#[async_trait]
+impl QueueSender for MemoryQueue {
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+        if messages.len() > MAX_BATCH {
+            return Err(QueueError::Unavailable(format!(
+                "TooManyEntriesInBatchRequest: a batch holds at most {MAX_BATCH} messages, not {}",
+                messages.len()
+            )));
+        }
+        let now = Instant::now();
+        let mut failed = Vec::new();
+        let mut state = self.lock();
+        for (i, m) in messages.iter().enumerate() {
+            if m.delay_secs > MAX_DELAY_SECS {
+                failed.push(i);
+                continue;
+            }
+            state.push(Stored {
+                id: new_message_id(),
+                body: m.body.clone(),
+                attributes: m.attributes.clone(),
+                receive_count: 0,
+                visible_at: now + Duration::from_secs(u64::from(m.delay_secs)),
+                receipt: None,
+            });
+        }
+        drop(state);
+        self.arrived.notify_waiters();
+        Ok(failed)
+    }
+}
+
+#[async_trait]
+impl QueueReceiver for MemoryQueue {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError> {
+        check_max(max)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            // Registered before looking, so a send between the look and the wait wakes us.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let now = Instant::now();
+            let (received, next_visible) = self.take(max, now);
+            if !received.is_empty() || now >= deadline {
+                return Ok(received);
+            }
+            let until = next_visible.map_or(deadline, |t| t.min(deadline));
+            tokio::select! {
+                _ = &mut arrived => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        self.with_current(receipt, |state, seq| {
+            state.messages.remove(&seq);
+        })?;
+        Ok(())
+    }
+
+    async fn release(&self, receipt: &str) -> Result<(), QueueError> {
+        let released = self.with_current(receipt, |state, seq| {
+            if let Some(m) = state.messages.get_mut(&seq) {
+                m.visible_at = Instant::now();
+            }
+        })?;
+        if released.is_some() {
+            self.arrived.notify_waiters();
+        }
+        Ok(())
+    }
+}

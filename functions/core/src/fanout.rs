@@ -1,0 +1,208 @@
+//! The fan-out stage: one product event in, one delivery job out per subscription of that
+//! deployment and event whose owner may view the object.
+//!
+//! Guarantees:
+//! * An invalid event is parked on the dead-letter queue with its reason and never fails
+//!   its neighbours.
+//! * An `idempotency_key` is claimed for 24 hours by the first event carrying it; a later
+//!   event with the same key is dropped.
+//! * A fan-out that crashes half way is retried from the start of its message, and sends
+//!   the jobs it already sent again **with the same delivery ids** (they derive from the
+//!   event's uid and the subscription id), so receivers drop the duplicates by `webhook-id`.
+//! * A fan-out larger than one invocation's budget enqueues a continuation message that
+//!   resumes at the next page: nothing is lost, nothing waits for the Lambda timeout.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::catalogue::Catalogue;
+use crate::clock::Clock;
+use crate::event::Event;
+use crate::idempotency::{IDEMPOTENCY_WINDOW_MILLIS, IdempotencyStore};
+use crate::job::DeliveryJob;
+use crate::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender, send_all};
+use crate::stage::BatchHandler;
+use crate::store::{StoreError, SubscriptionStore};
+
+#[derive(Debug, Clone)]
+pub struct FanOutSettings {
+    /// Subscriptions asked of the store per page; the DynamoDB adapter also stops a page
+    /// at 1 MB, so the default lets DynamoDB decide.
+    pub page_size: usize,
+    /// After this long, the remaining pages go to a continuation message.
+    pub time_budget: Duration,
+    /// At most this many pages per message (0: no limit but the time budget).
+    pub max_pages_per_message: usize,
+    /// Send requests in flight at once.
+    pub send_concurrency: usize,
+}
+
+impl Default for FanOutSettings {
+    fn default() -> Self {
+        Self {
+            page_size: i32::MAX as usize,
+            time_budget: Duration::from_secs(30),
+            max_pages_per_message: 0,
+            send_concurrency: 16,
+        }
+    }
+}
+
+pub struct FanOut {
+    pub store: Arc<dyn SubscriptionStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub deliveries: Arc<dyn QueueSender>,
+    /// Where continuation messages go: the events queue itself.
+    pub events: Arc<dyn QueueSender>,
+    /// The events dead-letter queue, where invalid events are parked.
+    pub dead_letters: Arc<dyn QueueSender>,
+    pub catalogue: Catalogue,
+    pub clock: Arc<dyn Clock>,
+    pub settings: FanOutSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanOutError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Jobs were enqueued; `continued` when a continuation message carries the rest.
+    FannedOut {
+        jobs: usize,
+        pages: usize,
+        continued: bool,
+    },
+    /// The idempotency key was already used by another event within 24 hours.
+    Duplicate,
+    /// Invalid; parked on the dead-letter queue with this reason.
+    Parked(String),
+}
+
+/// The message attribute that says why a message was parked.
+pub const PARKED_REASON_ATTRIBUTE: &str = "webhooks_reason";
+
+impl FanOut {
+    pub async fn handle_message(&self, message: &IncomingMessage) -> Result<Outcome, FanOutError> {
+        let now = self.clock.now_millis();
+        match Event::from_message(&message.body, &self.catalogue, &message.message_id, now) {
+            Ok(event) => self.fan_out(&event).await,
+            Err(reason) => {
+                tracing::warn!(message_id = %message.message_id, reason = %reason, "invalid event parked on the dead-letter queue");
+                let mut parked = OutgoingMessage::new(message.body.clone());
+                parked
+                    .attributes
+                    .insert(PARKED_REASON_ATTRIBUTE.into(), reason.0.clone());
+                parked
+                    .attributes
+                    .insert("webhooks_message_id".into(), message.message_id.clone());
+                send_all(self.dead_letters.as_ref(), vec![parked], 1).await?;
+                Ok(Outcome::Parked(reason.0))
+            }
+        }
+    }
+
+    pub async fn fan_out(&self, event: &Event) -> Result<Outcome, FanOutError> {
+        if event.resume_after.is_none()
+            && let Some(key) = &event.idempotency_key
+        {
+            let now = self.clock.now_millis();
+            let fresh = self
+                .idempotency
+                .claim(
+                    &event.deployment,
+                    key,
+                    &event.event_uid,
+                    now,
+                    IDEMPOTENCY_WINDOW_MILLIS,
+                )
+                .await?;
+            if !fresh {
+                tracing::info!(event_uid = %event.event_uid, "idempotency key seen within 24 hours; not fanned out again");
+                return Ok(Outcome::Duplicate);
+            }
+        }
+        let started = Instant::now();
+        let mut cursor = event.resume_after.clone();
+        let (mut jobs, mut pages) = (0usize, 0usize);
+        loop {
+            let page = self
+                .store
+                .page_by_event(
+                    &event.deployment,
+                    &event.event_id,
+                    cursor.as_deref(),
+                    self.settings.page_size,
+                )
+                .await?;
+            pages += 1;
+            let messages: Vec<OutgoingMessage> = page
+                .items
+                .into_iter()
+                .filter(|s| event.visible_to.allows(s.owner.user_id))
+                .filter(|s| event.exclude_subscription.as_ref() != Some(&s.id))
+                .map(|s| OutgoingMessage::new(DeliveryJob::for_event(event, s).to_message()))
+                .collect();
+            jobs += messages.len();
+            send_all(
+                self.deliveries.as_ref(),
+                messages,
+                self.settings.send_concurrency,
+            )
+            .await?;
+            let Some(next) = page.next else {
+                tracing::info!(event_uid = %event.event_uid, event_id = %event.event_id, jobs, pages, "fanned out");
+                return Ok(Outcome::FannedOut {
+                    jobs,
+                    pages,
+                    continued: false,
+                });
+            };
+            let out_of_pages = self.settings.max_pages_per_message > 0
+                && pages >= self.settings.max_pages_per_message;
+            if out_of_pages || started.elapsed() >= self.settings.time_budget {
+                let mut rest = event.clone();
+                rest.resume_after = Some(next);
+                send_all(
+                    self.events.as_ref(),
+                    vec![OutgoingMessage::new(rest.to_message())],
+                    1,
+                )
+                .await?;
+                tracing::info!(event_uid = %event.event_uid, jobs, pages, "fan-out continues in a new message");
+                return Ok(Outcome::FannedOut {
+                    jobs,
+                    pages,
+                    continued: true,
+                });
+            }
+            cursor = Some(next);
+        }
+    }
+}
+
+#[async_trait]
+impl BatchHandler for FanOut {
+    async fn handle_batch(&self, messages: &[IncomingMessage]) -> Vec<String> {
+        let results =
+            futures::future::join_all(messages.iter().map(|m| self.handle_message(m))).await;
+        messages
+            .iter()
+            .zip(results)
+            .filter_map(|(m, r)| match r {
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::error!(message_id = %m.message_id, error = %e, "fan-out failed; the message will be retried");
+                    Some(m.message_id.clone())
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,153 @@
+//! Builds the platform's parts for a backend: the same stages the Lambda functions run,
+//! with in-memory adapters or with DynamoDB and SQS (tables and queues created if missing).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use webhooks_api::App;
+use webhooks_api::app::Ports;
+use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
+use webhooks_core::adapters::memory::{MemoryIdempotencyStore, MemorySubscriptionStore};
+use webhooks_core::adapters::memory_queue::MemoryQueue;
+use webhooks_core::adapters::sqs::SqsQueue;
+use webhooks_core::clock::{Clock, SystemClock};
+use webhooks_core::config::Settings;
+use webhooks_core::fanout::{FanOut, FanOutSettings};
+use webhooks_core::idempotency::IdempotencyStore;
+use webhooks_core::queue::{QueueReceiver, QueueSender};
+use webhooks_core::store::SubscriptionStore;
+
+use crate::{Backend, LocalError};
+
+/// Receives after which a message moves to its dead-letter queue (as in the SAM template).
+pub const MAX_RECEIVES: u32 = 5;
+/// Visibility timeouts, as in the SAM template (six times the function timeouts).
+pub const EVENTS_VISIBILITY: Duration = Duration::from_secs(360);
+pub const DELIVERIES_VISIBILITY: Duration = Duration::from_secs(180);
+
+/// A queue seen from both ends.
+#[derive(Clone)]
+pub struct QueuePair {
+    pub sender: Arc<dyn QueueSender>,
+    pub receiver: Arc<dyn QueueReceiver>,
+}
+
+impl QueuePair {
+    fn of<Q: QueueSender + QueueReceiver + 'static>(queue: Q) -> Self {
+        let queue = Arc::new(queue);
+        Self {
+            sender: queue.clone(),
+            receiver: queue,
+        }
+    }
+}
+
+/// Every part of the platform, composed.
+pub struct Platform {
+    pub app: Arc<App>,
+    pub fanout: Arc<FanOut>,
+    pub events: QueuePair,
+    pub events_dead_letters: QueuePair,
+    pub deliveries: QueuePair,
+    pub deliveries_dead_letters: QueuePair,
+}
+
+struct Parts {
+    store: Arc<dyn SubscriptionStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    events: QueuePair,
+    events_dead_letters: QueuePair,
+    deliveries: QueuePair,
+    deliveries_dead_letters: QueuePair,
+}
+
+async fn memory_parts() -> Parts {
+    let queue = |name: &str, visibility| {
+        let dead = Arc::new(MemoryQueue::simple(format!("{name}-dlq")));
+        let main = MemoryQueue::new(name, visibility, MAX_RECEIVES, Some(dead.clone()));
+        (
+            QueuePair::of(main),
+            QueuePair {
+                sender: dead.clone(),
+                receiver: dead,
+            },
+        )
+    };
+    let (events, events_dead_letters) = queue("events", EVENTS_VISIBILITY);
+    let (deliveries, deliveries_dead_letters) = queue("deliveries", DELIVERIES_VISIBILITY);
+    Parts {
+        store: Arc::new(MemorySubscriptionStore::default()),
+        idempotency: Arc::new(MemoryIdempotencyStore::default()),
+        events,
+        events_dead_letters,
+        deliveries,
+        deliveries_dead_letters,
+    }
+}
+
+async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<Parts, LocalError> {
+    let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.subscriptions_table);
+    store.ensure_table().await?;
+    let idempotency = DynamoIdempotencyStore::from_sdk(sdk, &settings.idempotency_table);
+    idempotency.ensure_table().await?;
+    let client = SqsQueue::client(sdk);
+    let prefix = &settings.queue_prefix;
+    let queue = |stage: &'static str, visibility: Duration| {
+        let client = client.clone();
+        async move {
+            let dlq_name = format!("{prefix}-{stage}-dlq");
+            let main = SqsQueue::ensure(
+                client.clone(),
+                &format!("{prefix}-{stage}"),
+                visibility.as_secs() as u32,
+                Some((&dlq_name, MAX_RECEIVES)),
+            )
+            .await?;
+            let dead = SqsQueue::by_name(client, &dlq_name).await?;
+            Ok::<_, LocalError>((QueuePair::of(main), QueuePair::of(dead)))
+        }
+    };
+    let (events, events_dead_letters) = queue("events", EVENTS_VISIBILITY).await?;
+    let (deliveries, deliveries_dead_letters) = queue("deliveries", DELIVERIES_VISIBILITY).await?;
+    Ok(Parts {
+        store: Arc::new(store),
+        idempotency: Arc::new(idempotency),
+        events,
+        events_dead_letters,
+        deliveries,
+        deliveries_dead_letters,
+    })
+}
+
+/// Composes the platform on a backend.
+pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, LocalError> {
+    let parts = match backend {
+        Backend::Memory => memory_parts().await,
+        Backend::Aws(sdk) => aws_parts(sdk, &settings).await?,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let fanout = FanOut {
+        store: parts.store.clone(),
+        idempotency: parts.idempotency,
+        deliveries: parts.deliveries.sender.clone(),
+        events: parts.events.sender.clone(),
+        dead_letters: parts.events_dead_letters.sender.clone(),
+        catalogue: settings.catalogue.clone(),
+        clock: clock.clone(),
+        settings: FanOutSettings::default(),
+    };
+    let ports = Ports {
+        store: parts.store,
+        events: parts.events.sender.clone(),
+        clock,
+    };
+    Ok(Platform {
+        app: Arc::new(App::new(settings, ports)),
+        fanout: Arc::new(fanout),
+        events: parts.events,
+        events_dead_letters: parts.events_dead_letters,
+        deliveries: parts.deliveries,
+        deliveries_dead_letters: parts.deliveries_dead_letters,
+    })
+}

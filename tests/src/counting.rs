@@ -1,0 +1,154 @@
+//! Wrappers around the ports that count requests (each call of an AWS adapter is one AWS
+//! request) or fail on purpose, to measure and to break the stages.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use webhooks_core::idempotency::IdempotencyStore;
+use webhooks_core::identity::{Deployment, Owner};
+use webhooks_core::ids::SubscriptionId;
+use webhooks_core::queue::{OutgoingMessage, QueueError, QueueSender};
+use webhooks_core::store::{Page, StoreError, SubscriptionStore};
+use webhooks_core::subscription::{Subscription, SubscriptionRef};
+
+/// Requests made through the wrappers sharing it.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub queries: AtomicUsize,
+    pub batch_gets: AtomicUsize,
+    pub sends: AtomicUsize,
+    pub messages: AtomicUsize,
+    pub claims: AtomicUsize,
+}
+
+impl Counts {
+    pub fn get(&self) -> (usize, usize, usize, usize) {
+        (
+            self.queries.load(Ordering::SeqCst),
+            self.sends.load(Ordering::SeqCst),
+            self.messages.load(Ordering::SeqCst),
+            self.claims.load(Ordering::SeqCst),
+        )
+    }
+
+    pub fn reset(&self) {
+        for c in [
+            &self.queries,
+            &self.batch_gets,
+            &self.sends,
+            &self.messages,
+            &self.claims,
+        ] {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+pub struct CountingStore {
+    pub inner: Arc<dyn SubscriptionStore>,
+    pub counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl SubscriptionStore for CountingStore {
+    async fn put(&self, s: &Subscription) -> Result<(), StoreError> {
+        self.inner.put(s).await
+    }
+    async fn get(
+        &self,
+        o: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.inner.get(o, id).await
+    }
+    async fn get_many(&self, keys: &[SubscriptionRef]) -> Result<Vec<Subscription>, StoreError> {
+        self.counts
+            .batch_gets
+            .fetch_add(keys.len().div_ceil(100), Ordering::SeqCst);
+        self.inner.get_many(keys).await
+    }
+    async fn list_by_owner(&self, o: &Owner) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.list_by_owner(o).await
+    }
+    async fn delete(
+        &self,
+        o: &Owner,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.inner.delete(o, id).await
+    }
+    async fn page_by_event(
+        &self,
+        d: &Deployment,
+        e: &str,
+        c: Option<&str>,
+        l: usize,
+    ) -> Result<Page<SubscriptionRef>, StoreError> {
+        self.counts.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.page_by_event(d, e, c, l).await
+    }
+}
+
+pub struct CountingQueue {
+    pub inner: Arc<dyn QueueSender>,
+    pub counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl QueueSender for CountingQueue {
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+        self.counts.sends.fetch_add(1, Ordering::SeqCst);
+        self.counts
+            .messages
+            .fetch_add(messages.len(), Ordering::SeqCst);
+        self.inner.send_batch(messages).await
+    }
+}
+
+pub struct CountingIdempotency {
+    pub inner: Arc<dyn IdempotencyStore>,
+    pub counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl IdempotencyStore for CountingIdempotency {
+    async fn claim(
+        &self,
+        d: &Deployment,
+        k: &str,
+        u: &str,
+        now: i64,
+        w: i64,
+    ) -> Result<bool, StoreError> {
+        self.counts.claims.fetch_add(1, Ordering::SeqCst);
+        self.inner.claim(d, k, u, now, w).await
+    }
+}
+
+/// A queue that accepts `ok_batches` send requests, then fails every one: a crash half way.
+pub struct FailingAfter {
+    pub inner: Arc<dyn QueueSender>,
+    pub ok_batches: AtomicUsize,
+}
+
+impl FailingAfter {
+    pub fn new(inner: Arc<dyn QueueSender>, ok_batches: usize) -> Self {
+        Self {
+            inner,
+            ok_batches: AtomicUsize::new(ok_batches),
+        }
+    }
+}
+
+#[async_trait]
+impl QueueSender for FailingAfter {
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+        let left = self.ok_batches.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(QueueError::Unavailable("injected failure".into()));
+        }
+        self.ok_batches.store(left - 1, Ordering::SeqCst);
+        self.inner.send_batch(messages).await
+    }
+}

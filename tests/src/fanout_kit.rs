@@ -1,0 +1,141 @@
+//! A fan-out over in-memory adapters, with its queues and request counts in reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use webhooks_core::adapters::memory::{MemoryIdempotencyStore, MemorySubscriptionStore};
+use webhooks_core::adapters::memory_queue::MemoryQueue;
+use webhooks_core::catalogue::Catalogue;
+use webhooks_core::clock::ManualClock;
+use webhooks_core::fanout::{FanOut, FanOutSettings};
+use webhooks_core::identity::{Deployment, Owner};
+use webhooks_core::ids::IdGenerator;
+use webhooks_core::job::DeliveryJob;
+use webhooks_core::queue::{IncomingMessage, QueueReceiver, QueueSender};
+use webhooks_core::store::SubscriptionStore;
+use webhooks_core::subscription::{ContentType, Subscription, TriggerUrl};
+
+use crate::counting::{CountingIdempotency, CountingQueue, CountingStore, Counts};
+
+pub struct Kit {
+    pub fanout: FanOut,
+    pub store: Arc<dyn SubscriptionStore>,
+    pub events: Arc<MemoryQueue>,
+    pub deliveries: Arc<MemoryQueue>,
+    pub dead_letters: Arc<MemoryQueue>,
+    pub counts: Arc<Counts>,
+    pub clock: ManualClock,
+    ids: IdGenerator,
+}
+
+impl Kit {
+    pub fn new(settings: FanOutSettings) -> Self {
+        Self::with_deliveries(settings, |q| q)
+    }
+
+    /// A kit whose deliveries queue is wrapped (to inject failures).
+    pub fn with_deliveries(
+        settings: FanOutSettings,
+        wrap: impl FnOnce(Arc<dyn QueueSender>) -> Arc<dyn QueueSender>,
+    ) -> Self {
+        let counts = Arc::new(Counts::default());
+        let store: Arc<dyn SubscriptionStore> = Arc::new(MemorySubscriptionStore::default());
+        let events = Arc::new(MemoryQueue::simple("events"));
+        let deliveries = Arc::new(MemoryQueue::simple("deliveries"));
+        let dead_letters = Arc::new(MemoryQueue::simple("events-dlq"));
+        let clock = ManualClock::at(1_800_000_000_000);
+        let counted_deliveries: Arc<dyn QueueSender> = Arc::new(CountingQueue {
+            inner: deliveries.clone(),
+            counts: counts.clone(),
+        });
+        let fanout = FanOut {
+            store: Arc::new(CountingStore {
+                inner: store.clone(),
+                counts: counts.clone(),
+            }),
+            idempotency: Arc::new(CountingIdempotency {
+                inner: Arc::new(MemoryIdempotencyStore::default()),
+                counts: counts.clone(),
+            }),
+            deliveries: wrap(counted_deliveries),
+            events: events.clone(),
+            dead_letters: dead_letters.clone(),
+            catalogue: Catalogue::default(),
+            clock: Arc::new(clock.clone()),
+            settings,
+        };
+        Self {
+            fanout,
+            store,
+            events,
+            deliveries,
+            dead_letters,
+            counts,
+            clock,
+            ids: IdGenerator::default(),
+        }
+    }
+
+    pub async fn subscribe(&self, deployment: &str, user_id: u64, event_id: &str) -> Subscription {
+        let sub = subscription(&self.ids, &self.clock, deployment, user_id, event_id);
+        self.store.put(&sub).await.unwrap();
+        sub
+    }
+}
+
+pub fn subscription(
+    ids: &IdGenerator,
+    clock: &ManualClock,
+    deployment: &str,
+    user_id: u64,
+    event_id: &str,
+) -> Subscription {
+    Subscription {
+        id: ids.next(clock),
+        owner: Owner {
+            deployment: Deployment::parse(deployment).unwrap(),
+            user_id,
+        },
+        owner_name: String::new(),
+        owner_email: String::new(),
+        event_id: event_id.to_owned(),
+        trigger_url: TriggerUrl::from_stored("https://hooks.example.com/x".into()),
+        content_type: ContentType::Form,
+        sealed_secret: None,
+        created_at: 0,
+    }
+}
+
+/// Every message a queue holds now, acknowledged (the queue is empty afterwards).
+pub async fn drain(queue: &dyn QueueReceiver) -> Vec<IncomingMessage> {
+    let mut all = Vec::new();
+    loop {
+        let batch = queue.receive(10, Duration::from_millis(50)).await.unwrap();
+        if batch.is_empty() {
+            return all;
+        }
+        for r in batch {
+            queue.ack(&r.receipt).await.unwrap();
+            all.push(r.message);
+        }
+    }
+}
+
+/// The delivery jobs a queue holds now.
+pub async fn drain_jobs(queue: &dyn QueueReceiver) -> Vec<DeliveryJob> {
+    drain(queue)
+        .await
+        .iter()
+        .map(|m| DeliveryJob::from_message(&m.body).expect("a delivery job"))
+        .collect()
+}
+
+/// A message as a queue would hand it over.
+pub fn message(id: &str, body: impl Into<String>) -> IncomingMessage {
+    IncomingMessage {
+        message_id: id.to_owned(),
+        body: body.into(),
+        receive_count: 1,
+        attributes: Default::default(),
+    }
+}

@@ -1,0 +1,249 @@
+//! The fan-out stage on in-memory adapters: who gets a job, poison messages, crashes and
+//! replays, and an event with 10,000 matching subscriptions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::json;
+use webhooks_core::event::example;
+use webhooks_core::fanout::{FanOutSettings, Outcome, PARKED_REASON_ATTRIBUTE};
+use webhooks_core::job::DeliveryJob;
+use webhooks_core::queue::QueueReceiver;
+use webhooks_tests::counting::FailingAfter;
+use webhooks_tests::fanout_kit::{Kit, drain, drain_jobs, message};
+use webhooks_tests::lambda_events::sqs_event;
+
+fn event_body(
+    deployment: &str,
+    event_id: &str,
+    object_id: u64,
+    visible_to: serde_json::Value,
+) -> String {
+    example(deployment, event_id, object_id, visible_to).to_string()
+}
+
+#[tokio::test]
+async fn only_visible_owners_of_the_deployment_and_event_get_jobs() {
+    let kit = Kit::new(FanOutSettings::default());
+    let u1 = kit.subscribe("hq", 1, "assign_task").await;
+    let _u2 = kit.subscribe("hq", 2, "assign_task").await;
+    let u3 = kit.subscribe("hq", 3, "assign_task").await;
+    let u1_twice = kit.subscribe("hq", 1, "assign_task").await;
+    let _other_event = kit.subscribe("hq", 1, "create_task").await;
+    let _other_deployment = kit.subscribe("acme", 1, "assign_task").await;
+
+    let body = event_body("hq", "assign_task", 123, json!([1, 3, 99]));
+    let outcome = kit
+        .fanout
+        .handle_message(&message("m1", body))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::FannedOut {
+            jobs: 3,
+            pages: 1,
+            continued: false
+        }
+    );
+    let jobs = drain_jobs(kit.deliveries.as_ref()).await;
+    let got: HashSet<_> = jobs.iter().map(|j| j.subscription.id.clone()).collect();
+    assert_eq!(
+        got,
+        HashSet::from([u1.id.clone(), u3.id.clone(), u1_twice.id.clone()])
+    );
+    let job = jobs.iter().find(|j| j.subscription.id == u1.id).unwrap();
+    assert_eq!(
+        (job.event_id.as_str(), job.object_id, job.attempt),
+        ("assign_task", 123, 1)
+    );
+    assert_eq!(
+        job.resource_url.as_deref(),
+        Some("https://hq.example.com/api/v0/objects/123")
+    );
+    assert_eq!(job.subscription.owner, u1.owner);
+    // The job carries ids and the payload, nothing of the subscription's secret or URL.
+    let raw = drain(kit.deliveries.as_ref()).await;
+    assert!(raw.is_empty());
+
+    let everyone = event_body("hq", "assign_task", 124, json!("all"));
+    kit.fanout
+        .handle_message(&message("m2", everyone))
+        .await
+        .unwrap();
+    assert_eq!(drain_jobs(kit.deliveries.as_ref()).await.len(), 4);
+}
+
+#[tokio::test]
+async fn an_sqs_batch_parks_its_poison_and_delivers_its_neighbours() {
+    let kit = Kit::new(FanOutSettings::default());
+    let sub = kit.subscribe("hq", 1, "create_quote").await;
+    let mut missing_visibility = example("hq", "create_quote", 8, json!("all"));
+    missing_visibility
+        .as_object_mut()
+        .unwrap()
+        .remove("visible_to");
+    let batch = vec![
+        message("good-1", event_body("hq", "create_quote", 7, json!([1]))),
+        // The body `sam local generate-event sqs receive-message` puts in its sample.
+        message("poison-1", "Hello from SQS!"),
+        message("poison-2", missing_visibility.to_string()),
+        message("good-2", event_body("hq", "create_quote", 9, json!("all"))),
+    ];
+    let response = webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(&batch)).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "poison is parked, not failed: {response:?}"
+    );
+
+    let jobs = drain_jobs(kit.deliveries.as_ref()).await;
+    let objects: HashSet<u64> = jobs.iter().map(|j| j.object_id).collect();
+    assert_eq!(objects, HashSet::from([7, 9]));
+    assert!(jobs.iter().all(|j| j.subscription.id == sub.id));
+
+    let parked = drain(kit.dead_letters.as_ref()).await;
+    let reasons: HashMap<&str, &str> = parked
+        .iter()
+        .map(|m| {
+            (
+                m.body.as_str(),
+                m.attributes[PARKED_REASON_ATTRIBUTE].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(parked.len(), 2);
+    assert!(reasons["Hello from SQS!"].starts_with("the message is not JSON"));
+    assert!(reasons[missing_visibility.to_string().as_str()].starts_with("visible_to is required"));
+}
+
+#[tokio::test]
+async fn a_crashed_fan_out_resends_with_the_same_delivery_ids() {
+    // The deliveries queue takes 3 send requests (30 jobs), then fails: a crash half way.
+    let failing = std::sync::Mutex::new(None);
+    let kit = Kit::with_deliveries(
+        FanOutSettings {
+            page_size: 40,
+            ..Default::default()
+        },
+        |q| {
+            let f = Arc::new(FailingAfter::new(q, 3));
+            *failing.lock().unwrap() = Some(f.clone());
+            f
+        },
+    );
+    for user in 0..95 {
+        kit.subscribe("hq", user, "create_invoice").await;
+    }
+    let mut event = example("hq", "create_invoice", 55, json!("all"));
+    event["idempotency_key"] = json!("invoice-55-created");
+    let msg = message("sqs-message-1", event.to_string());
+
+    let first =
+        webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(std::slice::from_ref(&msg))).await;
+    assert_eq!(
+        first.batch_item_failures.len(),
+        1,
+        "the crash is reported so SQS retries the message"
+    );
+    let before: Vec<DeliveryJob> = drain_jobs(kit.deliveries.as_ref()).await;
+    assert!(
+        !before.is_empty() && before.len() < 95,
+        "{} jobs went out before the crash",
+        before.len()
+    );
+
+    // SQS redelivers the same message (same message id); the queue works again.
+    failing
+        .lock()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .ok_batches
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let retry = kit.fanout.handle_message(&msg).await.unwrap();
+    assert_eq!(
+        retry,
+        Outcome::FannedOut {
+            jobs: 95,
+            pages: 3,
+            continued: false
+        }
+    );
+    let after = drain_jobs(kit.deliveries.as_ref()).await;
+    assert_eq!(after.len(), 95);
+    let ids_after: HashMap<_, _> = after
+        .iter()
+        .map(|j| (j.subscription.id.clone(), j.delivery_id.clone()))
+        .collect();
+    assert_eq!(ids_after.len(), 95);
+    let unique_ids: HashSet<_> = ids_after.values().collect();
+    assert_eq!(unique_ids.len(), 95, "one delivery id per subscription");
+    for job in &before {
+        assert_eq!(
+            ids_after[&job.subscription.id], job.delivery_id,
+            "a resent job keeps its delivery id"
+        );
+    }
+
+    // A replay of the event (a new message, same idempotency key) is not fanned out again.
+    let replay = kit
+        .fanout
+        .handle_message(&message("sqs-message-2", event.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(replay, Outcome::Duplicate);
+    assert!(drain(kit.deliveries.as_ref()).await.is_empty());
+
+    // After 24 hours the key is free again.
+    kit.clock.advance(24 * 3600 * 1000 + 1000);
+    let later = kit
+        .fanout
+        .handle_message(&message("sqs-message-3", event.to_string()))
+        .await
+        .unwrap();
+    assert!(matches!(later, Outcome::FannedOut { jobs: 95, .. }));
+}
+
+#[tokio::test]
+async fn ten_thousand_subscriptions_fan_out_through_continuations() {
+    let kit = Kit::new(FanOutSettings {
+        page_size: 1000,
+        max_pages_per_message: 3,
+        ..Default::default()
+    });
+    for user in 0..10_000u64 {
+        kit.subscribe("hq", user % 2500, "update_request_status")
+            .await;
+    }
+    kit.subscribe("hq", 1, "create_request").await;
+    kit.counts.reset();
+
+    let body = event_body("hq", "update_request_status", 1, json!("all"));
+    let mut pending = vec![message("first", body)];
+    let (mut messages, mut continued) = (0, 0);
+    while let Some(msg) = pending.pop() {
+        messages += 1;
+        match kit.fanout.handle_message(&msg).await.unwrap() {
+            Outcome::FannedOut {
+                continued: true, ..
+            } => continued += 1,
+            Outcome::FannedOut { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        pending.extend(drain(kit.events.as_ref() as &dyn QueueReceiver).await);
+    }
+    assert_eq!(
+        (messages, continued),
+        (4, 3),
+        "10 pages of 1000, 3 pages per message"
+    );
+    let jobs = drain_jobs(kit.deliveries.as_ref()).await;
+    let unique: HashSet<_> = jobs.iter().map(|j| j.delivery_id.clone()).collect();
+    assert_eq!(
+        (jobs.len(), unique.len()),
+        (10_000, 10_000),
+        "every subscription once, nothing lost"
+    );
+    let (queries, sends, sent, claims) = kit.counts.get();
+    assert_eq!((queries, sends, sent, claims), (10, 1000, 10_000, 0));
+}
