@@ -103,6 +103,7 @@ pub fn subscription(
         content_type: ContentType::Form,
         sealed_secret: None,
         created_at: 0,
+        consecutive_timeouts: 0,
     }
 }
 

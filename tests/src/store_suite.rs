@@ -31,6 +31,7 @@ impl Maker {
             content_type: ContentType::Json,
             sealed_secret: Some("v1:sealed".to_owned()),
             created_at: 42,
+            consecutive_timeouts: 0,
         }
     }
 }

@@ -79,6 +79,9 @@ pub trait QueueReceiver: Send + Sync {
     async fn release(&self, receipt: &str) -> Result<(), QueueError>;
 }
 
+/// One send request's answer: the indexes it refused, or why it failed whole.
+type BatchResult = Result<Vec<usize>, QueueError>;
+
 /// Sends any number of messages, [`MAX_BATCH`] per request and up to `concurrency`
 /// requests at once, retrying the ones the queue refused a few times. Says for each
 /// message whether it was sent.
@@ -98,7 +101,7 @@ pub async fn send_each(
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
         let chunks: Vec<Vec<usize>> = pending.chunks(MAX_BATCH).map(<[usize]>::to_vec).collect();
-        let results: Vec<(Vec<usize>, Result<Vec<usize>, QueueError>)> = stream::iter(chunks)
+        let results: Vec<(Vec<usize>, BatchResult)> = stream::iter(chunks)
             .map(|indexes| async move {
                 let batch: Vec<OutgoingMessage> =
                     indexes.iter().map(|&i| messages[i].clone()).collect();

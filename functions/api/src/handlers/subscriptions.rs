@@ -80,6 +80,7 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
             .as_ref()
             .map(|s| app.settings.sealer.seal(s.expose())),
         created_at: app.clock.now_millis(),
+        consecutive_timeouts: 0,
     };
     app.store.put(&subscription).await.map_err(store_failed)?;
     tracing::info!(subscription_id = %subscription.id, event_id = %subscription.event_id, "subscription created");
