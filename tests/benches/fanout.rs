@@ -13,7 +13,10 @@ use webhooks_tests::fanout_kit::{Kit, drain, message};
 #[tokio::main]
 async fn main() {
     println!("fan-out on in-memory adapters (one event, all subscriptions match)");
-    println!("{:>13} {:>6} {:>14} {:>16} {:>14} {:>14}", "subscriptions", "runs", "jobs/s", "Query/event", "Send/event", "requests/job");
+    println!(
+        "{:>13} {:>6} {:>14} {:>16} {:>14} {:>14}",
+        "subscriptions", "runs", "jobs/s", "Query/event", "Send/event", "requests/job"
+    );
     for (size, runs) in [(1usize, 2000usize), (100, 200), (10_000, 5)] {
         let kit = Kit::new(FanOutSettings::default());
         for user in 0..size as u64 {

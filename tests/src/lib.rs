@@ -3,11 +3,14 @@
 
 pub mod client;
 pub mod counting;
+pub mod delivery_kit;
+pub mod delivery_log_suite;
 pub mod fanout_kit;
 pub mod idempotency_suite;
 pub mod lambda_events;
 pub mod moto;
 pub mod queue_suite;
+pub mod receiver;
 pub mod runner;
 pub mod store_suite;
 

@@ -180,4 +180,134 @@ pub async fn run(store: &dyn SubscriptionStore) {
         .page_by_event(&deployment, "create_quote", Some("not-a-cursor"), 10)
         .await;
     assert!(matches!(bad, Err(StoreError::BadCursor)), "{bad:?}");
+
+    timeouts(store, &m).await;
+}
+
+fn key_of(s: &Subscription) -> SubscriptionRef {
+    SubscriptionRef {
+        id: s.id.clone(),
+        owner: s.owner.clone(),
+    }
+}
+
+/// Timeouts in a row: counted on the stored subscription, shown by every read, reset to 0,
+/// and never counted on (or creating) a subscription that does not exist for that owner.
+async fn timeouts(store: &dyn SubscriptionStore, m: &Maker) {
+    let carol = owner("timeouts", 1);
+    let dave = owner("timeouts", 2);
+    let carol_elsewhere = owner("timeouts-elsewhere", 1);
+    let c1 = m.sub(&carol, "assign_task");
+    let c2 = m.sub(&carol, "create_task");
+    store.put(&c1).await.unwrap();
+    store.put(&c2).await.unwrap();
+    let k1 = key_of(&c1);
+    let count_of = |subs: Vec<Subscription>, id: &SubscriptionId| {
+        subs.into_iter()
+            .find(|s| &s.id == id)
+            .map(|s| s.consecutive_timeouts)
+    };
+
+    // A new subscription starts at 0, and each timeout adds one.
+    assert_eq!(
+        store
+            .get(&carol, &c1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_timeouts,
+        0
+    );
+    for expected in 1..=3 {
+        assert_eq!(store.record_timeout(&k1).await.unwrap(), Some(expected));
+    }
+
+    // Every read shows the count, and only on that subscription.
+    assert_eq!(
+        store
+            .get(&carol, &c1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_timeouts,
+        3
+    );
+    let many = store.get_many(&[k1.clone(), key_of(&c2)]).await.unwrap();
+    assert_eq!(count_of(many.clone(), &c1.id), Some(3));
+    assert_eq!(count_of(many, &c2.id), Some(0));
+    let listed = store.list_by_owner(&carol).await.unwrap();
+    assert_eq!(count_of(listed.clone(), &c1.id), Some(3));
+    assert_eq!(count_of(listed, &c2.id), Some(0));
+    let got = store.get(&carol, &c1.id).await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        Subscription {
+            consecutive_timeouts: 3,
+            ..c1.clone()
+        },
+        "counting timeouts changes nothing else"
+    );
+
+    // A success resets it; resetting twice is harmless; counting starts again from 1.
+    store.reset_timeouts(&k1).await.unwrap();
+    assert_eq!(
+        store
+            .get(&carol, &c1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_timeouts,
+        0
+    );
+    store.reset_timeouts(&k1).await.unwrap();
+    assert_eq!(store.record_timeout(&k1).await.unwrap(), Some(1));
+    assert_eq!(
+        count_of(store.list_by_owner(&carol).await.unwrap(), &c1.id),
+        Some(1)
+    );
+
+    // The same id under another owner (another user, or the same user id in another
+    // deployment) does not exist: nothing is counted, and nothing is created.
+    for stranger in [&dave, &carol_elsewhere] {
+        let foreign = SubscriptionRef {
+            id: c1.id.clone(),
+            owner: stranger.clone(),
+        };
+        assert_eq!(store.record_timeout(&foreign).await.unwrap(), None);
+        store.reset_timeouts(&foreign).await.unwrap();
+        assert_eq!(store.get(stranger, &c1.id).await.unwrap(), None);
+        assert_eq!(store.get_many(&[foreign]).await.unwrap(), vec![]);
+        assert_eq!(store.list_by_owner(stranger).await.unwrap(), vec![]);
+    }
+    assert_eq!(
+        count_of(store.list_by_owner(&carol).await.unwrap(), &c1.id),
+        Some(1),
+        "a stranger's timeouts do not count on the owner's subscription"
+    );
+
+    // A deleted subscription is not brought back by a late timeout or success.
+    store.delete(&carol, &c2.id).await.unwrap().unwrap();
+    let k2 = key_of(&c2);
+    assert_eq!(store.record_timeout(&k2).await.unwrap(), None);
+    store.reset_timeouts(&k2).await.unwrap();
+    assert_eq!(store.get(&carol, &c2.id).await.unwrap(), None);
+    assert_eq!(store.get_many(&[k2]).await.unwrap(), vec![]);
+    let left: Vec<_> = store
+        .list_by_owner(&carol)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, vec![c1.id.clone()]);
+
+    // One that never existed: the same.
+    let ghost = SubscriptionRef {
+        id: m.ids.next(&m.clock),
+        owner: carol.clone(),
+    };
+    assert_eq!(store.record_timeout(&ghost).await.unwrap(), None);
+    store.reset_timeouts(&ghost).await.unwrap();
+    assert_eq!(store.get(&carol, &ghost.id).await.unwrap(), None);
+    assert_eq!(store.list_by_owner(&carol).await.unwrap().len(), 1);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use webhooks_core::clock::Clock;
 use webhooks_core::config::Settings;
+use webhooks_core::delivery::Deliverer;
 use webhooks_core::ids::IdGenerator;
 use webhooks_core::queue::QueueSender;
 use webhooks_core::store::SubscriptionStore;
@@ -18,6 +19,8 @@ pub struct Ports {
     /// The events queue: published and triggered events go there for the fan-out.
     pub events: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
+    /// The delivery stage, for `dispatch`, and its log.
+    pub deliverer: Arc<Deliverer>,
 }
 
 pub struct App {
@@ -25,6 +28,7 @@ pub struct App {
     pub store: Arc<dyn SubscriptionStore>,
     pub events: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
+    pub deliverer: Arc<Deliverer>,
     pub ids: IdGenerator,
     pub limiter: RateLimiter,
 }
@@ -37,6 +41,7 @@ impl App {
             store: ports.store,
             events: ports.events,
             clock: ports.clock,
+            deliverer: ports.deliverer,
             ids: IdGenerator::default(),
             limiter,
         }
@@ -44,9 +49,18 @@ impl App {
 
     /// A fresh event uid: `evt_` and 32 hex characters.
     pub fn new_event_uid(&self) -> String {
-        let mut bytes = [0u8; 16];
-        webhooks_core::crypto::random_bytes(&mut bytes);
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("evt_{hex}")
+        random_id("evt_")
     }
+
+    /// A fresh delivery id, for `dispatch`: `msg_` and 32 hex characters.
+    pub fn new_delivery_id(&self) -> String {
+        random_id("msg_")
+    }
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    webhooks_core::crypto::random_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
 }

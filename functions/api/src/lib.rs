@@ -80,6 +80,10 @@ async fn serve(
         Route::TriggerSubscription(id) => {
             handlers::events::trigger(app, &caller, &id, &params).await
         }
+        Route::DispatchSubscription(id) => {
+            handlers::deliveries::dispatch(app, &caller, &id, &params).await
+        }
+        Route::ListDeliveries(id) => handlers::deliveries::list(app, &caller, &id, &params).await,
         Route::PublishEvents => handlers::events::publish(app, &caller, &params).await,
     }
 }

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
+use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
-use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
-use webhooks_core::adapters::sqs::SqsQueue;
 use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{Defaults, Settings};
 
@@ -16,16 +15,13 @@ use webhooks_core::config::{Defaults, Settings};
 async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
     let settings = Settings::from_env(&Defaults::lambda()).context("invalid configuration")?;
-    let sdk = aws_sdk_config().await;
-    let events_url =
-        Settings::required(&settings.events_queue_url, "WEBHOOKS_EVENTS_QUEUE_URL")?.to_owned();
+    let aws = Aws::new(aws_sdk_config().await);
     let ports = Ports {
-        store: Arc::new(DynamoSubscriptionStore::from_sdk(
-            &sdk,
-            &settings.subscriptions_table,
-        )),
-        events: Arc::new(SqsQueue::from_url(SqsQueue::client(&sdk), events_url)),
+        store: Arc::new(aws.store(&settings)),
+        events: aws.queue(&settings.events_queue_url, "WEBHOOKS_EVENTS_QUEUE_URL")?,
         clock: Arc::new(SystemClock),
+        // For `dispatch` (one attempt, never queued) and the delivery log.
+        deliverer: Arc::new(aws.deliverer(&settings)?),
     };
     let app = App::new(settings, ports);
     let app = &app;

@@ -14,6 +14,8 @@ pub enum Route {
     GetSubscription(String),
     DeleteSubscription(String),
     TriggerSubscription(String),
+    DispatchSubscription(String),
+    ListDeliveries(String),
     PublishEvents,
 }
 
@@ -47,6 +49,14 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["webhooks", "subscriptions", id, "trigger"] if !id.is_empty() => (
             &[Method::POST],
             (method == Method::POST).then(|| Route::TriggerSubscription(id.to_string())),
+        ),
+        ["webhooks", "subscriptions", id, "dispatch"] if !id.is_empty() => (
+            &[Method::POST],
+            (method == Method::POST).then(|| Route::DispatchSubscription(id.to_string())),
+        ),
+        ["webhooks", "subscriptions", id, "deliveries"] if !id.is_empty() => (
+            &[Method::GET],
+            (method == Method::GET).then(|| Route::ListDeliveries(id.to_string())),
         ),
         ["webhooks", "events"] => (
             &[Method::POST],

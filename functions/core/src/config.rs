@@ -4,8 +4,10 @@
 use crate::auth::TokenVerifier;
 use crate::catalogue::Catalogue;
 use crate::crypto::SecretSealer;
+use crate::delivery::DeliverySettings;
 use crate::identity::Deployment;
 use crate::network::{IpRange, NetworkPolicy};
+use crate::retry::RetryPolicy;
 use crate::subscription::UrlPolicy;
 
 /// The HS256 secret the local runner uses when `WEBHOOKS_JWT_SECRET` is unset. It is
@@ -76,6 +78,8 @@ pub struct Settings {
     /// The `resource_url` of events that `trigger` and `dispatch` make from a bare object id.
     /// Placeholders: `{deployment}`, `{trigger_table}`, `{event_id}`, `{object_id}`.
     pub resource_url_template: String,
+    /// Request limit, timeouts-in-a-row limit, retry schedule and log retention.
+    pub delivery: DeliverySettings,
 }
 
 /// The default resource URL template: the Accelo API's shape.
@@ -188,7 +192,35 @@ impl Settings {
                 .map_err(|_| err("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "must be a whole number"))?,
         };
 
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| err(name, "must be a whole number")),
+            }
+        };
+        let mut delivery = DeliverySettings {
+            timeout: std::time::Duration::from_secs(
+                number("WEBHOOKS_DELIVERY_TIMEOUT_SECS", 10)?.max(1),
+            ),
+            timeout_limit: number("WEBHOOKS_TIMEOUT_LIMIT", 5)?.clamp(1, u32::MAX as u64) as u32,
+            log_retention: std::time::Duration::from_secs(
+                number("WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS", 30)? * 86400,
+            ),
+            ..DeliverySettings::default()
+        };
+        if let Some(schedule) = get("WEBHOOKS_RETRY_SCHEDULE") {
+            delivery.retry = RetryPolicy {
+                schedule: RetryPolicy::parse_schedule(&schedule)
+                    .map_err(|e| err("WEBHOOKS_RETRY_SCHEDULE", e))?,
+                ..RetryPolicy::default()
+            };
+        }
+
         Ok(Self {
+            delivery,
             pro_gate: flag("WEBHOOKS_PRO_GATE", get("WEBHOOKS_PRO_GATE"), false)?,
             url_policy,
             catalogue,

@@ -69,5 +69,10 @@ pub trait DeliveryLog: Send + Sync {
 
     /// Attempts for one subscription of its owner, newest first: page `page` (from 0) of
     /// `limit` records. Records past their `expires_at` may still appear until swept.
-    async fn list(&self, subscription: &SubscriptionRef, page: usize, limit: usize) -> Result<Vec<Attempt>, StoreError>;
+    async fn list(
+        &self,
+        subscription: &SubscriptionRef,
+        page: usize,
+        limit: usize,
+    ) -> Result<Vec<Attempt>, StoreError>;
 }

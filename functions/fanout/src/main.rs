@@ -1,8 +1,10 @@
-//! The fan-out Lambda: clients built once per instance, then `webhooks_sqs_lambda::run`.
+//! The fan-out Lambda: clients built once per instance, then every SQS batch goes through
+//! the core's fan-out stage.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
 use webhooks_core::config::{Defaults, Settings};
 
@@ -10,8 +12,9 @@ use webhooks_core::config::{Defaults, Settings};
 async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
     let settings = Settings::from_env(&Defaults::lambda()).context("invalid configuration")?;
-    let sdk = aws_sdk_config().await;
-    let fanout = webhooks_fanout::build(&settings, &sdk).context("invalid configuration")?;
+    let fanout = Aws::new(aws_sdk_config().await)
+        .fanout(&settings)
+        .context("invalid configuration")?;
     webhooks_sqs_lambda::run(Arc::new(fanout))
         .await
         .map_err(|e| anyhow::anyhow!(e))

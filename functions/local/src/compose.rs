@@ -7,12 +7,18 @@ use std::time::Duration;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
 use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
-use webhooks_core::adapters::memory::{MemoryIdempotencyStore, MemorySubscriptionStore};
+use webhooks_core::adapters::http::ReqwestSender;
+use webhooks_core::adapters::memory::{
+    MemoryDeliveryLog, MemoryIdempotencyStore, MemorySubscriptionStore,
+};
 use webhooks_core::adapters::memory_queue::MemoryQueue;
 use webhooks_core::adapters::sqs::SqsQueue;
 use webhooks_core::clock::{Clock, SystemClock};
 use webhooks_core::config::Settings;
+use webhooks_core::delivery::Deliverer;
+use webhooks_core::delivery_log::DeliveryLog;
 use webhooks_core::fanout::{FanOut, FanOutSettings};
 use webhooks_core::idempotency::IdempotencyStore;
 use webhooks_core::queue::{QueueReceiver, QueueSender};
@@ -47,6 +53,7 @@ impl QueuePair {
 pub struct Platform {
     pub app: Arc<App>,
     pub fanout: Arc<FanOut>,
+    pub deliverer: Arc<Deliverer>,
     pub events: QueuePair,
     pub events_dead_letters: QueuePair,
     pub deliveries: QueuePair,
@@ -56,6 +63,7 @@ pub struct Platform {
 struct Parts {
     store: Arc<dyn SubscriptionStore>,
     idempotency: Arc<dyn IdempotencyStore>,
+    log: Arc<dyn DeliveryLog>,
     events: QueuePair,
     events_dead_letters: QueuePair,
     deliveries: QueuePair,
@@ -79,6 +87,7 @@ async fn memory_parts() -> Parts {
     Parts {
         store: Arc::new(MemorySubscriptionStore::default()),
         idempotency: Arc::new(MemoryIdempotencyStore::default()),
+        log: Arc::new(MemoryDeliveryLog::default()),
         events,
         events_dead_letters,
         deliveries,
@@ -91,6 +100,8 @@ async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<P
     store.ensure_table().await?;
     let idempotency = DynamoIdempotencyStore::from_sdk(sdk, &settings.idempotency_table);
     idempotency.ensure_table().await?;
+    let log = DynamoDeliveryLog::from_sdk(sdk, &settings.delivery_log_table);
+    log.ensure_table().await?;
     let client = SqsQueue::client(sdk);
     let prefix = &settings.queue_prefix;
     let queue = |stage: &'static str, visibility: Duration| {
@@ -113,6 +124,7 @@ async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<P
     Ok(Parts {
         store: Arc::new(store),
         idempotency: Arc::new(idempotency),
+        log: Arc::new(log),
         events,
         events_dead_letters,
         deliveries,
@@ -137,14 +149,26 @@ pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, 
         clock: clock.clone(),
         settings: FanOutSettings::default(),
     };
+    let deliverer = Arc::new(Deliverer {
+        store: parts.store.clone(),
+        log: parts.log,
+        deliveries: parts.deliveries.sender.clone(),
+        dead_letters: parts.deliveries_dead_letters.sender.clone(),
+        sender: Arc::new(ReqwestSender::new(settings.url_policy.network.clone())),
+        sealer: settings.sealer.clone(),
+        clock: clock.clone(),
+        settings: settings.delivery.clone(),
+    });
     let ports = Ports {
         store: parts.store,
         events: parts.events.sender.clone(),
         clock,
+        deliverer: deliverer.clone(),
     };
     Ok(Platform {
         app: Arc::new(App::new(settings, ports)),
         fanout: Arc::new(fanout),
+        deliverer,
         events: parts.events,
         events_dead_letters: parts.events_dead_letters,
         deliveries: parts.deliveries,

@@ -109,6 +109,12 @@ pub async fn start(
         stop,
         "fan-out",
     )));
+    running.stages.push(tokio::spawn(consume(
+        platform.deliveries.receiver.clone(),
+        platform.deliverer.clone(),
+        running.shutdown.subscribe(),
+        "delivery",
+    )));
     running.platform = Some(platform);
     Ok(running)
 }

@@ -8,6 +8,7 @@ use webhooks_core::event::{
 };
 use webhooks_core::identity::{Caller, PUBLISH_SCOPE};
 use webhooks_core::queue::{OutgoingMessage, send_each};
+use webhooks_core::subscription::Subscription;
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply, Status};
@@ -107,12 +108,15 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
     Err(error)
 }
 
-pub async fn trigger(
+/// The caller's subscription named in the path, and the object of `object_id` with the
+/// resource URL the installation's template gives it (none for delete events). `trigger`
+/// and `dispatch` both start from these.
+pub async fn own_subscription_and_object(
     app: &App,
     caller: &Caller,
     raw_id: &str,
     params: &Params,
-) -> Result<Reply, ApiError> {
+) -> Result<(Subscription, u64, Option<String>), ApiError> {
     let id = subscription_id(raw_id)?;
     let subscription = app
         .store
@@ -123,29 +127,40 @@ pub async fn trigger(
     let object_id = parse_object_id_param(params.get("object_id"))
         .map_err(|e| ApiError::invalid_request(e.0))?;
     let event_type = app.settings.catalogue.get(&subscription.event_id);
-    let is_delete = event_type.is_some_and(|t| t.trigger_type == "delete");
-    let table = event_type
-        .map(|t| t.trigger_table.as_str())
-        .unwrap_or_default();
+    let resource_url = match event_type {
+        Some(t) if t.trigger_type == "delete" => None,
+        _ => Some(resource_url_from_template(
+            &app.settings.resource_url_template,
+            &caller.deployment,
+            event_type
+                .map(|t| t.trigger_table.as_str())
+                .unwrap_or_default(),
+            &subscription.event_id,
+            object_id,
+        )),
+    };
+    Ok((subscription, object_id, resource_url))
+}
+
+pub async fn trigger(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let (subscription, object_id, resource_url) =
+        own_subscription_and_object(app, caller, raw_id, params).await?;
     let event = Event {
         event_uid: app.new_event_uid(),
         deployment: caller.deployment.clone(),
         event_id: subscription.event_id.clone(),
         object_id,
-        resource_url: (!is_delete).then(|| {
-            resource_url_from_template(
-                &app.settings.resource_url_template,
-                &caller.deployment,
-                table,
-                &subscription.event_id,
-                object_id,
-            )
-        }),
+        resource_url,
         // Nobody said who may view the object: the caller is the only known viewer.
         visible_to: Visibility::Users([caller.user_id].into()),
         idempotency_key: None,
         occurred_at: webhooks_core::event::format_millis(app.clock.now_millis()),
-        exclude_subscription: Some(id),
+        exclude_subscription: Some(subscription.id.clone()),
         resume_after: None,
     };
     let sent = send_each(

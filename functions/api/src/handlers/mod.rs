@@ -1,4 +1,5 @@
 //! One module per group of endpoints.
 
+pub mod deliveries;
 pub mod events;
 pub mod subscriptions;

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::adapters::dynamodb_delivery_log::sort_key;
+use crate::delivery_log::{Attempt, DeliveryLog};
 use crate::identity::{Deployment, Owner, UserId};
 use crate::ids::SubscriptionId;
 use crate::store::{Page, StoreError, SubscriptionStore};
@@ -101,6 +103,27 @@ impl SubscriptionStore for MemorySubscriptionStore {
             ));
         }
         Ok(removed)
+    }
+
+    async fn record_timeout(&self, key: &SubscriptionRef) -> Result<Option<u32>, StoreError> {
+        let mut t = self.lock();
+        Ok(t.by_owner
+            .get_mut(&owner_key(&key.owner, &key.id))
+            .map(|s| {
+                s.consecutive_timeouts = s.consecutive_timeouts.saturating_add(1);
+                s.consecutive_timeouts
+            }))
+    }
+
+    async fn reset_timeouts(&self, key: &SubscriptionRef) -> Result<(), StoreError> {
+        if let Some(s) = self
+            .lock()
+            .by_owner
+            .get_mut(&owner_key(&key.owner, &key.id))
+        {
+            s.consecutive_timeouts = 0;
+        }
+        Ok(())
     }
 
     async fn page_by_event(
@@ -211,5 +234,65 @@ impl crate::idempotency::IdempotencyStore for MemoryIdempotencyStore {
         }
         *entry = (event_uid.to_owned(), expires_at);
         Ok(true)
+    }
+}
+
+type LogKey = (String, UserId, SubscriptionId);
+
+/// Delivery attempts in a map, per subscription (owner and id), each ordered by the same
+/// sort key as the DynamoDB table's (time, then delivery id, then attempt number), so
+/// both list in the same order and an attempt recorded twice is kept once. `expires_at`
+/// is kept to the second, rounded down, as the table keeps it; nothing is swept.
+#[derive(Default)]
+pub struct MemoryDeliveryLog {
+    attempts: Mutex<std::collections::HashMap<LogKey, BTreeMap<String, Attempt>>>,
+}
+
+impl MemoryDeliveryLog {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<LogKey, BTreeMap<String, Attempt>>>
+    {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for MemoryDeliveryLog {
+    async fn record(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        let mut kept = attempt.clone();
+        kept.expires_at = kept.expires_at.div_euclid(1000).saturating_mul(1000);
+        self.lock()
+            .entry(owner_key(
+                &attempt.subscription.owner,
+                &attempt.subscription.id,
+            ))
+            .or_default()
+            .insert(sort_key(attempt), kept);
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        subscription: &SubscriptionRef,
+        page: usize,
+        limit: usize,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let log = self.lock();
+        let Some(attempts) = log.get(&owner_key(&subscription.owner, &subscription.id)) else {
+            return Ok(Vec::new());
+        };
+        let Some(skip) = page.checked_mul(limit) else {
+            return Ok(Vec::new());
+        };
+        Ok(attempts
+            .values()
+            .rev()
+            .skip(skip)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }

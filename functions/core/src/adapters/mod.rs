@@ -1,7 +1,10 @@
 //! Adapters for the ports: in memory (the local runner and tests) and on AWS.
 
+pub mod aws;
 pub mod dynamodb;
+pub mod dynamodb_delivery_log;
 pub mod dynamodb_idempotency;
+pub mod http;
 pub mod memory;
 pub mod memory_queue;
 pub mod sqs;

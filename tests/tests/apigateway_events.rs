@@ -8,31 +8,26 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{Value, json};
 use webhooks_api::App;
-use webhooks_api::app::Ports;
-use webhooks_core::adapters::memory::MemorySubscriptionStore;
-use webhooks_core::adapters::memory_queue::MemoryQueue;
 use webhooks_core::auth::{TokenClaims, mint_hs256};
-use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{Defaults, Settings};
 
-const GENERATED: &str = include_str!("../../../infra/events/apigw-http-api-proxy.json");
-const LIST_TYPES: &str = include_str!("../../../infra/events/api-list-types.json");
-const LIST: &str = include_str!("../../../infra/events/api-list-subscriptions.json");
-const CREATE: &str = include_str!("../../../infra/events/api-create-subscription.json");
+const GENERATED: &str = include_str!("../../infra/events/apigw-http-api-proxy.json");
+const LIST_TYPES: &str = include_str!("../../infra/events/api-list-types.json");
+const LIST: &str = include_str!("../../infra/events/api-list-subscriptions.json");
+const CREATE: &str = include_str!("../../infra/events/api-create-subscription.json");
 const JWT_SECRET: &str = "lambda-test-secret";
 
-fn app() -> App {
+async fn app() -> Arc<App> {
     let vars = HashMap::from([
         ("WEBHOOKS_SECRET_KEY", "11".repeat(32)),
         ("WEBHOOKS_JWT_SECRET", JWT_SECRET.to_owned()),
     ]);
     let settings = Settings::from_lookup(&Defaults::lambda(), |k| vars.get(k).cloned()).unwrap();
-    let ports = Ports {
-        store: Arc::new(MemorySubscriptionStore::default()),
-        events: Arc::new(MemoryQueue::simple("events")),
-        clock: Arc::new(SystemClock),
-    };
-    App::new(settings, ports)
+    // The Lambda's configuration, composed on in-memory adapters.
+    let platform = webhooks_local::compose(&webhooks_local::Backend::Memory, settings)
+        .await
+        .unwrap();
+    platform.app.clone()
 }
 
 async fn invoke(app: &App, event: &Value) -> (u16, String, Value) {
@@ -87,7 +82,7 @@ fn future() -> i64 {
 #[tokio::test]
 async fn the_generated_event_reaches_the_handler_and_gets_an_envelope() {
     // sam's sample: POST /path/to/resource with authorizer claims that name no user.
-    let (status, _, tree) = invoke(&app(), &event(GENERATED)).await;
+    let (status, _, tree) = invoke(&*app().await, &event(GENERATED)).await;
     assert_eq!(status, 400);
     assert_eq!(tree["meta"]["status"], "invalid_request");
     assert!(
@@ -100,7 +95,7 @@ async fn the_generated_event_reaches_the_handler_and_gets_an_envelope() {
 
 #[tokio::test]
 async fn jwt_authorizer_claims_identify_the_caller() {
-    let app = app();
+    let app = app().await;
     let (status, _, tree) = invoke(&app, &event(LIST_TYPES)).await;
     assert_eq!((status, tree["meta"]["status"].as_str()), (200, Some("ok")));
     assert_eq!(tree["response"]["types"].as_array().unwrap().len(), 20);
@@ -129,7 +124,7 @@ async fn jwt_authorizer_claims_identify_the_caller() {
 
 #[tokio::test]
 async fn bearer_tokens_are_verified_without_an_authorizer() {
-    let app = app();
+    let app = app().await;
     let (status, _, _) = invoke(&app, &bearer_event(LIST, &token("4", future()))).await;
     assert_eq!(status, 200);
     let (status, _, tree) = invoke(&app, &bearer_event(LIST, &token("4", 1000))).await;
@@ -148,7 +143,7 @@ async fn bearer_tokens_are_verified_without_an_authorizer() {
 
 #[tokio::test]
 async fn suffixes_and_form_bodies_work_through_api_gateway() {
-    let app = app();
+    let app = app().await;
     let mut e = event(CREATE);
     e["rawPath"] = json!("/api/v0/webhooks/subscriptions.xml");
     e["headers"]["content-type"] = json!("application/x-www-form-urlencoded");

@@ -1,0 +1,141 @@
+//! The delivery side of the API: `dispatch` (one synchronous delivery) and the delivery
+//! log of a subscription.
+
+use serde_json::{Value, json};
+use webhooks_core::delivery::Retries;
+use webhooks_core::delivery_log::Attempt;
+use webhooks_core::event::format_millis;
+use webhooks_core::identity::Caller;
+use webhooks_core::job::DeliveryJob;
+use webhooks_core::subscription::SubscriptionRef;
+
+use crate::app::App;
+use crate::envelope::{ApiError, Reply};
+use crate::handlers::events::own_subscription_and_object;
+use crate::handlers::subscriptions::store_failed;
+use crate::input::Params;
+use crate::routes::{no_such_subscription, subscription_id};
+
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 100;
+
+/// Delivers one object to this subscription now and answers with the receiver's status.
+/// The attempt is logged like any other; 410 and the timeout limit act as usual; a
+/// failure is not retried (the caller has the answer).
+pub async fn dispatch(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let (subscription, object_id, resource_url) =
+        own_subscription_and_object(app, caller, raw_id, params).await?;
+    let job = DeliveryJob {
+        delivery_id: app.new_delivery_id(),
+        subscription: SubscriptionRef {
+            id: subscription.id.clone(),
+            owner: subscription.owner.clone(),
+        },
+        event_id: subscription.event_id.clone(),
+        object_id,
+        resource_url,
+        occurred_at: format_millis(app.clock.now_millis()),
+        attempt: 1,
+        due_at: None,
+    };
+    let attempt = app
+        .deliverer
+        .attempt(&job, &subscription, Retries::None)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "dispatch failed");
+            ApiError::server_error()
+        })?;
+    Ok(Reply::ok(json!({
+        "status": attempt.http_status,
+        "delivery_id": attempt.delivery_id,
+        "outcome": attempt.outcome.as_str(),
+        "error": attempt.reason,
+        "duration_ms": attempt.duration_ms,
+    })))
+}
+
+fn page_param(params: &Params, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+    match params.get(name) {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                ApiError::invalid_request(format!("{name} must be a whole number from 0 to {max}"))
+            }),
+    }
+}
+
+fn render(a: &Attempt) -> Value {
+    json!({
+        "delivery_id": a.delivery_id,
+        "event_id": a.event_id,
+        "object_id": a.object_id,
+        "attempt": a.attempt,
+        "outcome": a.outcome.as_str(),
+        "http_status": a.http_status,
+        "duration_ms": a.duration_ms,
+        "error_kind": a.error_kind,
+        "reason": a.reason,
+        "response_body": a.response_body,
+        "attempted_at": format_millis(a.at),
+        "next_attempt_at": a.next_attempt_at.map(format_millis),
+    })
+}
+
+/// `GET .../subscriptions/{id}/deliveries?_page=0&_limit=10`: attempts, newest first. The
+/// log outlives an automatic deletion, so the owner can read why it happened.
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let id = subscription_id(raw_id)?;
+    let page = page_param(params, "_page", 0, 10_000)?;
+    let limit = page_param(params, "_limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
+    let key = SubscriptionRef {
+        id: id.clone(),
+        owner: caller.owner(),
+    };
+    let attempts = app
+        .deliverer
+        .log
+        .list(&key, page, limit)
+        .await
+        .map_err(store_failed)?;
+    if attempts.is_empty()
+        && app
+            .store
+            .get(&key.owner, &id)
+            .await
+            .map_err(store_failed)?
+            .is_none()
+    {
+        // Neither a subscription nor a log: unknown, or someone else's.
+        let first_page = page == 0
+            || app
+                .deliverer
+                .log
+                .list(&key, 0, 1)
+                .await
+                .map_err(store_failed)?
+                .is_empty();
+        if first_page {
+            return Err(no_such_subscription(raw_id));
+        }
+    }
+    Ok(Reply::ok(json!({
+        "deliveries": attempts.iter().map(render).collect::<Vec<_>>(),
+        "page": page,
+        "limit": limit,
+    })))
+}

@@ -1,0 +1,390 @@
+//! The delivery log on DynamoDB.
+//!
+//! One table, one item per attempt:
+//!
+//! | attribute | value |
+//! |---|---|
+//! | `pk` (partition key, S) | `{deployment}#{user_id}#{subscription_id}`: the subscription, owner first |
+//! | `sk` (sort key, S) | `{at}#{delivery_id}#{attempt}`: `at` in milliseconds zero-padded to 13 digits, `attempt` to 4, so the key sorts by time |
+//! | `expires_at` (N) | Unix **seconds** after which the record may go; the table's TTL attribute |
+//!
+//! and every other field of [`Attempt`] as an attribute of its own (`outcome` as its
+//! snake_case name; fields that are `None` are left out). Recording is one `PutItem`;
+//! reading is a `Query` on `pk`, newest first (`ScanIndexForward = false`). Another owner's
+//! subscription with the same id lives under another `pk`, so it never shows up.
+//!
+//! `expires_at` is kept to the second (rounded down, like the idempotency table), so it
+//! reads back as a whole number of seconds in milliseconds.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+};
+
+use crate::adapters::dynamodb_idempotency::to_secs;
+use crate::clock::Millis;
+use crate::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
+use crate::identity::{Deployment, Owner};
+use crate::ids::SubscriptionId;
+use crate::store::StoreError;
+use crate::subscription::SubscriptionRef;
+
+/// The TTL attribute.
+pub const EXPIRES_AT: &str = "expires_at";
+
+/// The largest time the 13 digits of the sort key hold (in the year 2286).
+const MAX_SORTABLE_MILLIS: Millis = 9_999_999_999_999;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone, Debug)]
+pub struct DynamoDeliveryLog {
+    client: Client,
+    table: String,
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+/// The partition key of a subscription's attempts: `{deployment}#{user_id}#{subscription_id}`.
+pub fn partition_key(subscription: &SubscriptionRef) -> String {
+    format!(
+        "{}#{}#{}",
+        subscription.owner.deployment, subscription.owner.user_id, subscription.id
+    )
+}
+
+/// The sort key of an attempt: `{at, 13 digits}#{delivery_id}#{attempt, 4 digits}`, so
+/// that string order is time order. A time before 1970 sorts as 1970 (and one after 2286
+/// as 2286); the record itself keeps the exact time.
+pub fn sort_key(attempt: &Attempt) -> String {
+    format!(
+        "{:013}#{}#{:04}",
+        attempt.at.clamp(0, MAX_SORTABLE_MILLIS),
+        attempt.delivery_id,
+        attempt.attempt
+    )
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_item(a: &Attempt) -> Item {
+    let mut item = Item::from([
+        ("pk".to_owned(), s(partition_key(&a.subscription))),
+        ("sk".to_owned(), s(sort_key(a))),
+        ("delivery_id".to_owned(), s(&a.delivery_id)),
+        ("event_id".to_owned(), s(&a.event_id)),
+        ("object_id".to_owned(), n(a.object_id)),
+        ("attempt".to_owned(), n(a.attempt)),
+        ("outcome".to_owned(), s(a.outcome.as_str())),
+        ("duration_ms".to_owned(), n(a.duration_ms)),
+        ("response_body".to_owned(), s(&a.response_body)),
+        ("at".to_owned(), n(a.at)),
+        (EXPIRES_AT.to_owned(), n(to_secs(a.expires_at))),
+    ]);
+    if let Some(status) = a.http_status {
+        item.insert("http_status".into(), n(status));
+    }
+    if let Some(kind) = &a.error_kind {
+        item.insert("error_kind".into(), s(kind));
+    }
+    if let Some(reason) = &a.reason {
+        item.insert("reason".into(), s(reason));
+    }
+    if let Some(next) = a.next_attempt_at {
+        item.insert("next_attempt_at".into(), n(next));
+    }
+    item
+}
+
+fn corrupt(name: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "delivery log attribute `{name}` missing or malformed"
+    ))
+}
+
+fn text(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(corrupt(name)),
+    }
+}
+
+fn opt_text(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => text(item, name).map(Some),
+    }
+}
+
+fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(name)),
+        _ => Err(corrupt(name)),
+    }
+}
+
+fn opt_number<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => number(item, name).map(Some),
+    }
+}
+
+fn parse_outcome(v: &str) -> Option<AttemptOutcome> {
+    use AttemptOutcome::*;
+    [Delivered, Retrying, GaveUp, Unsubscribed, Failed]
+        .into_iter()
+        .find(|o| o.as_str() == v)
+}
+
+/// The subscription back from the partition key. The user id is all digits and the
+/// subscription id holds no `#`, so splitting from the right is unambiguous.
+fn parse_partition_key(pk: &str) -> Result<SubscriptionRef, StoreError> {
+    let bad = || StoreError::Corrupt(format!("bad delivery log partition key `{pk}`"));
+    let (rest, id) = pk.rsplit_once('#').ok_or_else(bad)?;
+    let (dep, user) = rest.rsplit_once('#').ok_or_else(bad)?;
+    Ok(SubscriptionRef {
+        id: SubscriptionId::parse(id).map_err(|_| bad())?,
+        owner: Owner {
+            deployment: Deployment::parse(dep).map_err(|_| bad())?,
+            user_id: user.parse().map_err(|_| bad())?,
+        },
+    })
+}
+
+fn from_item(item: &Item) -> Result<Attempt, StoreError> {
+    let outcome = text(item, "outcome")?;
+    Ok(Attempt {
+        subscription: parse_partition_key(&text(item, "pk")?)?,
+        delivery_id: text(item, "delivery_id")?,
+        event_id: text(item, "event_id")?,
+        object_id: number(item, "object_id")?,
+        attempt: number(item, "attempt")?,
+        outcome: parse_outcome(&outcome).ok_or_else(|| corrupt("outcome"))?,
+        http_status: opt_number(item, "http_status")?,
+        duration_ms: number(item, "duration_ms")?,
+        error_kind: opt_text(item, "error_kind")?,
+        reason: opt_text(item, "reason")?,
+        response_body: opt_text(item, "response_body")?.unwrap_or_default(),
+        next_attempt_at: opt_number(item, "next_attempt_at")?,
+        at: number(item, "at")?,
+        expires_at: number::<i64>(item, EXPIRES_AT)?.saturating_mul(1000),
+    })
+}
+
+impl DynamoDeliveryLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn from_sdk(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    /// Creates the table (on-demand, keys `pk` and `sk`) when it does not exist, waits
+    /// until it is active, and enables TTL on `expires_at`. The local runner and the tests
+    /// use it; on AWS the SAM template owns the table.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        let exists = match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        if !exists {
+            let attr = |name: &str| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("name and type set")
+            };
+            let key = |name: &str, kind: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .expect("name and type set")
+            };
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attr("pk"))
+                .attribute_definitions(attr("sk"))
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("sk", KeyType::Range))
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                // Another process created it in the meantime.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_resource_in_use_exception()) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        self.wait_until_active().await?;
+        self.enable_ttl().await
+    }
+
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
+        for _ in 0..120 {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            match out.table().and_then(|t| t.table_status()) {
+                Some(TableStatus::Active) | None => return Ok(()),
+                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "table `{}` did not become active within a minute",
+            self.table
+        )))
+    }
+
+    async fn enable_ttl(&self) -> Result<(), StoreError> {
+        let described = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Some(d) = described.time_to_live_description()
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+            && d.attribute_name() == Some(EXPIRES_AT)
+        {
+            return Ok(());
+        }
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(EXPIRES_AT)
+            .build()
+            .expect("enabled and attribute name set");
+        match self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Enabled in the meantime (DynamoDB refuses to enable it twice).
+            Err(e)
+                if e.as_service_error().is_some_and(|se| {
+                    se.message()
+                        .is_some_and(|m| m.to_ascii_lowercase().contains("already enabled"))
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoDeliveryLog {
+    async fn record(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(attempt)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Page `page` of `limit` attempts, newest first.
+    ///
+    /// Cost: DynamoDB has no offset, so this reads every record of the pages before the
+    /// one asked for: `(page + 1) * limit` items (following `LastEvaluatedKey`, each
+    /// request's `Limit` set to what is still needed, so never more than that), and keeps
+    /// the last `limit`. Reading page `p` therefore costs `p + 1` times a first page, in
+    /// read units and in requests once a page outgrows one 1 MB response; fine for the
+    /// first few pages a person clicks through, not for walking a long history.
+    /// Reads are eventually consistent (half the price): an attempt recorded a moment ago
+    /// may be missing for up to a second.
+    async fn list(
+        &self,
+        subscription: &SubscriptionRef,
+        page: usize,
+        limit: usize,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // No partition holds usize::MAX records: a page that far out is past the end.
+        let Some(wanted) = page.checked_add(1).and_then(|p| p.checked_mul(limit)) else {
+            return Ok(Vec::new());
+        };
+        let pk = partition_key(subscription);
+        let mut items: Vec<Item> = Vec::with_capacity(wanted.min(1000));
+        let mut start: Option<Item> = None;
+        while items.len() < wanted {
+            let still = (wanted - items.len()).min(i32::MAX as usize) as i32;
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .scan_index_forward(false)
+                .limit(still)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let skip = page * limit;
+        items.iter().skip(skip).take(limit).map(from_item).collect()
+    }
+}

@@ -1,0 +1,146 @@
+//! What a receiver gets: the body in the subscription's content type, and the headers
+//! of SPEC section 4 (Accelo's, GitHub's and Standard Webhooks' signatures).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value};
+
+use crate::crypto::{hmac_sha1, hmac_sha256};
+use crate::subscription::ContentType;
+
+/// The body of a delivery: `id` and, except for delete events, `resource_url`.
+pub fn body(content_type: ContentType, object_id: u64, resource_url: Option<&str>) -> Vec<u8> {
+    match content_type {
+        ContentType::Form => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("id", &object_id.to_string());
+            if let Some(url) = resource_url {
+                form.append_pair("resource_url", url);
+            }
+            form.finish().into_bytes()
+        }
+        ContentType::Json => {
+            let mut map = Map::new();
+            map.insert("id".into(), Value::from(object_id));
+            if let Some(url) = resource_url {
+                map.insert("resource_url".into(), Value::from(url));
+            }
+            serde_json::to_vec(&Value::Object(map)).expect("a JSON object serializes")
+        }
+    }
+}
+
+/// The headers of one attempt. `secret` is the subscription's secret, when it has one.
+pub fn headers(
+    content_type: ContentType,
+    event_id: &str,
+    delivery_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    secret: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("Content-Type".to_owned(), content_type.as_str().to_owned()),
+        (
+            "User-Agent".to_owned(),
+            concat!("webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
+        ),
+        ("X-Accelo-Event".to_owned(), event_id.to_owned()),
+        ("webhook-id".to_owned(), delivery_id.to_owned()),
+        ("webhook-timestamp".to_owned(), timestamp.to_string()),
+    ];
+    if let Some(secret) = secret {
+        let key = secret.as_bytes();
+        h.push((
+            "X-Hub-Signature".to_owned(),
+            format!("sha1={}", hex::encode(hmac_sha1(key, body))),
+        ));
+        h.push((
+            "X-Hub-Signature-256".to_owned(),
+            format!("sha256={}", hex::encode(hmac_sha256(key, body))),
+        ));
+        h.push((
+            "webhook-signature".to_owned(),
+            standard_signature(key, delivery_id, timestamp, body),
+        ));
+    }
+    h
+}
+
+/// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` (Standard Webhooks).
+pub fn standard_signature(key: &[u8], delivery_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut signed = Vec::with_capacity(delivery_id.len() + body.len() + 24);
+    signed.extend_from_slice(delivery_id.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(timestamp.to_string().as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(body);
+    format!("v1,{}", B64.encode(hmac_sha256(key, &signed)))
+}
+
+/// The Standard Webhooks spelling of a secret (`whsec_` and base64 of its bytes), which
+/// receivers pass to the standard libraries.
+pub fn whsec(secret: &str) -> String {
+    format!("whsec_{}", B64.encode(secret.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_in_both_content_types() {
+        assert_eq!(
+            body(ContentType::Form, 123, Some("https://x.example/a?b=c")),
+            b"id=123&resource_url=https%3A%2F%2Fx.example%2Fa%3Fb%3Dc"
+        );
+        assert_eq!(
+            body(ContentType::Json, 123, Some("https://x.example/t/1")),
+            br#"{"id":123,"resource_url":"https://x.example/t/1"}"#
+        );
+        assert_eq!(body(ContentType::Json, 9, None), br#"{"id":9}"#);
+        assert_eq!(body(ContentType::Form, 9, None), b"id=9");
+    }
+
+    #[test]
+    fn unsigned_deliveries_carry_no_signatures() {
+        let h = headers(ContentType::Form, "assign_task", "msg_1", 1, b"id=1", None);
+        assert!(
+            h.iter()
+                .all(|(k, _)| !k.to_ascii_lowercase().contains("signature"))
+        );
+        assert!(h.contains(&("X-Accelo-Event".into(), "assign_task".into())));
+    }
+
+    #[test]
+    fn signatures_match_independent_vectors() {
+        // Computed independently with Python's hmac module.
+        let h = headers(
+            ContentType::Json,
+            "create_task",
+            "msg_abc",
+            1_700_000_000,
+            br#"{"id":1}"#,
+            Some("s3cret"),
+        );
+        let get = |name: &str| {
+            h.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
+        assert_eq!(
+            get("X-Hub-Signature"),
+            "sha1=2f0ee5192ed120c9fc4d16555636ddb35811f47e"
+        );
+        assert_eq!(
+            get("X-Hub-Signature-256"),
+            "sha256=63ddab34da5838e383545e9c90b40f74a4e3daabc5dd9a8d49a51875ad4b2418"
+        );
+        assert_eq!(
+            get("webhook-signature"),
+            "v1,eHbQcD49Vi330nsuAxPVTI6bXZzeamAa+ZIUQraOpXM="
+        );
+        assert_eq!(whsec("s3cret"), "whsec_czNjcmV0");
+    }
+}

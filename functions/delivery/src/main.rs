@@ -1,0 +1,21 @@
+//! The delivery Lambda: clients (DynamoDB, SQS and one pooled HTTP client) built once per
+//! instance, then every SQS batch goes through the core's delivery stage.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use webhooks_core::adapters::aws::Aws;
+use webhooks_core::adapters::aws_sdk_config;
+use webhooks_core::config::{Defaults, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    webhooks_core::telemetry::init_lambda();
+    let settings = Settings::from_env(&Defaults::lambda()).context("invalid configuration")?;
+    let deliverer = Aws::new(aws_sdk_config().await)
+        .deliverer(&settings)
+        .context("invalid configuration")?;
+    webhooks_sqs_lambda::run(Arc::new(deliverer))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}

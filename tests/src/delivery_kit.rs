@@ -1,0 +1,204 @@
+//! The delivery stage over in-memory adapters, a real HTTP client and a hand-moved clock,
+//! with what it sends to the queue recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use webhooks_core::adapters::http::ReqwestSender;
+use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
+use webhooks_core::adapters::memory_queue::MemoryQueue;
+use webhooks_core::clock::{Clock, ManualClock};
+use webhooks_core::crypto::SecretSealer;
+use webhooks_core::delivery::{Deliverer, DeliverySettings};
+use webhooks_core::delivery_log::{Attempt, DeliveryLog};
+use webhooks_core::identity::{Deployment, Owner};
+use webhooks_core::ids::IdGenerator;
+use webhooks_core::job::{DeliveryJob, delivery_id};
+use webhooks_core::network::{IpRange, NetworkPolicy};
+use webhooks_core::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender};
+use webhooks_core::retry::RetryPolicy;
+use webhooks_core::store::SubscriptionStore;
+use webhooks_core::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+
+use crate::counting::{CountingStore, Counts};
+
+/// A queue that keeps what is sent to it, for looking at delays and jobs.
+#[derive(Default)]
+pub struct RecordingQueue {
+    pub sent: Mutex<Vec<OutgoingMessage>>,
+}
+
+impl RecordingQueue {
+    pub fn take(&self) -> Vec<OutgoingMessage> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+
+    /// The jobs sent, with their delays.
+    pub fn take_jobs(&self) -> Vec<(DeliveryJob, u32)> {
+        self.take()
+            .into_iter()
+            .map(|m| (DeliveryJob::from_message(&m.body).unwrap(), m.delay_secs))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl QueueSender for RecordingQueue {
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+        self.sent.lock().unwrap().extend_from_slice(messages);
+        Ok(Vec::new())
+    }
+}
+
+pub struct DeliveryKit {
+    pub deliverer: Deliverer,
+    pub store: Arc<MemorySubscriptionStore>,
+    pub log: Arc<MemoryDeliveryLog>,
+    pub queue: Arc<RecordingQueue>,
+    pub dead_letters: Arc<MemoryQueue>,
+    pub clock: ManualClock,
+    pub sealer: SecretSealer,
+    pub counts: Arc<Counts>,
+    ids: IdGenerator,
+}
+
+pub fn now_millis() -> i64 {
+    webhooks_core::clock::SystemClock.now_millis()
+}
+
+impl DeliveryKit {
+    /// Loopback allowed, a 1 s request limit, 3 timeouts in a row, no jitter.
+    pub fn new() -> Self {
+        Self::with(NetworkPolicy::allowing(IpRange::loopback()), |_| {})
+    }
+
+    pub fn with(policy: NetworkPolicy, tune: impl FnOnce(&mut DeliverySettings)) -> Self {
+        let store = Arc::new(MemorySubscriptionStore::default());
+        let log = Arc::new(MemoryDeliveryLog::default());
+        let queue = Arc::new(RecordingQueue::default());
+        let dead_letters = Arc::new(MemoryQueue::simple("deliveries-dlq"));
+        // Real time, so Standard Webhooks verifiers accept the timestamps; moved by hand.
+        let clock = ManualClock::at(now_millis());
+        let sealer = SecretSealer::ephemeral();
+        let counts = Arc::new(Counts::default());
+        let mut settings = DeliverySettings {
+            timeout: Duration::from_secs(1),
+            timeout_limit: 3,
+            retry: RetryPolicy {
+                jitter: 0.0,
+                ..RetryPolicy::default()
+            },
+            ..DeliverySettings::default()
+        };
+        tune(&mut settings);
+        let deliverer = Deliverer {
+            store: Arc::new(CountingStore {
+                inner: store.clone(),
+                counts: counts.clone(),
+            }),
+            log: log.clone(),
+            deliveries: queue.clone(),
+            dead_letters: dead_letters.clone(),
+            sender: Arc::new(ReqwestSender::new(policy)),
+            sealer: sealer.clone(),
+            clock: Arc::new(clock.clone()),
+            settings,
+        };
+        Self {
+            deliverer,
+            store,
+            log,
+            queue,
+            dead_letters,
+            clock,
+            sealer,
+            counts,
+            ids: IdGenerator::default(),
+        }
+    }
+
+    pub async fn subscribe(
+        &self,
+        url: &str,
+        content_type: ContentType,
+        secret: Option<&str>,
+    ) -> Subscription {
+        let sub = Subscription {
+            id: self.ids.next(&self.clock),
+            owner: Owner {
+                deployment: Deployment::parse("hq").unwrap(),
+                user_id: 7,
+            },
+            owner_name: "Seven".into(),
+            owner_email: "seven@hq.example".into(),
+            event_id: "assign_task".into(),
+            trigger_url: TriggerUrl::from_stored(url.to_owned()),
+            content_type,
+            sealed_secret: secret.map(|s| self.sealer.seal(s)),
+            created_at: 0,
+            consecutive_timeouts: 0,
+        };
+        self.store.put(&sub).await.unwrap();
+        sub
+    }
+
+    pub fn job(&self, sub: &Subscription, object_id: u64) -> DeliveryJob {
+        DeliveryJob {
+            delivery_id: delivery_id(&format!("evt-{object_id}"), &sub.id),
+            subscription: SubscriptionRef {
+                id: sub.id.clone(),
+                owner: sub.owner.clone(),
+            },
+            event_id: sub.event_id.clone(),
+            object_id,
+            resource_url: Some(format!("https://hq.example.com/api/v0/tasks/{object_id}")),
+            occurred_at: "2026-11-27T20:00:00Z".into(),
+            attempt: 1,
+            due_at: None,
+        }
+    }
+
+    /// Runs one batch through the stage, as the queue would hand it over, a millisecond
+    /// after the previous one (so the log orders them); returns the ids of failed messages.
+    pub async fn run(&self, jobs: &[DeliveryJob]) -> Vec<String> {
+        self.clock.advance(1);
+        let messages: Vec<IncomingMessage> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| IncomingMessage {
+                message_id: format!("m{i}"),
+                body: j.to_message(),
+                receive_count: 1,
+                attributes: Default::default(),
+            })
+            .collect();
+        webhooks_core::stage::BatchHandler::handle_batch(&self.deliverer, &messages).await
+    }
+
+    pub async fn log_of(&self, sub: &Subscription) -> Vec<Attempt> {
+        let key = SubscriptionRef {
+            id: sub.id.clone(),
+            owner: sub.owner.clone(),
+        };
+        self.log.list(&key, 0, 100).await.unwrap()
+    }
+
+    pub fn clock_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub fn clock_secs(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    pub async fn current(&self, sub: &Subscription) -> Option<Subscription> {
+        self.store.get(&sub.owner, &sub.id).await.unwrap()
+    }
+}
+
+impl Default for DeliveryKit {
+    fn default() -> Self {
+        Self::new()
+    }
+}

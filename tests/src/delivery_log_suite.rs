@@ -1,0 +1,221 @@
+//! The delivery log contract: every adapter of `DeliveryLog` must pass it.
+
+use webhooks_core::clock::{ManualClock, Millis};
+use webhooks_core::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
+use webhooks_core::identity::{Deployment, Owner};
+use webhooks_core::ids::IdGenerator;
+use webhooks_core::subscription::SubscriptionRef;
+
+const T0: Millis = 1_700_000_000_000;
+const DAY: Millis = 86_400_000;
+
+fn owner(deployment: &str, user_id: u64) -> Owner {
+    Owner {
+        deployment: Deployment::parse(deployment).unwrap(),
+        user_id,
+    }
+}
+
+/// A failed attempt with every optional field set.
+fn attempt(sub: &SubscriptionRef, delivery: &str, number: u32, at: Millis) -> Attempt {
+    Attempt {
+        subscription: sub.clone(),
+        delivery_id: delivery.to_owned(),
+        event_id: "assign_task".to_owned(),
+        object_id: 123,
+        attempt: number,
+        outcome: AttemptOutcome::Retrying,
+        http_status: Some(503),
+        duration_ms: 250,
+        error_kind: Some("http_status".to_owned()),
+        reason: Some("the receiver answered 503".to_owned()),
+        response_body: "busy".to_owned(),
+        next_attempt_at: Some(at + 5_000),
+        at,
+        expires_at: at + 30 * DAY,
+    }
+}
+
+/// What a list answers, as (delivery id, attempt number).
+fn ids(attempts: &[Attempt]) -> Vec<(String, u32)> {
+    attempts
+        .iter()
+        .map(|a| (a.delivery_id.clone(), a.attempt))
+        .collect()
+}
+
+/// Runs the whole contract against `log`, which must be empty.
+pub async fn run(log: &dyn DeliveryLog) {
+    let id_gen = IdGenerator::default();
+    let clock = ManualClock::at(T0);
+    let alice = owner("hq", 1);
+    let next_ref = |owner: &Owner| {
+        clock.advance(1000);
+        SubscriptionRef {
+            id: id_gen.next(&clock),
+            owner: owner.clone(),
+        }
+    };
+    let sub = next_ref(&alice);
+    let list = |sub: &SubscriptionRef, page: usize, limit: usize| {
+        let sub = sub.clone();
+        async move { log.list(&sub, page, limit).await.unwrap() }
+    };
+
+    // Nothing recorded: nothing listed.
+    assert_eq!(list(&sub, 0, 10).await, vec![]);
+
+    // Every field round-trips: all optional fields set, and a full 4 KB body of
+    // multi-byte characters.
+    let body = format!("{}{}", "é".repeat(1000), "x".repeat(2096));
+    assert_eq!(body.len(), 4096);
+    let full = Attempt {
+        object_id: u64::MAX,
+        response_body: body,
+        ..attempt(&sub, "msg_full", 1, T0 + 10_000)
+    };
+    // Every optional field left out, an empty body, a status-less failure.
+    let bare = Attempt {
+        outcome: AttemptOutcome::GaveUp,
+        http_status: None,
+        error_kind: None,
+        reason: None,
+        response_body: String::new(),
+        next_attempt_at: None,
+        duration_ms: 0,
+        object_id: 0,
+        ..attempt(&sub, "msg_bare", 8, T0 + 20_000)
+    };
+    // An automatic deletion, with its reason.
+    let gone = Attempt {
+        outcome: AttemptOutcome::Unsubscribed,
+        http_status: Some(410),
+        error_kind: Some("http_status".to_owned()),
+        reason: Some("the receiver answered 410 Gone; the subscription was deleted".to_owned()),
+        response_body: "gone".to_owned(),
+        next_attempt_at: None,
+        ..attempt(&sub, "msg_gone", 2, T0 + 30_000)
+    };
+    let delivered = Attempt {
+        outcome: AttemptOutcome::Delivered,
+        http_status: Some(204),
+        error_kind: None,
+        reason: None,
+        response_body: String::new(),
+        next_attempt_at: None,
+        ..attempt(&sub, "msg_ok", 1, T0 + 40_000)
+    };
+    let failed = Attempt {
+        outcome: AttemptOutcome::Failed,
+        http_status: None,
+        error_kind: Some("timeout".to_owned()),
+        reason: Some("no answer within 10 seconds".to_owned()),
+        next_attempt_at: None,
+        ..attempt(&sub, "msg_failed", 1, T0 + 50_000)
+    };
+    // Recorded out of order: the list orders them, not the order of recording.
+    for a in [&gone, &full, &failed, &bare, &delivered] {
+        log.record(a).await.unwrap();
+    }
+    assert_eq!(
+        list(&sub, 0, 10).await,
+        vec![
+            failed.clone(),
+            delivered.clone(),
+            gone.clone(),
+            bare.clone(),
+            full.clone()
+        ],
+        "every field kept, newest first"
+    );
+
+    // `expires_at` is kept to the second (rounded down), as the table's TTL holds it.
+    let other = next_ref(&alice);
+    let odd = Attempt {
+        expires_at: T0 + DAY + 999,
+        ..attempt(&other, "msg_odd", 1, T0)
+    };
+    log.record(&odd).await.unwrap();
+    assert_eq!(
+        list(&other, 0, 10).await,
+        vec![Attempt {
+            expires_at: T0 + DAY,
+            ..odd.clone()
+        }]
+    );
+
+    // Retries of one delivery: the later attempt first, also when two share a millisecond.
+    let retried = next_ref(&alice);
+    for (number, at) in [(1, T0), (3, T0 + 5_000), (2, T0 + 5_000), (4, T0 + 400_000)] {
+        log.record(&attempt(&retried, "msg_r", number, at))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        ids(&list(&retried, 0, 10).await),
+        vec![
+            ("msg_r".to_owned(), 4),
+            ("msg_r".to_owned(), 3),
+            ("msg_r".to_owned(), 2),
+            ("msg_r".to_owned(), 1)
+        ]
+    );
+
+    // Pages of 2 over 5 records: disjoint, in order, and nothing past the end.
+    let paged = next_ref(&alice);
+    let mut newest_first = Vec::new();
+    for i in 0..5u32 {
+        let a = attempt(
+            &paged,
+            &format!("msg_{i}"),
+            1,
+            T0 + Millis::from(i) * 60_000,
+        );
+        log.record(&a).await.unwrap();
+        newest_first.insert(0, a);
+    }
+    let pages = [
+        list(&paged, 0, 2).await,
+        list(&paged, 1, 2).await,
+        list(&paged, 2, 2).await,
+    ];
+    assert_eq!(pages[0], newest_first[0..2]);
+    assert_eq!(pages[1], newest_first[2..4]);
+    assert_eq!(pages[2], newest_first[4..5]);
+    assert_eq!(list(&paged, 3, 2).await, vec![], "past the end");
+    assert_eq!(list(&paged, 100, 2).await, vec![], "far past the end");
+    assert_eq!(list(&paged, 0, 5).await, newest_first);
+    assert_eq!(list(&paged, 1, 5).await, vec![], "exactly one full page");
+    assert_eq!(list(&paged, 1, 3).await, newest_first[3..5]);
+    assert_eq!(list(&paged, 0, 1000).await, newest_first);
+
+    // Another owner's subscription with the same id (another user, or the same user id in
+    // another deployment) has a log of its own: neither sees the other's records.
+    let bobs = SubscriptionRef {
+        id: paged.id.clone(),
+        owner: owner("hq", 2),
+    };
+    let elsewhere = SubscriptionRef {
+        id: paged.id.clone(),
+        owner: owner("acme", 1),
+    };
+    assert_eq!(list(&bobs, 0, 10).await, vec![]);
+    assert_eq!(list(&elsewhere, 0, 10).await, vec![]);
+    let bob_attempt = attempt(&bobs, "msg_bob", 1, T0 + 999_000);
+    let elsewhere_attempt = attempt(&elsewhere, "msg_acme", 1, T0 + 999_000);
+    log.record(&bob_attempt).await.unwrap();
+    log.record(&elsewhere_attempt).await.unwrap();
+    assert_eq!(list(&bobs, 0, 10).await, vec![bob_attempt]);
+    assert_eq!(list(&elsewhere, 0, 10).await, vec![elsewhere_attempt]);
+    assert_eq!(
+        list(&paged, 0, 10).await,
+        newest_first,
+        "other owners' records never show up"
+    );
+
+    // Other subscriptions of the same owner are separate too, and an unknown one is empty.
+    assert_eq!(list(&other, 0, 10).await.len(), 1);
+    assert_eq!(list(&retried, 0, 10).await.len(), 4);
+    assert_eq!(list(&sub, 0, 10).await.len(), 5);
+    assert_eq!(list(&next_ref(&alice), 0, 10).await, vec![]);
+}

@@ -1,0 +1,434 @@
+//! The delivery stage against real HTTP receivers on 127.0.0.1: exact bodies and headers,
+//! signatures checked by independent implementations, and every outcome (410, timeouts,
+//! retries with their delays, giving up, SSRF refusals), with the clock moved by hand.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use webhooks_core::delivery_log::AttemptOutcome;
+use webhooks_core::network::NetworkPolicy;
+use webhooks_core::subscription::ContentType;
+use webhooks_tests::delivery_kit::DeliveryKit;
+use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn hex_hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], body: &[u8]) -> String {
+    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn form_deliveries_carry_the_exact_body_and_every_signature() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let secret = "my-signing-secret";
+    let sub = kit
+        .subscribe(&receiver.url, ContentType::Form, Some(secret))
+        .await;
+    let job = kit.job(&sub, 123);
+    assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+
+    let got = receiver.wait_for(1, WAIT).await;
+    let r = &got[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(
+        r.body,
+        b"id=123&resource_url=https%3A%2F%2Fhq.example.com%2Fapi%2Fv0%2Ftasks%2F123"
+    );
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(r.header("x-accelo-event"), Some("assign_task"));
+    assert_eq!(r.header("webhook-id"), Some(job.delivery_id.as_str()));
+    let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+    assert!((ts - kit.clock_secs()).abs() <= 1);
+
+    // GitHub-style signatures, recomputed with RustCrypto's HMAC.
+    let sha1 = hex_hmac::<Hmac<sha1::Sha1>>(secret.as_bytes(), &r.body);
+    let sha256 = hex_hmac::<Hmac<sha2::Sha256>>(secret.as_bytes(), &r.body);
+    assert_eq!(
+        r.header("x-hub-signature"),
+        Some(format!("sha1={sha1}").as_str())
+    );
+    assert_eq!(
+        r.header("x-hub-signature-256"),
+        Some(format!("sha256={sha256}").as_str())
+    );
+
+    // Standard Webhooks, verified by the standardwebhooks crate with the whsec_ spelling.
+    let whsec = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    );
+    let verifier = standardwebhooks::Webhook::new(&whsec).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &r.headers {
+        headers.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    verifier
+        .verify(&r.body, &headers)
+        .expect("the Standard Webhooks signature verifies");
+    assert!(
+        verifier.verify(b"id=124", &headers).is_err(),
+        "a changed body does not verify"
+    );
+
+    let log = kit.log_of(&sub).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].outcome, log[0].http_status, log[0].attempt),
+        (AttemptOutcome::Delivered, Some(200), 1)
+    );
+    assert_eq!(log[0].response_body, "ok");
+}
+
+#[tokio::test]
+async fn json_deliveries_without_a_secret_are_unsigned() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let sub = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    let mut delete = kit.job(&sub, 9);
+    delete.resource_url = None; // delete events carry the id only
+    kit.run(&[kit.job(&sub, 8), delete]).await;
+    let mut got = receiver.wait_for(2, WAIT).await;
+    got.sort_by(|a, b| a.body.cmp(&b.body));
+    assert_eq!(
+        got[0].body,
+        br#"{"id":8,"resource_url":"https://hq.example.com/api/v0/tasks/8"}"#
+    );
+    assert_eq!(got[1].body, br#"{"id":9}"#);
+    for r in &got {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.header("x-hub-signature").is_none() && r.header("webhook-signature").is_none());
+        assert!(r.header("webhook-id").is_some() && r.header("webhook-timestamp").is_some());
+    }
+}
+
+#[tokio::test]
+async fn gone_deletes_the_subscription_at_once() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Status(410));
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    assert!(kit.run(&[kit.job(&sub, 1)]).await.is_empty());
+    assert!(
+        kit.current(&sub).await.is_none(),
+        "410 deletes the subscription"
+    );
+    assert!(kit.queue.take().is_empty(), "and nothing is retried");
+    let log = kit.log_of(&sub).await;
+    assert_eq!(
+        (log[0].outcome, log[0].http_status),
+        (AttemptOutcome::Unsubscribed, Some(410))
+    );
+    assert!(log[0].reason.as_deref().unwrap().contains("410 Gone"));
+
+    // A deleted subscription receives nothing more.
+    kit.run(&[kit.job(&sub, 2)]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn timeouts_are_cut_counted_reset_by_a_success_and_unsubscribe_at_the_limit() {
+    let kit = DeliveryKit::new(); // 1 s limit, 3 timeouts in a row
+    let receiver = Receiver::start().await;
+    receiver.script(vec![
+        Behaviour::Hang,
+        Behaviour::Hang,
+        Behaviour::Status(200),
+        Behaviour::Hang,
+        Behaviour::Hang,
+    ]);
+    receiver.always(Behaviour::Hang);
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+
+    let started = Instant::now();
+    kit.run(&[kit.job(&sub, 1)]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "a hanging receiver is cut at the limit"
+    );
+    assert_eq!(kit.current(&sub).await.unwrap().consecutive_timeouts, 1);
+    let log = kit.log_of(&sub).await;
+    assert_eq!(
+        (log[0].outcome, log[0].error_kind.as_deref()),
+        (AttemptOutcome::Retrying, Some("timeout"))
+    );
+    assert!(
+        log[0].duration_ms >= 900 && log[0].duration_ms < 4000,
+        "{}",
+        log[0].duration_ms
+    );
+    kit.run(&[kit.job(&sub, 2)]).await;
+    assert_eq!(kit.current(&sub).await.unwrap().consecutive_timeouts, 2);
+
+    kit.run(&[kit.job(&sub, 3)]).await; // 200
+    assert_eq!(
+        kit.current(&sub).await.unwrap().consecutive_timeouts,
+        0,
+        "a success resets the count"
+    );
+
+    kit.run(&[kit.job(&sub, 4)]).await;
+    kit.run(&[kit.job(&sub, 5)]).await;
+    assert_eq!(kit.current(&sub).await.unwrap().consecutive_timeouts, 2);
+    kit.queue.take();
+    kit.run(&[kit.job(&sub, 6)]).await;
+    assert!(
+        kit.current(&sub).await.is_none(),
+        "the third timeout in a row deletes the subscription"
+    );
+    assert!(
+        kit.queue.take().is_empty(),
+        "a deleted subscription is not retried"
+    );
+    let log = kit.log_of(&sub).await;
+    assert_eq!(log[0].outcome, AttemptOutcome::Unsubscribed);
+    assert!(
+        log[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("3 deliveries in a row took longer than 1 s")
+    );
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_the_schedule_then_given_up() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Status(500));
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let expected = [5u64, 300, 1800, 7200, 18000, 36000, 36000];
+    let mut job = kit.job(&sub, 1);
+    for (i, delay) in expected.iter().enumerate() {
+        let now = kit.clock_millis() + 1; // `run` moves the clock by 1 ms
+        assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+        let sent = kit.queue.take_jobs();
+        assert_eq!(sent.len(), 1, "attempt {} schedules one retry", i + 1);
+        let (next, delay_secs) = sent.into_iter().next().unwrap();
+        assert_eq!(next.attempt, job.attempt + 1);
+        assert_eq!(
+            next.delivery_id, job.delivery_id,
+            "webhook-id stays the same across retries"
+        );
+        assert_eq!(
+            next.due_at,
+            Some(now + *delay as i64 * 1000),
+            "retry {} after {delay} s",
+            i + 1
+        );
+        assert_eq!(
+            delay_secs as u64,
+            (*delay).min(900),
+            "SQS delays top out at 15 minutes"
+        );
+        let log = kit.log_of(&sub).await;
+        assert_eq!(
+            (log[0].outcome, log[0].next_attempt_at),
+            (AttemptOutcome::Retrying, next.due_at)
+        );
+        assert_eq!(log[0].error_kind.as_deref(), Some("http_500"));
+        kit.clock.set(next.due_at.unwrap() - 1);
+        job = next;
+    }
+    assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+    assert!(
+        kit.queue.take().is_empty(),
+        "after the eighth attempt nothing is scheduled"
+    );
+    assert_eq!(kit.log_of(&sub).await[0].outcome, AttemptOutcome::GaveUp);
+    assert_eq!(receiver.requests().len(), 8);
+    let ids: std::collections::HashSet<_> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test]
+async fn retries_beyond_fifteen_minutes_hop_on_the_queue_without_sending() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let mut job = kit.job(&sub, 1);
+    job.attempt = 4;
+    job.due_at = Some(kit.clock_millis() + 7200 * 1000); // the 2 h retry
+    kit.counts.reset();
+
+    // Received after the first 15-minute hop: not due, so it goes back for the rest.
+    kit.clock.advance(900 * 1000 - 1);
+    assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+    let (again, delay) = kit.queue.take_jobs().remove(0);
+    assert_eq!((again.attempt, again.due_at, delay), (4, job.due_at, 900));
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing is sent before it is due"
+    );
+    assert_eq!(
+        kit.counts
+            .batch_gets
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "and the store is not read"
+    );
+
+    // The last hop is shorter than 15 minutes.
+    kit.clock.set(job.due_at.unwrap() - 300 * 1000 - 1);
+    kit.run(std::slice::from_ref(&job)).await;
+    assert_eq!(kit.queue.take_jobs()[0].1, 300);
+
+    // On time, it is sent.
+    kit.clock.set(job.due_at.unwrap() - 1);
+    kit.run(std::slice::from_ref(&job)).await;
+    assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1);
+    assert_eq!(kit.log_of(&sub).await[0].attempt, 4);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_clamped() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let slow_down = |secs: &str| Behaviour::Respond {
+        status: 503,
+        headers: vec![("Retry-After".into(), secs.into())],
+        body: "busy".into(),
+    };
+    receiver.script(vec![slow_down("120"), slow_down("9999999")]);
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    kit.run(&[kit.job(&sub, 1)]).await;
+    let (next, delay) = kit.queue.take_jobs().remove(0);
+    assert_eq!(
+        (next.due_at, delay),
+        (Some(kit.clock_millis() + 120_000), 120)
+    );
+    kit.run(&[kit.job(&sub, 2)]).await;
+    let (next, delay) = kit.queue.take_jobs().remove(0);
+    assert_eq!(
+        (next.due_at, delay),
+        (Some(kit.clock_millis() + 86_400_000), 900),
+        "clamped to a day"
+    );
+    assert_eq!(kit.log_of(&sub).await[0].response_body, "busy");
+}
+
+#[tokio::test]
+async fn refused_reset_redirected_and_client_errors_are_retried() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let target = Receiver::start().await;
+    receiver.script(vec![
+        Behaviour::Reset,
+        Behaviour::Redirect(target.url.clone()),
+        Behaviour::Status(404),
+    ]);
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let refused = kit.subscribe(&refused_url(), ContentType::Form, None).await;
+    for object in 1..=3 {
+        kit.run(&[kit.job(&sub, object)]).await;
+    }
+    kit.run(&[kit.job(&refused, 4)]).await;
+    let kinds: Vec<String> = kit
+        .log_of(&sub)
+        .await
+        .iter()
+        .rev()
+        .map(|a| a.error_kind.clone().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["connection_reset", "http_302", "http_404"]);
+    assert_eq!(
+        kit.log_of(&refused).await[0].error_kind.as_deref(),
+        Some("connection_refused")
+    );
+    let retried = kit.queue.take_jobs();
+    assert_eq!(retried.len(), 4);
+    assert!(retried.iter().all(|(j, d)| j.attempt == 2 && *d == 5));
+    assert!(target.requests().is_empty(), "redirects are not followed");
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_on_every_attempt() {
+    // The installation allows no private range, not even loopback.
+    let kit = DeliveryKit::with(NetworkPolicy::default(), |_| {});
+    let receiver = Receiver::start().await;
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    kit.run(&[kit.job(&sub, 1)]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(receiver.requests().is_empty());
+    let log = kit.log_of(&sub).await;
+    assert_eq!(
+        (log[0].outcome, log[0].error_kind.as_deref()),
+        (AttemptOutcome::Retrying, Some("blocked_address"))
+    );
+}
+
+#[tokio::test]
+async fn a_batch_reads_its_subscriptions_once_and_sends_concurrently() {
+    let kit = DeliveryKit::with(
+        webhooks_core::network::NetworkPolicy::allowing(webhooks_core::network::IpRange::loopback()),
+        |s| {
+            s.timeout = Duration::from_secs(5);
+        },
+    );
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Delay(Duration::from_millis(800), 200));
+    let mut jobs = Vec::new();
+    for i in 0..10 {
+        let sub = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+        jobs.push(kit.job(&sub, i + 1));
+    }
+    let deleted = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    jobs.push(kit.job(&deleted, 99));
+    webhooks_core::store::SubscriptionStore::delete(
+        kit.store.as_ref(),
+        &deleted.owner,
+        &deleted.id,
+    )
+    .await
+    .unwrap();
+    kit.counts.reset();
+    let started = Instant::now();
+    assert!(kit.run(&jobs).await.is_empty());
+    let elapsed = started.elapsed();
+    assert_eq!(
+        receiver.requests().len(),
+        10,
+        "the deleted subscription receives nothing"
+    );
+    assert_eq!(
+        kit.counts
+            .batch_gets
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one BatchGetItem for the batch"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "ten 0.8 s requests took {elapsed:?}: not sent concurrently"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_jobs_are_parked() {
+    let kit = DeliveryKit::new();
+    let messages = vec![webhooks_core::queue::IncomingMessage {
+        message_id: "bad".into(),
+        body: "{\"not\": \"a job\"}".into(),
+        receive_count: 1,
+        attributes: Default::default(),
+    }];
+    let failed = webhooks_core::stage::BatchHandler::handle_batch(&kit.deliverer, &messages).await;
+    assert!(failed.is_empty());
+    let parked = webhooks_tests::fanout_kit::drain(kit.dead_letters.as_ref()).await;
+    assert_eq!(parked.len(), 1);
+    assert!(parked[0].attributes["webhooks_reason"].starts_with("not a delivery job"));
+}

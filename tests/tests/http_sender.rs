@@ -1,0 +1,352 @@
+//! The reqwest sender against real receivers on 127.0.0.1: what arrives, what comes back,
+//! time limits, broken connections and the network policy. Nothing here sends traffic
+//! beyond the loopback interface: refused addresses are refused before connecting.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use webhooks_core::adapters::http::{ReqwestSender, StaticLookup};
+use webhooks_core::http::{HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
+use webhooks_core::network::{IpRange, NetworkPolicy};
+use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
+
+fn loopback() -> NetworkPolicy {
+    NetworkPolicy::allowing(IpRange::loopback())
+}
+
+fn sender() -> ReqwestSender {
+    ReqwestSender::new(loopback())
+}
+
+fn post(url: &str) -> OutgoingRequest {
+    OutgoingRequest {
+        url: url.to_owned(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"id":7}"#.to_vec(),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn timed(url: &str, timeout: Duration) -> OutgoingRequest {
+    OutgoingRequest {
+        timeout,
+        ..post(url)
+    }
+}
+
+fn static_lookup(entries: &[(&str, &[&str])]) -> Arc<StaticLookup> {
+    Arc::new(StaticLookup(
+        entries
+            .iter()
+            .map(|(name, ips)| {
+                let ips: Vec<IpAddr> = ips.iter().map(|s| s.parse().unwrap()).collect();
+                (name.to_string(), ips)
+            })
+            .collect::<HashMap<_, _>>(),
+    ))
+}
+
+#[tokio::test]
+async fn the_exact_request_arrives_and_the_answer_comes_back() {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Respond {
+        status: 200,
+        headers: vec![("x-extra".into(), "1".into())],
+        body: "thanks".into(),
+    });
+    let body =
+        b"{\"id\":\"42\",\"resource_url\":\"https://x/api/v0/tasks/42\"}\n\xe2\x9c\x93".to_vec();
+    let request = OutgoingRequest {
+        url: receiver.url.clone(),
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Accelo-Event".into(), "assign_task".into()),
+            ("X-Hub-Signature".into(), "sha1=0123abcd".into()),
+            ("webhook-id".into(), "msg_1".into()),
+        ],
+        body: body.clone(),
+        timeout: Duration::from_secs(5),
+    };
+    let response = sender().post(&request).await.unwrap();
+    assert_eq!(
+        response,
+        webhooks_core::http::HttpResponse {
+            status: 200,
+            retry_after: None,
+            body: "thanks".into()
+        }
+    );
+
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/hook");
+    assert_eq!(r.body, body);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("x-accelo-event"), Some("assign_task"));
+    assert_eq!(r.header("X-Hub-Signature"), Some("sha1=0123abcd"));
+    assert_eq!(r.header("webhook-id"), Some("msg_1"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    // Our headers arrive in the order given (reqwest may add its own around them).
+    let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+    let ours = [
+        "content-type",
+        "x-accelo-event",
+        "x-hub-signature",
+        "webhook-id",
+    ];
+    let positions: Vec<usize> = ours
+        .iter()
+        .map(|o| names.iter().position(|n| n == o).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+}
+
+#[tokio::test]
+async fn error_statuses_and_redirects_come_back_as_responses() {
+    let receiver = Receiver::start().await;
+    let target = Receiver::start().await;
+    receiver.script(vec![
+        Behaviour::Status(500),
+        Behaviour::Respond {
+            status: 410,
+            headers: vec![],
+            body: "gone".into(),
+        },
+        Behaviour::Redirect(target.url.clone()),
+        Behaviour::Respond {
+            status: 503,
+            headers: vec![("Retry-After".into(), "120".into())],
+            body: String::new(),
+        },
+        Behaviour::Respond {
+            status: 429,
+            headers: vec![("retry-after".into(), "Wed, 21 Oct 2015 07:28:00 GMT".into())],
+            body: String::new(),
+        },
+    ]);
+    let sender = sender();
+    let r = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (500, ""));
+    let r = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (410, "gone"));
+    let r = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!(r.status, 302);
+    let r = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!((r.status, r.retry_after.as_deref()), (503, Some("120")));
+    let r = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!(
+        (r.status, r.retry_after.as_deref()),
+        (429, Some("Wed, 21 Oct 2015 07:28:00 GMT"))
+    );
+    assert_eq!(receiver.requests().len(), 5);
+    // The redirect was not followed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(target.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_long_response_body_is_cut() {
+    let receiver = Receiver::start().await;
+    let long: String = "abcdefghij".repeat(10 * 1024); // 100 KB
+    receiver.always(Behaviour::Respond {
+        status: 200,
+        headers: vec![],
+        body: long.clone(),
+    });
+    let r = sender().post(&post(&receiver.url)).await.unwrap();
+    assert_eq!(r.body.len(), MAX_RESPONSE_BODY);
+    assert_eq!(r.body, long[..MAX_RESPONSE_BODY]);
+}
+
+#[tokio::test]
+async fn a_silent_receiver_times_out() {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Hang);
+    let started = Instant::now();
+    let err = sender()
+        .post(&timed(&receiver.url, Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err, SendError::Timeout);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_receiver_within_the_limit_succeeds() {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Delay(Duration::from_millis(300), 202));
+    let started = Instant::now();
+    let r = sender()
+        .post(&timed(&receiver.url, Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_reported() {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Reset);
+    let err = sender().post(&post(&receiver.url)).await.unwrap_err();
+    assert_eq!(err, SendError::ConnectionReset);
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_closed_port_refuses() {
+    let err = sender().post(&post(&refused_url())).await.unwrap_err();
+    assert_eq!(err, SendError::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn tls_to_a_plain_http_server_fails_as_tls() {
+    let receiver = Receiver::start().await;
+    let url = receiver.url.replace("http://", "https://");
+    let err = sender().post(&post(&url)).await.unwrap_err();
+    assert_eq!(err.kind(), "tls", "{err:?}");
+}
+
+#[tokio::test]
+async fn loopback_is_blocked_by_the_default_policy() {
+    let receiver = Receiver::start().await;
+    let sender = ReqwestSender::new(NetworkPolicy::default());
+    let err = sender.post(&post(&receiver.url)).await.unwrap_err();
+    assert!(matches!(err, SendError::BlockedAddress(_)), "{err:?}");
+
+    // Through a name too: the resolver refuses it.
+    let lookup = static_lookup(&[("local.test", &["127.0.0.1"])]);
+    let sender = ReqwestSender::with_lookup(NetworkPolicy::default(), lookup);
+    let url = format!("http://local.test:{}/hook", receiver.port());
+    let err = sender.post(&post(&url)).await.unwrap_err();
+    assert_eq!(
+        err,
+        SendError::BlockedAddress("local.test resolves only to a loopback address".into())
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn literal_refused_addresses_are_blocked_without_connecting() {
+    let receiver = Receiver::start().await;
+    let sender = sender();
+    let mapped = format!("http://[::ffff:127.0.0.1]:{}/hook", receiver.port());
+    for url in [
+        mapped.as_str(),
+        "http://10.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00::1]/",
+        "https://[fd00:ec2::254]/",
+        "http://[::ffff:10.0.0.1]/",
+    ] {
+        let started = Instant::now();
+        let err = sender.post(&post(url)).await.unwrap_err();
+        assert!(
+            matches!(err, SendError::BlockedAddress(_)),
+            "{url}: {err:?}"
+        );
+        // Refused up front: no connection attempt (which would hang or fail slowly).
+        assert!(started.elapsed() < Duration::from_millis(500), "{url}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_name_with_a_refused_and_an_allowed_address_is_pinned_to_the_allowed_one() {
+    let receiver = Receiver::start().await;
+    let lookup = static_lookup(&[("rebind.test", &["10.0.0.7", "127.0.0.1"])]);
+    let sender = ReqwestSender::with_lookup(loopback(), lookup);
+    let url = format!("http://rebind.test:{}/hook", receiver.port());
+    for _ in 0..3 {
+        let r = sender
+            .post(&timed(&url, Duration::from_secs(3)))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let got = receiver.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(
+        got[0].header("host"),
+        Some(&*format!("rebind.test:{}", receiver.port()))
+    );
+}
+
+#[tokio::test]
+async fn a_name_with_only_refused_addresses_is_blocked() {
+    let lookup = static_lookup(&[("private.test", &["10.0.0.7", "192.168.1.1"])]);
+    let sender = ReqwestSender::with_lookup(loopback(), lookup);
+    let err = sender
+        .post(&post("http://private.test/hook"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SendError::BlockedAddress("private.test resolves only to a private address".into())
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_name_is_a_dns_failure() {
+    let lookup = static_lookup(&[]);
+    let sender = ReqwestSender::with_lookup(loopback(), lookup);
+    let err = sender
+        .post(&post("http://nowhere.test/hook"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Dns(m) if m.contains("nowhere.test")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_sender_serves_many_requests_concurrently() {
+    let receiver = Receiver::start().await;
+    let sender = sender();
+    let requests: Vec<_> = (0..20)
+        .map(|i| OutgoingRequest {
+            body: format!("{{\"id\":{i}}}").into_bytes(),
+            ..post(&receiver.url)
+        })
+        .collect();
+    let results = futures_join(&sender, &requests).await;
+    assert!(results.iter().all(|r| r.as_ref().unwrap().status == 200));
+    let got = receiver.wait_for(20, Duration::from_secs(5)).await;
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8(r.body.clone()).unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+}
+
+async fn futures_join(
+    sender: &ReqwestSender,
+    requests: &[OutgoingRequest],
+) -> Vec<Result<webhooks_core::http::HttpResponse, SendError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, r) in requests.iter().enumerate() {
+        let sender = sender.clone();
+        let r = r.clone();
+        set.spawn(async move { (i, sender.post(&r).await) });
+    }
+    let mut out: Vec<_> = set.join_all().await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
