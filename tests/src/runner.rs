@@ -26,7 +26,11 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
 /// A runner on 127.0.0.1 with a free port; on the AWS backend, with tables of its own in moto.
 pub async fn start(kind: Kind, vars: &[(&str, &str)]) -> Running {
     let table = unique("subs");
+    let (idem, log, prefix) = (unique("idem"), unique("log"), unique("q"));
     let mut vars = vars.to_vec();
+    vars.push(("WEBHOOKS_IDEMPOTENCY_TABLE", &idem));
+    vars.push(("WEBHOOKS_DELIVERY_LOG_TABLE", &log));
+    vars.push(("WEBHOOKS_QUEUE_PREFIX", &prefix));
     if !vars
         .iter()
         .any(|(k, _)| *k == "WEBHOOKS_SUBSCRIPTIONS_TABLE")

@@ -48,12 +48,10 @@ pub struct StaticLookup(pub HashMap<String, Vec<IpAddr>>);
 impl Lookup for StaticLookup {
     async fn lookup(&self, host: &str) -> io::Result<Vec<IpAddr>> {
         let key = host.trim_end_matches('.').to_ascii_lowercase();
-        self.0.get(&key).cloned().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{host} is not a known name"),
-            )
-        })
+        self.0
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not a known name"))
     }
 }
 
@@ -87,17 +85,18 @@ pub fn allowed_addresses(
     Ok(allowed)
 }
 
-/// Our own refusal, carried through reqwest's error chain and recognised on the way out.
+/// Our resolver's verdict (a refused or unresolvable name), carried through reqwest's
+/// error chain and recognised on the way out.
 #[derive(Debug)]
-struct Refusal(SendError);
+struct ResolveFailure(SendError);
 
-impl fmt::Display for Refusal {
+impl fmt::Display for ResolveFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
 }
 
-impl StdError for Refusal {}
+impl StdError for ResolveFailure {}
 
 /// The resolver reqwest uses: looks the name up, then keeps only the allowed addresses.
 struct GuardedResolver {
@@ -111,8 +110,11 @@ impl Resolve for GuardedResolver {
         let lookup = self.lookup.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs = lookup.lookup(&host).await?;
-            let allowed = allowed_addresses(&host, &addrs, &policy).map_err(Refusal)?;
+            let addrs = lookup
+                .lookup(&host)
+                .await
+                .map_err(|e| ResolveFailure(SendError::Dns(format!("{host}: {e}"))))?;
+            let allowed = allowed_addresses(&host, &addrs, &policy).map_err(ResolveFailure)?;
             let addrs: Addrs = Box::new(allowed.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
@@ -275,7 +277,7 @@ fn describe(e: &reqwest::Error) -> String {
 fn map_error(e: &reqwest::Error) -> SendError {
     let top: &(dyn StdError + 'static) = e;
     for s in chain(top) {
-        if let Some(Refusal(err)) = s.downcast_ref::<Refusal>() {
+        if let Some(ResolveFailure(err)) = s.downcast_ref::<ResolveFailure>() {
             return err.clone();
         }
     }
