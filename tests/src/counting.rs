@@ -158,3 +158,25 @@ impl QueueSender for FailingAfter {
         self.inner.send_batch(messages).await
     }
 }
+
+/// Counts delivery log writes (one `PutItem` each on DynamoDB).
+pub struct CountingLog {
+    pub inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>,
+    pub writes: AtomicUsize,
+}
+
+#[async_trait]
+impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
+    async fn record(&self, attempt: &webhooks_core::delivery_log::Attempt) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.record(attempt).await
+    }
+    async fn list(
+        &self,
+        subscription: &SubscriptionRef,
+        page: usize,
+        limit: usize,
+    ) -> Result<Vec<webhooks_core::delivery_log::Attempt>, StoreError> {
+        self.inner.list(subscription, page, limit).await
+    }
+}

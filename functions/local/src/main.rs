@@ -9,7 +9,9 @@ use webhooks_core::config::{DEV_JWT_SECRET, Defaults, Settings};
 use webhooks_local::{Backend, default_claims, mint_token, start};
 
 const HELP: &str = "\
-webhooks-local: the webhook platform in one process, for development, demos and tests.
+webhooks-local: the webhook platform in one process, for development, demos and tests:
+the API, the fan-out (events queue to delivery jobs) and the delivery stage (signed POSTs,
+retries, the delivery log), the same code as the Lambda functions.
 
 USAGE:
     webhooks-local                 serve the API on 127.0.0.1:$PORT (default 3000)
@@ -28,7 +30,8 @@ TOKEN OPTIONS (defaults are those of the token printed at start):
 ENVIRONMENT:
     PORT                     port to listen on (default 3000)
     WEBHOOKS_BACKEND         memory (default) or aws: DynamoDB/SQS wherever the AWS SDK
-                             points (set AWS_ENDPOINT_URL for moto); missing tables are created
+                             points (set AWS_ENDPOINT_URL for moto); missing tables and
+                             queues are created
     WEBHOOKS_JWT_SECRET      HS256 secret for bearer tokens (a development default otherwise)
     WEBHOOKS_JWT_PUBLIC_KEYS PEM RSA public keys accepted for RS256 tokens
     WEBHOOKS_SECRET_KEY      64 hex characters: the key sealing subscription secrets at rest
@@ -38,6 +41,14 @@ ENVIRONMENT:
     WEBHOOKS_DEPLOYMENTS     comma-separated deployments to serve (default: any)
     WEBHOOKS_EVENT_TYPES[_FILE]  the event catalogue as JSON (or a file holding it)
     WEBHOOKS_RATE_LIMIT_PER_MINUTE  API requests per user and minute (default 600, 0 = off)
+    WEBHOOKS_DELIVERY_TIMEOUT_SECS  limit on one delivery request (default 10)
+    WEBHOOKS_TIMEOUT_LIMIT   timeouts in a row that delete a subscription (default 5)
+    WEBHOOKS_RETRY_SCHEDULE  delays before each retry (default 5s,5m,30m,2h,5h,10h,10h)
+    WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS  how long attempts stay in the log (default 30)
+    WEBHOOKS_RESOURCE_URL_TEMPLATE  resource_url for trigger/dispatch, with {deployment},
+                             {trigger_table}, {event_id} and {object_id}
+    WEBHOOKS_SUBSCRIPTIONS_TABLE, WEBHOOKS_IDEMPOTENCY_TABLE, WEBHOOKS_DELIVERY_LOG_TABLE,
+    WEBHOOKS_QUEUE_PREFIX    names of the tables and queues on the aws backend
     RUST_LOG                 log filter (default info)
 ";
 
