@@ -167,7 +167,10 @@ pub struct CountingLog {
 
 #[async_trait]
 impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
-    async fn record(&self, attempt: &webhooks_core::delivery_log::Attempt) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        attempt: &webhooks_core::delivery_log::Attempt,
+    ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.record(attempt).await
     }

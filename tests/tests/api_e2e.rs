@@ -359,9 +359,8 @@ async fn bad_input_is_refused_and_changes_nothing_on_dynamodb() {
     bad_input(Kind::Aws).await;
 }
 
-#[tokio::test]
-async fn bad_tokens_are_invalid_client() {
-    let running = runner::start(Kind::Memory, &[("WEBHOOKS_DEPLOYMENTS", "hq,acme")]).await;
+async fn bad_tokens(kind: Kind) {
+    let running = runner::start(kind, &[("WEBHOOKS_DEPLOYMENTS", "hq,acme")]).await;
     let client = Client::new(running.base_url());
     let mut expired = claims(1, "hq");
     expired.exp = now() - 3600;
@@ -413,9 +412,8 @@ async fn bad_tokens_are_invalid_client() {
     running.stop().await;
 }
 
-#[tokio::test]
-async fn the_pro_gate_refuses_non_pro_users_when_on() {
-    let running = runner::start(Kind::Memory, &[("WEBHOOKS_PRO_GATE", "true")]).await;
+async fn pro_gate(kind: Kind) {
+    let running = runner::start(kind, &[("WEBHOOKS_PRO_GATE", "true")]).await;
     let client = Client::new(running.base_url());
     let plain = client.get(SUBS, &token(&claims(1, "hq"))).await;
     assert_eq!((plain.http, plain.status()), (403, "invalid_permission"));
@@ -426,7 +424,7 @@ async fn the_pro_gate_refuses_non_pro_users_when_on() {
     running.stop().await;
 
     // Off by default.
-    let running = runner::start(Kind::Memory, &[]).await;
+    let running = runner::start(kind, &[]).await;
     let client = Client::new(running.base_url());
     assert_eq!(
         client.get(SUBS, &token(&claims(1, "hq"))).await.status(),
@@ -435,9 +433,8 @@ async fn the_pro_gate_refuses_non_pro_users_when_on() {
     running.stop().await;
 }
 
-#[tokio::test]
-async fn too_many_requests_are_limited_per_user() {
-    let running = runner::start(Kind::Memory, &[("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "3")]).await;
+async fn rate_limit(kind: Kind) {
+    let running = runner::start(kind, &[("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "3")]).await;
     let client = Client::new(running.base_url());
     let tok = token(&claims(1, "hq"));
     // The fourth request in a minute is refused; if the minute turns over mid-test the
@@ -483,5 +480,139 @@ async fn store_failures_are_server_errors_that_say_nothing_internal() {
         !text.contains(&table) && !text.contains("Resource") && !text.contains("dynamo"),
         "{text}"
     );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_invalid_client_on_memory() {
+    bad_tokens(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_invalid_client_on_dynamodb() {
+    bad_tokens(Kind::Aws).await;
+}
+
+#[tokio::test]
+async fn the_pro_gate_refuses_non_pro_users_when_on_memory() {
+    pro_gate(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn the_pro_gate_refuses_non_pro_users_when_on_dynamodb() {
+    pro_gate(Kind::Aws).await;
+}
+
+#[tokio::test]
+async fn too_many_requests_are_limited_per_user_on_memory() {
+    rate_limit(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn too_many_requests_are_limited_per_user_on_dynamodb() {
+    rate_limit(Kind::Aws).await;
+}
+
+/// The memory backend has no store to break from outside; a store that fails does the same.
+#[tokio::test]
+async fn store_failures_are_server_errors_on_memory_too() {
+    use std::sync::Arc;
+    use webhooks_core::store::{Page, StoreError, SubscriptionStore};
+
+    struct Broken;
+    #[async_trait::async_trait]
+    impl SubscriptionStore for Broken {
+        async fn put(
+            &self,
+            _: &webhooks_core::subscription::Subscription,
+        ) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable(
+                "table webhooks-secret-name is on fire".into(),
+            ))
+        }
+        async fn get(
+            &self,
+            _: &webhooks_core::identity::Owner,
+            _: &webhooks_core::ids::SubscriptionId,
+        ) -> Result<Option<webhooks_core::subscription::Subscription>, StoreError> {
+            Err(StoreError::Unavailable(
+                "table webhooks-secret-name is on fire".into(),
+            ))
+        }
+        async fn get_many(
+            &self,
+            _: &[webhooks_core::subscription::SubscriptionRef],
+        ) -> Result<Vec<webhooks_core::subscription::Subscription>, StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
+        async fn list_by_owner(
+            &self,
+            _: &webhooks_core::identity::Owner,
+        ) -> Result<Vec<webhooks_core::subscription::Subscription>, StoreError> {
+            Err(StoreError::Unavailable(
+                "table webhooks-secret-name is on fire".into(),
+            ))
+        }
+        async fn delete(
+            &self,
+            _: &webhooks_core::identity::Owner,
+            _: &webhooks_core::ids::SubscriptionId,
+        ) -> Result<Option<webhooks_core::subscription::Subscription>, StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
+        async fn record_timeout(
+            &self,
+            _: &webhooks_core::subscription::SubscriptionRef,
+        ) -> Result<Option<u32>, StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
+        async fn reset_timeouts(
+            &self,
+            _: &webhooks_core::subscription::SubscriptionRef,
+        ) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
+        async fn page_by_event(
+            &self,
+            _: &webhooks_core::identity::Deployment,
+            _: &str,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<Page<webhooks_core::subscription::SubscriptionRef>, StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
+    }
+
+    let platform = webhooks_local::compose(&webhooks_local::Backend::Memory, runner::settings(&[]))
+        .await
+        .unwrap();
+    let broken = webhooks_api::App::new(
+        runner::settings(&[]),
+        webhooks_api::app::Ports {
+            store: Arc::new(Broken),
+            events: platform.events.sender.clone(),
+            clock: Arc::new(webhooks_core::clock::SystemClock),
+            deliverer: platform.deliverer.clone(),
+        },
+    );
+    let running = webhooks_local::serve(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        Arc::new(broken),
+    )
+    .await
+    .unwrap();
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(1, "hq"));
+    let a = client.get(SUBS, &tok).await;
+    assert_eq!((a.http, a.status()), (500, "server_error"));
+    assert!(!a.tree.to_string().contains("fire") && !a.tree.to_string().contains("secret-name"));
+    let created = client
+        .post_json(
+            SUBS,
+            &tok,
+            &json!({"trigger_url": "https://a.example/h", "event_id": "assign_task"}),
+        )
+        .await;
+    assert_eq!(created.status(), "server_error");
     running.stop().await;
 }
