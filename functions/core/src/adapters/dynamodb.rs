@@ -23,15 +23,13 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
+use crate::adapters::dynamodb_table::{self, TableSpec, unavailable};
 use crate::identity::{Deployment, Owner};
 use crate::ids::SubscriptionId;
 use crate::store::{Page, StoreError, SubscriptionStore};
@@ -48,14 +46,6 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoSubscriptionStore {
     client: Client,
     table: String,
-}
-
-fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
 fn is_condition_failed<R>(e: &SdkError<UpdateItemError, R>) -> bool {
@@ -192,68 +182,13 @@ impl DynamoSubscriptionStore {
     /// Creates the table (on-demand, with the `by_event` index) when it does not exist.
     /// The local runner and the tests use it; on AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(unavailable(e)),
-        }
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("name and type set")
+        let spec = TableSpec {
+            partition_key: "pk",
+            sort_key: Some("sk"),
+            index: Some((BY_EVENT_INDEX, "gsi1pk", "sk")),
+            ttl_attribute: None,
         };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("name and type set")
-        };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(BY_EVENT_INDEX)
-            .key_schema(key("gsi1pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .expect("index fields set");
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk"))
-            .attribute_definitions(attr("sk"))
-            .attribute_definitions(attr("gsi1pk"))
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
-            .global_secondary_indexes(index)
-            .send()
-            .await;
-        match created {
-            Ok(_) => Ok(()),
-            // Another process created it in the meantime.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_in_use_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        dynamodb_table::ensure(&self.client, &self.table, &spec).await
     }
 }
 

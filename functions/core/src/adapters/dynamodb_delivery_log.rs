@@ -20,13 +20,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::adapters::dynamodb_idempotency::to_secs;
+use crate::adapters::dynamodb_table::{self, TableSpec, unavailable};
 use crate::clock::Millis;
 use crate::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
 use crate::identity::{Deployment, Owner};
@@ -46,14 +43,6 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoDeliveryLog {
     client: Client,
     table: String,
-}
-
-fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
 /// The partition key of a subscription's attempts: `{deployment}#{user_id}#{subscription_id}`.
@@ -205,123 +194,13 @@ impl DynamoDeliveryLog {
     /// until it is active, and enables TTL on `expires_at`. The local runner and the tests
     /// use it; on AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        let exists = match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
-            {
-                false
-            }
-            Err(e) => return Err(unavailable(e)),
+        let spec = TableSpec {
+            partition_key: "pk",
+            sort_key: Some("sk"),
+            index: None,
+            ttl_attribute: Some(EXPIRES_AT),
         };
-        if !exists {
-            let attr = |name: &str| {
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("name and type set")
-            };
-            let key = |name: &str, kind: KeyType| {
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(kind)
-                    .build()
-                    .expect("name and type set")
-            };
-            let created = self
-                .client
-                .create_table()
-                .table_name(&self.table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(attr("pk"))
-                .attribute_definitions(attr("sk"))
-                .key_schema(key("pk", KeyType::Hash))
-                .key_schema(key("sk", KeyType::Range))
-                .send()
-                .await;
-            match created {
-                Ok(_) => {}
-                // Another process created it in the meantime.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_resource_in_use_exception()) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        self.wait_until_active().await?;
-        self.enable_ttl().await
-    }
-
-    async fn wait_until_active(&self) -> Result<(), StoreError> {
-        for _ in 0..120 {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            match out.table().and_then(|t| t.table_status()) {
-                Some(TableStatus::Active) | None => return Ok(()),
-                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "table `{}` did not become active within a minute",
-            self.table
-        )))
-    }
-
-    async fn enable_ttl(&self) -> Result<(), StoreError> {
-        let described = self
-            .client
-            .describe_time_to_live()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if let Some(d) = described.time_to_live_description()
-            && matches!(
-                d.time_to_live_status(),
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-            )
-            && d.attribute_name() == Some(EXPIRES_AT)
-        {
-            return Ok(());
-        }
-        let spec = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(EXPIRES_AT)
-            .build()
-            .expect("enabled and attribute name set");
-        match self
-            .client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(spec)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Enabled in the meantime (DynamoDB refuses to enable it twice).
-            Err(e)
-                if e.as_service_error().is_some_and(|se| {
-                    se.message()
-                        .is_some_and(|m| m.to_ascii_lowercase().contains("already enabled"))
-                }) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        dynamodb_table::ensure(&self.client, &self.table, &spec).await
     }
 }
 

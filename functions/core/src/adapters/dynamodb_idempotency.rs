@@ -19,12 +19,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::adapters::dynamodb_table::{self, TableSpec, unavailable};
 use crate::clock::Millis;
 use crate::idempotency::IdempotencyStore;
 use crate::identity::Deployment;
@@ -37,14 +34,6 @@ pub const EXPIRES_AT: &str = "expires_at";
 pub struct DynamoIdempotencyStore {
     client: Client,
     table: String,
-}
-
-fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
 /// The partition key of `key` in `deployment`.
@@ -69,123 +58,16 @@ impl DynamoIdempotencyStore {
         Self::new(Client::new(config), table)
     }
 
-    /// Creates the table (on-demand, key `pk`) when it does not exist, waits until it is
-    /// active, and enables TTL on `expires_at`. The local runner and the tests use it; on
-    /// AWS the SAM template owns the table.
+    /// Creates the table (on-demand, key `pk`, TTL on `expires_at`) when it does not
+    /// exist. The local runner and the tests use it; on AWS the SAM template owns it.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        let exists = match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
-            {
-                false
-            }
-            Err(e) => return Err(unavailable(e)),
+        let spec = TableSpec {
+            partition_key: "pk",
+            sort_key: None,
+            index: None,
+            ttl_attribute: Some(EXPIRES_AT),
         };
-        if !exists {
-            let created = self
-                .client
-                .create_table()
-                .table_name(&self.table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("pk")
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .expect("name and type set"),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("pk")
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .expect("name and type set"),
-                )
-                .send()
-                .await;
-            match created {
-                Ok(_) => {}
-                // Another process created it in the meantime.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_resource_in_use_exception()) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        self.wait_until_active().await?;
-        self.enable_ttl().await
-    }
-
-    async fn wait_until_active(&self) -> Result<(), StoreError> {
-        for _ in 0..120 {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            match out.table().and_then(|t| t.table_status()) {
-                Some(TableStatus::Active) | None => return Ok(()),
-                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "table `{}` did not become active within a minute",
-            self.table
-        )))
-    }
-
-    async fn enable_ttl(&self) -> Result<(), StoreError> {
-        let described = self
-            .client
-            .describe_time_to_live()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if let Some(d) = described.time_to_live_description()
-            && matches!(
-                d.time_to_live_status(),
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-            )
-            && d.attribute_name() == Some(EXPIRES_AT)
-        {
-            return Ok(());
-        }
-        let spec = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(EXPIRES_AT)
-            .build()
-            .expect("enabled and attribute name set");
-        match self
-            .client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(spec)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Enabled in the meantime (DynamoDB refuses to enable it twice).
-            Err(e)
-                if e.as_service_error().is_some_and(|se| {
-                    se.message()
-                        .is_some_and(|m| m.to_ascii_lowercase().contains("already enabled"))
-                }) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        dynamodb_table::ensure(&self.client, &self.table, &spec).await
     }
 }
 

@@ -4,6 +4,7 @@ pub mod aws;
 pub mod dynamodb;
 pub mod dynamodb_delivery_log;
 pub mod dynamodb_idempotency;
+mod dynamodb_table;
 pub mod http;
 pub mod memory;
 pub mod memory_queue;
