@@ -8,6 +8,7 @@ pub mod delivery_log_suite;
 pub mod fanout_kit;
 pub mod idempotency_suite;
 pub mod lambda_events;
+pub mod lambda_runtime;
 pub mod moto;
 pub mod queue_suite;
 pub mod receiver;

@@ -110,16 +110,6 @@ fn flag(name: &'static str, value: Option<String>, default: bool) -> Result<bool
 }
 
 impl Settings {
-    /// A required setting that the environment left empty.
-    pub fn required<'a>(
-        value: &'a Option<String>,
-        name: &'static str,
-    ) -> Result<&'a str, ConfigError> {
-        value
-            .as_deref()
-            .ok_or_else(|| err(name, "is required (the SAM template sets it)"))
-    }
-
     pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
         Self::from_lookup(defaults, |k| std::env::var(k).ok())
     }
@@ -174,15 +164,28 @@ impl Settings {
             .expect_issuer(get("WEBHOOKS_JWT_ISSUER"))
             .expect_audience(get("WEBHOOKS_JWT_AUDIENCE"));
 
-        let key = get("WEBHOOKS_SECRET_KEY")
-            .or(defaults.secret_key.map(str::to_owned))
-            .ok_or_else(|| {
-                err(
+        // The sealing key: WEBHOOKS_SECRET_KEY; else one derived from the HS256 secret (also
+        // kept outside the tables, but rotating it would orphan sealed secrets, so the
+        // template sets WEBHOOKS_SECRET_KEY); else the local runner's development key.
+        let sealer = match (
+            get("WEBHOOKS_SECRET_KEY"),
+            get("WEBHOOKS_JWT_SECRET"),
+            defaults.secret_key,
+        ) {
+            (Some(key), _, _) => {
+                SecretSealer::from_encoded(&key).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?
+            }
+            (None, Some(jwt), _) => SecretSealer::derived_from(jwt.as_bytes()),
+            (None, None, Some(dev)) => {
+                SecretSealer::from_encoded(dev).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?
+            }
+            (None, None, None) => {
+                return Err(err(
                     "WEBHOOKS_SECRET_KEY",
-                    "is required: 32 bytes as 64 hex characters",
-                )
-            })?;
-        let sealer = SecretSealer::from_encoded(&key).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?;
+                    "is required (32 bytes as 64 hex characters) when WEBHOOKS_JWT_SECRET is not set",
+                ));
+            }
+        };
 
         let rate_limit_per_minute = match get("WEBHOOKS_RATE_LIMIT_PER_MINUTE") {
             None => 600,
@@ -262,6 +265,21 @@ mod tests {
     fn lambda_defaults_are_strict_and_need_a_sealing_key() {
         let e = settings(&Defaults::lambda(), &[]).unwrap_err();
         assert_eq!(e.name, "WEBHOOKS_SECRET_KEY");
+        // Without its own key, the sealing key derives from the HS256 secret.
+        let a = settings(
+            &Defaults::lambda(),
+            &[("WEBHOOKS_JWT_SECRET", "one-secret")],
+        )
+        .unwrap();
+        let b = settings(
+            &Defaults::lambda(),
+            &[("WEBHOOKS_JWT_SECRET", "one-secret")],
+        )
+        .unwrap();
+        let other = settings(&Defaults::lambda(), &[("WEBHOOKS_JWT_SECRET", "another")]).unwrap();
+        let sealed = a.sealer.seal("x");
+        assert_eq!(b.sealer.open(&sealed).unwrap(), "x");
+        assert!(other.sealer.open(&sealed).is_err());
         let s = settings(
             &Defaults::lambda(),
             &[("WEBHOOKS_SECRET_KEY", DEV_SECRET_KEY)],

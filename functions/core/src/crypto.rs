@@ -65,6 +65,13 @@ impl SecretSealer {
         Ok(Self::new(&key))
     }
 
+    /// A key derived from another installation secret (HMAC-SHA256 with a fixed label).
+    pub fn derived_from(secret: &[u8]) -> Self {
+        let bytes = hmac_sha256(secret, b"webhooks subscription secret sealing key v1");
+        let key: [u8; 32] = bytes.try_into().expect("HMAC-SHA256 is 32 bytes");
+        Self::new(&key)
+    }
+
     /// A fresh random key, for a process that keeps its data in memory only.
     pub fn ephemeral() -> Self {
         let mut key = [0u8; 32];

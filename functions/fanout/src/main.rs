@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&Defaults::lambda()).context("invalid configuration")?;
     let fanout = Aws::new(aws_sdk_config().await)
         .fanout(&settings)
-        .context("invalid configuration")?;
+        .await
+        .context("the queues cannot be found")?;
     webhooks_sqs_lambda::run(Arc::new(fanout))
         .await
         .map_err(|e| anyhow::anyhow!(e))
