@@ -36,7 +36,7 @@ pub enum Queue {
 }
 
 impl Queue {
-    fn url<'a>(self, settings: &'a Settings) -> &'a Option<String> {
+    fn url(self, settings: &Settings) -> &Option<String> {
         match self {
             Self::Events => &settings.events_queue_url,
             Self::EventsDeadLetters => &settings.events_dlq_url,
