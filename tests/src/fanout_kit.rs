@@ -101,7 +101,7 @@ pub fn subscription(
         event_id: event_id.to_owned(),
         trigger_url: TriggerUrl::from_stored("https://hooks.example.com/x".into()),
         content_type: ContentType::Form,
-        sealed_secret: None,
+        sealed_secret: Some("v1:SEALED-SECRET".into()),
         created_at: 0,
         consecutive_timeouts: 0,
     }

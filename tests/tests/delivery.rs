@@ -356,7 +356,7 @@ async fn refused_reset_redirected_and_client_errors_are_retried() {
 }
 
 #[tokio::test]
-async fn private_targets_are_refused_on_every_attempt() {
+async fn a_private_target_is_refused_when_attempted_and_retried() {
     // The installation allows no private range, not even loopback.
     let kit = DeliveryKit::with(NetworkPolicy::default(), |_| {});
     let receiver = Receiver::start().await;

@@ -286,6 +286,43 @@ async fn a_name_with_a_refused_and_an_allowed_address_is_pinned_to_the_allowed_o
     );
 }
 
+/// The refused address is never even connected to: here it is a listening one
+/// (127.0.0.2, outside the allowed 127.0.0.1/32) that counts its connections.
+#[tokio::test]
+async fn the_refused_address_of_a_mixed_name_is_never_connected_to() {
+    let receiver = Receiver::start().await;
+    let decoy = tokio::net::TcpListener::bind(("127.0.0.2", receiver.port()))
+        .await
+        .unwrap();
+    let touched = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = touched.clone();
+    tokio::spawn(async move {
+        while decoy.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let only_one = NetworkPolicy::allowing(vec!["127.0.0.1/32".parse().unwrap()]);
+    let lookup = static_lookup(&[("mixed.test", &["127.0.0.2", "127.0.0.1"])]);
+    let sender = ReqwestSender::with_lookup(only_one, lookup);
+    let url = format!("http://mixed.test:{}/hook", receiver.port());
+    for _ in 0..3 {
+        assert_eq!(
+            sender
+                .post(&timed(&url, Duration::from_secs(3)))
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    assert_eq!(receiver.requests().len(), 3);
+    assert_eq!(
+        touched.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "127.0.0.2 was refused, so never dialled"
+    );
+}
+
 #[tokio::test]
 async fn a_name_with_only_refused_addresses_is_blocked() {
     let lookup = static_lookup(&[("private.test", &["10.0.0.7", "192.168.1.1"])]);

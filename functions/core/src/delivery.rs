@@ -171,8 +171,11 @@ impl Deliverer {
 
         match &result {
             Ok(r) if (200..300).contains(&r.status) => {
-                if subscription.consecutive_timeouts > 0 {
-                    self.store.reset_timeouts(&key).await?;
+                // The delivery is done: a failed reset is logged, not a reason to send again.
+                if subscription.consecutive_timeouts > 0
+                    && let Err(e) = self.store.reset_timeouts(&key).await
+                {
+                    tracing::error!(error = %e, subscription_id = %key.id, "could not reset the timeout count");
                 }
             }
             Ok(r) if r.status == 410 => {
@@ -189,7 +192,11 @@ impl Deliverer {
                 }
                 let timed_out = matches!(result, Err(SendError::Timeout));
                 let count = if timed_out {
-                    self.store.record_timeout(&key).await?
+                    // Not counted when the store fails: the retry below still happens.
+                    self.store.record_timeout(&key).await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, subscription_id = %key.id, "could not count a timeout");
+                        None
+                    })
                 } else {
                     None
                 };

@@ -156,12 +156,21 @@ impl Event {
             }
             _ => return Err(bad("occurred_at must be an RFC 3339 time string")),
         };
+        // The fields the platform itself writes on queued events. A publisher over HTTP may
+        // not set them (a chosen uid would collide with another event's delivery ids);
+        // producers on the queue are trusted like the platform.
+        let internal = origin.deployment.is_none();
         let event_uid = match obj.get("event_uid") {
-            Some(Value::String(u)) if !u.is_empty() && u.len() <= 128 => u.clone(),
+            Some(Value::String(u)) if internal && !u.is_empty() && u.len() <= 128 => u.clone(),
+            // A keyed event sent to the queue directly takes its uid from the key, so that a
+            // redrive from the dead-letter queue (a new message id) is the same event.
+            _ if internal && idempotency_key.is_some() => {
+                keyed_uid(&deployment, idempotency_key.as_deref().unwrap_or_default())
+            }
             _ => origin.fallback_uid.to_owned(),
         };
         let exclude_subscription = match obj.get("exclude_subscription") {
-            Some(Value::String(id)) => Some(
+            Some(Value::String(id)) if internal => Some(
                 SubscriptionId::parse(id).map_err(|e| bad(format!("exclude_subscription: {e}")))?,
             ),
             _ => None,
@@ -169,6 +178,7 @@ impl Event {
         let resume_after = obj
             .get("resume_after")
             .and_then(Value::as_str)
+            .filter(|_| internal)
             .map(str::to_owned);
         Ok(Self {
             event_uid,
@@ -209,6 +219,16 @@ impl Event {
     pub fn to_message(&self) -> String {
         serde_json::to_string(self).expect("events serialize")
     }
+}
+
+/// The uid of a keyed event from the queue: a hash of its deployment and key.
+fn keyed_uid(deployment: &Deployment, key: &str) -> String {
+    use aws_lc_rs::digest;
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(deployment.as_str().as_bytes());
+    ctx.update(b"\0");
+    ctx.update(key.as_bytes());
+    format!("key_{}", hex::encode(&ctx.finish().as_ref()[..16]))
 }
 
 fn parse_object_id(v: Option<&Value>) -> Result<u64, EventError> {
@@ -337,7 +357,10 @@ mod tests {
         .unwrap();
         assert_eq!(e.object_id, 123);
         assert!(e.visible_to.allows(7) && !e.visible_to.allows(2));
-        assert_eq!(e.event_uid, "uid-1");
+        assert!(
+            e.event_uid.starts_with("key_"),
+            "a keyed event from the queue takes its uid from the key"
+        );
         assert_eq!(e.occurred_at, "2026-11-27T20:00:00Z");
         let back = Event::from_message(&e.to_message(), &Catalogue::default(), "other", 0).unwrap();
         assert_eq!(back, e, "the queue format round-trips, keeping the uid");
@@ -392,6 +415,44 @@ mod tests {
                 .deployment,
             hq
         );
+    }
+
+    #[test]
+    fn publishers_over_http_cannot_set_internal_fields() {
+        let hq = Deployment::parse("hq").unwrap();
+        let mut e = example("hq", "assign_task", 1, json!("all"));
+        e["event_uid"] = json!("evt_chosen");
+        e["resume_after"] = json!("cursor");
+        e["exclude_subscription"] = json!("6553f10134bb64841fe84d38");
+        let over_http = Event::parse(&e, &Catalogue::default(), &origin(Some(&hq))).unwrap();
+        assert_eq!(over_http.event_uid, "uid-1");
+        assert_eq!(
+            (over_http.resume_after, over_http.exclude_subscription),
+            (None, None)
+        );
+        let on_queue = Event::parse(&e, &Catalogue::default(), &origin(None)).unwrap();
+        assert_eq!(on_queue.event_uid, "evt_chosen");
+        assert_eq!(on_queue.resume_after.as_deref(), Some("cursor"));
+    }
+
+    #[test]
+    fn keyed_events_on_the_queue_keep_their_uid_across_message_ids() {
+        let mut e = example("hq", "assign_task", 1, json!("all"));
+        e["idempotency_key"] = json!("k-1");
+        let first =
+            Event::from_message(&e.to_string(), &Catalogue::default(), "message-1", 0).unwrap();
+        let redriven =
+            Event::from_message(&e.to_string(), &Catalogue::default(), "message-2", 0).unwrap();
+        assert_eq!(first.event_uid, redriven.event_uid);
+        assert!(first.event_uid.starts_with("key_"));
+        let unkeyed = Event::from_message(
+            &example("hq", "assign_task", 1, json!("all")).to_string(),
+            &Catalogue::default(),
+            "message-3",
+            0,
+        )
+        .unwrap();
+        assert_eq!(unkeyed.event_uid, "message-3");
     }
 
     #[test]

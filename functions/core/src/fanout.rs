@@ -93,20 +93,37 @@ impl FanOut {
     pub async fn handle_message(&self, message: &IncomingMessage) -> Result<Outcome, FanOutError> {
         let now = self.clock.now_millis();
         match Event::from_message(&message.body, &self.catalogue, &message.message_id, now) {
-            Ok(event) => self.fan_out(&event).await,
-            Err(reason) => {
-                tracing::warn!(message_id = %message.message_id, reason = %reason, "invalid event parked on the dead-letter queue");
-                let mut parked = OutgoingMessage::new(message.body.clone());
-                parked
-                    .attributes
-                    .insert(PARKED_REASON_ATTRIBUTE.into(), reason.0.clone());
-                parked
-                    .attributes
-                    .insert("webhooks_message_id".into(), message.message_id.clone());
-                send_all(self.dead_letters.as_ref(), vec![parked], 1).await?;
-                Ok(Outcome::Parked(reason.0))
-            }
+            Ok(event) => match self.fan_out(&event).await {
+                // A continuation whose cursor the store does not know will never work.
+                Err(FanOutError::Store(StoreError::BadCursor)) => {
+                    self.park(
+                        message,
+                        "resume_after is not a cursor this store issued".into(),
+                    )
+                    .await
+                }
+                other => other,
+            },
+            Err(reason) => self.park(message, reason.0).await,
         }
+    }
+
+    /// Puts an unusable message on the dead-letter queue with its reason.
+    async fn park(
+        &self,
+        message: &IncomingMessage,
+        reason: String,
+    ) -> Result<Outcome, FanOutError> {
+        tracing::warn!(message_id = %message.message_id, reason = %reason, "invalid event parked on the dead-letter queue");
+        let mut parked = OutgoingMessage::new(message.body.clone());
+        parked
+            .attributes
+            .insert(PARKED_REASON_ATTRIBUTE.into(), reason.clone());
+        parked
+            .attributes
+            .insert("webhooks_message_id".into(), message.message_id.clone());
+        send_all(self.dead_letters.as_ref(), vec![parked], 1).await?;
+        Ok(Outcome::Parked(reason))
     }
 
     pub async fn fan_out(&self, event: &Event) -> Result<Outcome, FanOutError> {

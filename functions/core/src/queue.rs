@@ -10,6 +10,9 @@ use async_trait::async_trait;
 
 /// The most messages one send request carries (SQS `SendMessageBatch`).
 pub const MAX_BATCH: usize = 10;
+/// The most bytes of message bodies one send request carries (SQS's classic limit for a
+/// whole `SendMessageBatch`, kept below for attributes and encoding).
+pub const MAX_BATCH_BYTES: usize = 240 * 1024;
 /// The longest delay SQS accepts on a message.
 pub const MAX_DELAY_SECS: u32 = 900;
 
@@ -100,7 +103,7 @@ pub async fn send_each(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
-        let chunks: Vec<Vec<usize>> = pending.chunks(MAX_BATCH).map(<[usize]>::to_vec).collect();
+        let chunks = batches(&pending, messages);
         let results: Vec<(Vec<usize>, BatchResult)> = stream::iter(chunks)
             .map(|indexes| async move {
                 let batch: Vec<OutgoingMessage> =
@@ -134,6 +137,27 @@ pub async fn send_each(
     sent
 }
 
+/// Groups messages into send requests of at most [`MAX_BATCH`] messages and
+/// [`MAX_BATCH_BYTES`] bytes (a message larger than that goes alone, and SQS judges it).
+fn batches(indexes: &[usize], messages: &[OutgoingMessage]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0;
+    for &i in indexes {
+        let size = messages[i].body.len();
+        match out.last_mut() {
+            Some(batch) if batch.len() < MAX_BATCH && bytes + size <= MAX_BATCH_BYTES => {
+                batch.push(i);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![i]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
+
 /// Sends every message (see [`send_each`]), or fails saying how many could not be sent.
 pub async fn send_all(
     queue: &dyn QueueSender,
@@ -146,5 +170,25 @@ pub async fn send_all(
         Ok(())
     } else {
         Err(QueueError::Partial(unsent, messages.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let small: Vec<OutgoingMessage> = (0..25).map(|_| OutgoingMessage::new("x")).collect();
+        let sizes: Vec<usize> = batches(&(0..25).collect::<Vec<_>>(), &small)
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![10, 10, 5]);
+        let big: Vec<OutgoingMessage> = (0..4)
+            .map(|_| OutgoingMessage::new("y".repeat(100 * 1024)))
+            .collect();
+        let sizes: Vec<usize> = batches(&[0, 1, 2, 3], &big).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 2]);
     }
 }

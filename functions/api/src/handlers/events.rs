@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 use webhooks_core::event::{
-    Event, EventOrigin, Visibility, parse_object_id_param, resource_url_from_template,
+    Event, EventOrigin, MAX_EVENT_BYTES, Visibility, parse_object_id_param,
+    resource_url_from_template,
 };
 use webhooks_core::identity::{Caller, PUBLISH_SCOPE};
 use webhooks_core::queue::{OutgoingMessage, send_each};
@@ -54,7 +55,11 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
                 fallback_uid: &uid,
                 now,
             };
-            Event::parse(item, &app.settings.catalogue, &origin).map_err(|e| e.0)
+            let event = Event::parse(item, &app.settings.catalogue, &origin).map_err(|e| e.0)?;
+            if event.to_message().len() > MAX_EVENT_BYTES {
+                return Err(format!("an event must be at most {MAX_EVENT_BYTES} bytes; list fewer users in visible_to or use \"all\""));
+            }
+            Ok(event)
         })
         .collect();
     let valid: Vec<(usize, &Event)> = parsed
