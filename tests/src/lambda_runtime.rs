@@ -213,3 +213,59 @@ pub fn moto_env(endpoint: &str) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+/// The platform's tables and queues in moto (created as the local runner creates them;
+/// the template, on AWS), its API served for setting things up, and the environment a
+/// function binary needs to find them.
+pub struct MotoPlatform {
+    pub platform: std::sync::Arc<webhooks_local::Platform>,
+    pub running: webhooks_local::Running,
+    pub client: crate::client::Client,
+    env: Vec<(String, String)>,
+}
+
+impl MotoPlatform {
+    /// Fresh tables and queues; `extra` settings go to the platform and the binary alike.
+    pub async fn start(extra: &[(&str, &str)]) -> MotoPlatform {
+        let names = [
+            ("WEBHOOKS_SUBSCRIPTIONS_TABLE", crate::unique("subs")),
+            ("WEBHOOKS_IDEMPOTENCY_TABLE", crate::unique("idem")),
+            ("WEBHOOKS_DELIVERY_LOG_TABLE", crate::unique("log")),
+            ("WEBHOOKS_QUEUE_PREFIX", crate::unique("q")),
+        ];
+        let mut vars: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.extend_from_slice(extra);
+        let backend = webhooks_local::Backend::Aws(Box::new(crate::moto::sdk_config().await));
+        let platform = std::sync::Arc::new(
+            webhooks_local::compose(&backend, crate::runner::settings(&vars))
+                .await
+                .expect("the platform composes on moto"),
+        );
+        let running = webhooks_local::serve(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            platform.app.clone(),
+        )
+        .await
+        .expect("the API serves");
+        let client = crate::client::Client::new(running.base_url());
+        let mut env = moto_env(crate::moto::endpoint());
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        MotoPlatform {
+            platform,
+            running,
+            client,
+            env,
+        }
+    }
+
+    /// Starts a function binary against `runtime` with the platform's environment and `more`.
+    pub fn spawn(&self, runtime: &mut Runtime, binary: &str, more: &[(&str, &str)]) {
+        let mut env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.extend_from_slice(more);
+        runtime.spawn(binary, &env);
+    }
+}

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use webhooks_tests::client::{claims, token};
-use webhooks_tests::lambda_runtime::{Runtime, moto_env};
-use webhooks_tests::{moto, runner, unique};
+use webhooks_tests::lambda_runtime::{MotoPlatform, Runtime};
 
 const CREATE: &str = include_str!("../../../infra/events/api-create-subscription.json");
 
@@ -41,26 +40,14 @@ fn envelope(answer: &Value) -> (u64, Value) {
 
 #[tokio::test]
 async fn the_api_binary_serves_api_gateway_events() {
-    let (table, prefix) = (unique("subs"), unique("q"));
-    let vars = [
-        ("WEBHOOKS_SUBSCRIPTIONS_TABLE", table.as_str()),
-        ("WEBHOOKS_QUEUE_PREFIX", prefix.as_str()),
-    ];
-    // The tables and queues, as the local runner creates them (the template, on AWS).
-    let backend = webhooks_local::Backend::Aws(Box::new(moto::sdk_config().await));
-    let platform = webhooks_local::compose(&backend, runner::settings(&vars))
-        .await
-        .unwrap();
-
+    let env = MotoPlatform::start(&[]).await;
     let mut runtime = Runtime::start().await;
-    let mut env = moto_env(moto::endpoint());
-    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env.push((
-        "WEBHOOKS_JWT_SECRET".into(),
-        webhooks_core::config::DEV_JWT_SECRET.into(),
-    ));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    runtime.spawn(env!("CARGO_BIN_EXE_api"), &env);
+    // No sealing key: it derives from the JWT secret.
+    env.spawn(
+        &mut runtime,
+        env!("CARGO_BIN_EXE_api"),
+        &[("WEBHOOKS_JWT_SECRET", webhooks_core::config::DEV_JWT_SECRET)],
+    );
 
     let user = token(&claims(3, "hq"));
     let body = json!({"trigger_url": "https://hooks.example.com/a", "event_id": "create_quote", "secret": "x"});
@@ -123,7 +110,8 @@ async fn the_api_binary_serves_api_gateway_events() {
         (200, Some(1)),
         "{answer}"
     );
-    let queued = platform
+    let queued = env
+        .platform
         .events
         .receiver
         .receive(10, Duration::from_secs(2))

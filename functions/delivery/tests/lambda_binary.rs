@@ -7,35 +7,15 @@ use serde_json::json;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::queue::IncomingMessage;
 use webhooks_core::subscription::SubscriptionRef;
-use webhooks_tests::client::{Client, claims, token};
+use webhooks_tests::client::{claims, token};
 use webhooks_tests::lambda_events::sqs_event;
-use webhooks_tests::lambda_runtime::{Runtime, moto_env};
+use webhooks_tests::lambda_runtime::{MotoPlatform, Runtime};
 use webhooks_tests::receiver::{Behaviour, Receiver};
-use webhooks_tests::{moto, runner, unique};
 
 #[tokio::test]
 async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job() {
-    let (subs, log, prefix) = (unique("subs"), unique("log"), unique("q"));
-    let secret_key = "cd".repeat(32);
-    let vars = [
-        ("WEBHOOKS_SUBSCRIPTIONS_TABLE", subs.as_str()),
-        ("WEBHOOKS_DELIVERY_LOG_TABLE", log.as_str()),
-        ("WEBHOOKS_QUEUE_PREFIX", prefix.as_str()),
-        ("WEBHOOKS_SECRET_KEY", secret_key.as_str()),
-    ];
-    let backend = webhooks_local::Backend::Aws(Box::new(moto::sdk_config().await));
-    let platform = std::sync::Arc::new(
-        webhooks_local::compose(&backend, runner::settings(&vars))
-            .await
-            .unwrap(),
-    );
-    let running = webhooks_local::serve(
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        platform.app.clone(),
-    )
-    .await
-    .unwrap();
-    let client = Client::new(running.base_url());
+    let env = MotoPlatform::start(&[("WEBHOOKS_SECRET_KEY", &"cd".repeat(32))]).await;
+    let (platform, client) = (&env.platform, &env.client);
     let receiver = Receiver::start().await;
     let owner = claims(6, "hq");
     let created = client
@@ -50,11 +30,11 @@ async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job(
         .unwrap();
 
     let mut runtime = Runtime::start().await;
-    let mut env = moto_env(moto::endpoint());
-    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env.push(("WEBHOOKS_ALLOW_NETWORKS".into(), "127.0.0.0/8".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    runtime.spawn(env!("CARGO_BIN_EXE_delivery"), &env);
+    env.spawn(
+        &mut runtime,
+        env!("CARGO_BIN_EXE_delivery"),
+        &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")],
+    );
 
     let job = DeliveryJob {
         delivery_id: "msg_binarytest".into(),
@@ -127,5 +107,4 @@ async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job(
         .map(|d| d["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, vec!["retrying", "delivered"]);
-    running.stop().await;
 }

@@ -7,32 +7,14 @@ use serde_json::json;
 use webhooks_core::event::example;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::queue::IncomingMessage;
-use webhooks_tests::client::{Client, claims, token};
+use webhooks_tests::client::{claims, token};
 use webhooks_tests::lambda_events::sqs_event;
-use webhooks_tests::lambda_runtime::{Runtime, moto_env};
-use webhooks_tests::{moto, runner, unique};
+use webhooks_tests::lambda_runtime::{MotoPlatform, Runtime};
 
 #[tokio::test]
 async fn the_fanout_binary_turns_an_sqs_batch_into_jobs() {
-    let (subs, idem, prefix) = (unique("subs"), unique("idem"), unique("q"));
-    let vars = [
-        ("WEBHOOKS_SUBSCRIPTIONS_TABLE", subs.as_str()),
-        ("WEBHOOKS_IDEMPOTENCY_TABLE", idem.as_str()),
-        ("WEBHOOKS_QUEUE_PREFIX", prefix.as_str()),
-    ];
-    let backend = webhooks_local::Backend::Aws(Box::new(moto::sdk_config().await));
-    let platform = std::sync::Arc::new(
-        webhooks_local::compose(&backend, runner::settings(&vars))
-            .await
-            .unwrap(),
-    );
-    let running = webhooks_local::serve(
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        platform.app.clone(),
-    )
-    .await
-    .unwrap();
-    let client = Client::new(running.base_url());
+    let env = MotoPlatform::start(&[("WEBHOOKS_SECRET_KEY", &"ab".repeat(32))]).await;
+    let (platform, client) = (&env.platform, &env.client);
     let created = client
         .post_json(
             "/api/v0/webhooks/subscriptions",
@@ -46,11 +28,7 @@ async fn the_fanout_binary_turns_an_sqs_batch_into_jobs() {
         .to_owned();
 
     let mut runtime = Runtime::start().await;
-    let mut env = moto_env(moto::endpoint());
-    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env.push(("WEBHOOKS_SECRET_KEY".into(), "ab".repeat(32)));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    runtime.spawn(env!("CARGO_BIN_EXE_fanout"), &env);
+    env.spawn(&mut runtime, env!("CARGO_BIN_EXE_fanout"), &[]);
 
     let messages = vec![
         IncomingMessage {
@@ -96,5 +74,4 @@ async fn the_fanout_binary_turns_an_sqs_batch_into_jobs() {
             .collect::<Vec<_>>(),
         vec!["not json"]
     );
-    running.stop().await;
 }
