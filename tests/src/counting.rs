@@ -130,6 +130,10 @@ impl IdempotencyStore for CountingIdempotency {
         self.counts.claims.fetch_add(1, Ordering::SeqCst);
         self.inner.claim(d, k, u, now, w).await
     }
+    async fn complete(&self, d: &Deployment, k: &str, u: &str) -> Result<(), StoreError> {
+        self.counts.claims.fetch_add(1, Ordering::SeqCst);
+        self.inner.complete(d, k, u).await
+    }
 }
 
 /// A queue that accepts `ok_batches` send requests, then fails every one: a crash half way.

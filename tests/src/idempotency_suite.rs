@@ -70,6 +70,33 @@ pub async fn run(store: &dyn IdempotencyStore) {
         );
     }
 
+    // Done: once the holder's fan-out finished, nobody claims the key, not even the holder
+    // (its message delivered again after it finished).
+    assert!(claim(&hq, "done-key", "e6", T0).await);
+    store.complete(&hq, "done-key", "e6").await.unwrap();
+    assert!(
+        !claim(&hq, "done-key", "e6", T0 + 1000).await,
+        "a finished event does not run again"
+    );
+    assert!(
+        !claim(&hq, "done-key", "e7", T0 + 1000).await,
+        "nor does another"
+    );
+    store.complete(&hq, "done-key", "e7").await.unwrap(); // not the holder: changes nothing
+    assert!(
+        claim(&hq, "done-key", "e7", T0 + W + 2000).await,
+        "the window ends for done keys too"
+    );
+    assert!(
+        claim(&hq, "done-key", "e7", T0 + W + 3000).await,
+        "and the new holder's claim is pending"
+    );
+    store.complete(&acme, "never-claimed", "e8").await.unwrap();
+    assert!(
+        claim(&acme, "never-claimed", "e8", T0).await,
+        "completing an unknown key creates nothing"
+    );
+
     // Keys that merely share a prefix, or differ by case, are different keys.
     assert!(claim(&hq, "task-123-assig", "e3", T0).await);
     assert!(claim(&hq, "TASK-123-ASSIGN", "e4", T0).await);

@@ -149,7 +149,8 @@ async fn a_crashed_fan_out_resends_with_the_same_delivery_ids() {
         before.len()
     );
 
-    // SQS redelivers the same message (same message id); the queue works again.
+    // The message failed until it reached the dead-letter queue, and is redriven: SQS
+    // gives it a new message id, but it is the same keyed event. The queue works again.
     failing
         .lock()
         .unwrap()
@@ -157,7 +158,8 @@ async fn a_crashed_fan_out_resends_with_the_same_delivery_ids() {
         .unwrap()
         .ok_batches
         .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
-    let retry = kit.fanout.handle_message(&msg).await.unwrap();
+    let redriven = message("sqs-message-redriven", msg.body.clone());
+    let retry = kit.fanout.handle_message(&redriven).await.unwrap();
     assert_eq!(
         retry,
         Outcome::FannedOut {

@@ -4,8 +4,10 @@
 //! Guarantees:
 //! * An invalid event is parked on the dead-letter queue with its reason and never fails
 //!   its neighbours.
-//! * An `idempotency_key` is claimed for 24 hours by the first event carrying it; a later
-//!   event with the same key is dropped.
+//! * An `idempotency_key` is claimed for 24 hours by the first event carrying it, and
+//!   marked done when its fan-out finishes; a later event with the same key is dropped.
+//!   The same event may go on while its claim is pending (a retry, or a redrive from the
+//!   dead-letter queue), with the same delivery ids.
 //! * A fan-out that crashes half way is retried from the start of its message, and sends
 //!   the jobs it already sent again **with the same delivery ids** (they derive from the
 //!   event's uid and the subscription id), so receivers drop the duplicates by `webhook-id`.
@@ -175,6 +177,11 @@ impl FanOut {
             )
             .await?;
             let Some(next) = page.next else {
+                if let Some(key) = &event.idempotency_key {
+                    self.idempotency
+                        .complete(&event.deployment, key, &event.event_uid)
+                        .await?;
+                }
                 tracing::info!(event_uid = %event.event_uid, event_id = %event.event_id, jobs, pages, "fanned out");
                 return Ok(Outcome::FannedOut {
                     jobs,

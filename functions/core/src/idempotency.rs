@@ -1,5 +1,7 @@
 //! The idempotency port: an event's `idempotency_key` is claimed for 24 hours by the
-//! first event that carries it.
+//! first event that carries it. A claim is pending while that event fans out, and done
+//! once it has: the same event may claim a pending key again (a retried or redriven
+//! fan-out), nobody may claim a done one.
 
 use async_trait::async_trait;
 
@@ -12,10 +14,10 @@ pub const IDEMPOTENCY_WINDOW_MILLIS: Millis = 24 * 3600 * 1000;
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` of `deployment` for the event `event_uid` until `now + window`.
-    /// `true` when this event holds the key (the first claim, a claim after the window
-    /// passed, or the same event claiming again, as a retried fan-out does); `false` when
-    /// another event claimed it within the window.
+    /// Claims `key` of `deployment` for the event `event_uid` until `now + window`, as
+    /// pending. `true` when this event may fan out: the first claim, a claim after the
+    /// window passed, or the same event claiming a key that is still pending (a retried
+    /// fan-out); `false` when another event holds the key, or this event already finished.
     async fn claim(
         &self,
         deployment: &Deployment,
@@ -24,4 +26,12 @@ pub trait IdempotencyStore: Send + Sync {
         now: Millis,
         window: Millis,
     ) -> Result<bool, StoreError>;
+
+    /// Marks the claim of `event_uid` done: from now on the key only answers "duplicate".
+    async fn complete(
+        &self,
+        deployment: &Deployment,
+        key: &str,
+        event_uid: &str,
+    ) -> Result<(), StoreError>;
 }

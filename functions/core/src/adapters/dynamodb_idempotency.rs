@@ -89,11 +89,13 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .item("pk", AttributeValue::S(partition_key(deployment, key)))
             .item("event_uid", AttributeValue::S(event_uid.to_owned()))
             .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
+            .item("done", AttributeValue::Bool(false))
             .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now OR event_uid = :uid",
+                "attribute_not_exists(pk) OR expires_at < :now OR (event_uid = :uid AND done = :false)",
             )
             .expression_attribute_values(":now", AttributeValue::N(to_secs(now).to_string()))
             .expression_attribute_values(":uid", AttributeValue::S(event_uid.to_owned()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .send()
             .await;
         match put {
@@ -105,6 +107,36 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 Ok(false)
             }
             Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        deployment: &Deployment,
+        key: &str,
+        event_uid: &str,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(partition_key(deployment, key)))
+            .update_expression("SET done = :true")
+            .condition_expression("event_uid = :uid")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":uid", AttributeValue::S(event_uid.to_owned()))
+            .send()
+            .await;
+        match update {
+            // Another event took the key over after the window: nothing of ours to finish.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+            Ok(_) => Ok(()),
         }
     }
 }

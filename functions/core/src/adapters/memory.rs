@@ -185,7 +185,8 @@ pub struct MemoryIdempotencyStore {
 
 #[derive(Default)]
 struct Claims {
-    by_key: std::collections::HashMap<(String, String), (String, i64)>,
+    /// (deployment, key) → (event uid, expires at in seconds, done).
+    by_key: std::collections::HashMap<(String, String), (String, i64, bool)>,
     since_sweep: usize,
 }
 
@@ -223,17 +224,38 @@ impl crate::idempotency::IdempotencyStore for MemoryIdempotencyStore {
         claims.since_sweep += 1;
         if claims.since_sweep >= 4096 {
             claims.since_sweep = 0;
-            claims.by_key.retain(|_, (_, expires)| *expires >= now_secs);
+            claims
+                .by_key
+                .retain(|_, (_, expires, _)| *expires >= now_secs);
         }
-        let entry = claims
-            .by_key
-            .entry((deployment.as_str().to_owned(), key.to_owned()))
-            .or_insert_with(|| (event_uid.to_owned(), expires_at));
-        if entry.0 != event_uid && entry.1 >= now_secs {
+        let slot = (deployment.as_str().to_owned(), key.to_owned());
+        if let Some((uid, expires, done)) = claims.by_key.get(&slot)
+            && *expires >= now_secs
+            && (uid != event_uid || *done)
+        {
             return Ok(false);
         }
-        *entry = (event_uid.to_owned(), expires_at);
+        claims
+            .by_key
+            .insert(slot, (event_uid.to_owned(), expires_at, false));
         Ok(true)
+    }
+
+    async fn complete(
+        &self,
+        deployment: &Deployment,
+        key: &str,
+        event_uid: &str,
+    ) -> Result<(), StoreError> {
+        let mut claims = self.lock();
+        if let Some((uid, _, done)) = claims
+            .by_key
+            .get_mut(&(deployment.as_str().to_owned(), key.to_owned()))
+            && uid == event_uid
+        {
+            *done = true;
+        }
+        Ok(())
     }
 }
 
