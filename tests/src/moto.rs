@@ -71,3 +71,21 @@ fn spawn_private() -> String {
     }
     url
 }
+
+/// Asserts that `table` has TTL enabled on `expires_at`.
+pub async fn assert_ttl_on_expires_at(sdk: &aws_config::SdkConfig, table: &str) {
+    let described = aws_sdk_dynamodb::Client::new(sdk)
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = described
+        .time_to_live_description()
+        .expect("a TTL description");
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+}

@@ -1,6 +1,6 @@
 //! The delivery log contract against the in-memory adapter and against DynamoDB on moto.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
 use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::adapters::memory::MemoryDeliveryLog;
 use webhooks_core::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
@@ -33,15 +33,7 @@ async fn dynamodb_delivery_log_items_are_keyed_by_time_and_expire_by_ttl_in_seco
     log.ensure_table().await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
-    let ttl = ttl.time_to_live_description().unwrap();
-    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
-    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    moto::assert_ttl_on_expires_at(&sdk, &table).await;
 
     let sub = SubscriptionRef {
         id: SubscriptionId::parse("65f0c1a2b3c4d5e6f7a8b9c0").unwrap(),

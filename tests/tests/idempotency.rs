@@ -1,6 +1,6 @@
 //! The idempotency contract against the in-memory adapter and against DynamoDB on moto.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
 use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
 use webhooks_core::adapters::memory::MemoryIdempotencyStore;
 use webhooks_core::idempotency::IdempotencyStore;
@@ -32,15 +32,7 @@ async fn dynamodb_idempotency_items_expire_by_ttl_in_seconds() {
     store.ensure_table().await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
-    let ttl = ttl.time_to_live_description().unwrap();
-    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
-    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    moto::assert_ttl_on_expires_at(&sdk, &table).await;
 
     let hq = Deployment::parse("hq").unwrap();
     assert!(
