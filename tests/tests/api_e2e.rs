@@ -596,7 +596,7 @@ async fn store_failures_are_server_errors_on_memory_too() {
         .await
         .unwrap();
     let broken = webhooks_api::App::new(
-        runner::settings(&[]),
+        runner::settings(&[]).api,
         webhooks_api::app::Ports {
             store: Arc::new(Broken),
             events: platform.events.sender.clone(),

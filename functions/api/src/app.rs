@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use webhooks_core::clock::Clock;
-use webhooks_core::config::Settings;
+use webhooks_core::config::ApiSettings;
 use webhooks_core::delivery::Deliverer;
 use webhooks_core::ids::IdGenerator;
 use webhooks_core::queue::QueueSender;
@@ -24,7 +24,7 @@ pub struct Ports {
 }
 
 pub struct App {
-    pub settings: Settings,
+    pub settings: ApiSettings,
     pub store: Arc<dyn SubscriptionStore>,
     pub events: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
@@ -34,7 +34,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(settings: Settings, ports: Ports) -> Self {
+    pub fn new(settings: ApiSettings, ports: Ports) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_minute);
         Self {
             settings,

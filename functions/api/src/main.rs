@@ -1,33 +1,28 @@
-//! The API Lambda: clients are built once per instance, then every request goes through
-//! `webhooks_api::lambda::handle`.
+//! The API Lambda: secrets and clients are read and built once per instance, then every
+//! request goes through `webhooks_api::lambda::handle`.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
-use webhooks_core::adapters::aws::{Aws, Queue};
+use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
 use webhooks_core::clock::SystemClock;
-use webhooks_core::config::{Defaults, Settings};
+use webhooks_core::config::{ApiSettings, Defaults, JWT_SECRET, Queue, SECRET_KEY};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
-    let settings = Settings::from_env(&Defaults::lambda()).context("invalid configuration")?;
     let aws = Aws::new(aws_sdk_config().await);
-    let events = aws.queue_or_missing(&settings, Queue::Events).await;
-    // `dispatch` makes one attempt and never queues a retry; the deliveries queues are
-    // only there to complete the stage.
-    let deliveries = aws.queue_or_missing(&settings, Queue::Deliveries).await;
-    let dead_letters = aws
-        .queue_or_missing(&settings, Queue::DeliveriesDeadLetters)
-        .await;
+    let env = aws.environment(&[SECRET_KEY, JWT_SECRET]).await?;
+    let settings = ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k))
+        .context("invalid configuration")?;
     let ports = Ports {
-        store: Arc::new(aws.store(&settings)),
-        events,
+        store: Arc::new(aws.store(&settings.subscriptions_table)),
+        events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
         clock: Arc::new(SystemClock),
-        deliverer: Arc::new(aws.deliverer(&settings, deliveries, dead_letters)),
+        deliverer: Arc::new(aws.dispatcher(&settings)),
     };
     let app = App::new(settings, ports);
     let app = &app;

@@ -1,10 +1,21 @@
-//! Installation settings, read from environment variables. The Lambda functions and the
-//! local runner read the same names; only the defaults differ (see [`Defaults`]).
+//! Installation settings, read from environment variables, one set per binary: each Lambda
+//! function parses only what it uses ([`ApiSettings`], [`FanoutSettings`],
+//! [`DeliveryStageSettings`]), and the local runner, which runs all three stages, parses
+//! all of them ([`Settings`]). The names are the same everywhere; only the defaults differ
+//! (see [`Defaults`]).
+//!
+//! Parsing is pure: it reads through a lookup function, so secrets fetched at start (on
+//! AWS, from Secrets Manager; see `adapters::aws::Aws::environment`) and tests' variables
+//! go through the same code as the process environment. A bad value is refused with the
+//! name of the variable and what is wrong with it; no value is ever echoed back.
+
+use std::time::Duration;
 
 use crate::auth::TokenVerifier;
 use crate::catalogue::Catalogue;
 use crate::crypto::SecretSealer;
 use crate::delivery::DeliverySettings;
+use crate::fanout::FanOutSettings;
 use crate::identity::Deployment;
 use crate::network::{IpRange, NetworkPolicy};
 use crate::retry::RetryPolicy;
@@ -16,13 +27,21 @@ pub const DEV_JWT_SECRET: &str = "webhooks-local-development-secret";
 /// The sealing key the local runner uses when `WEBHOOKS_SECRET_KEY` is unset.
 pub const DEV_SECRET_KEY: &str = "6465762d6f6e6c792d7365616c696e672d6b65792d6e6f742d666f722d70726f";
 
+/// The secret settings. On AWS each is held in Secrets Manager and the function is given
+/// its ARN in `{NAME}_ARN`; locally the variable itself holds the value.
+pub const SECRET_KEY: &str = "WEBHOOKS_SECRET_KEY";
+pub const JWT_SECRET: &str = "WEBHOOKS_JWT_SECRET";
+
+/// The default resource URL template: the Accelo API's shape.
+pub const DEFAULT_RESOURCE_URL_TEMPLATE: &str =
+    "https://{deployment}.api.accelo.com/api/v0/{trigger_table}s/{object_id}";
+
 #[derive(Debug, Clone)]
 pub struct Defaults {
     pub allow_http: bool,
     pub allowed_networks: Vec<IpRange>,
     pub jwt_secret: Option<&'static str>,
     pub secret_key: Option<&'static str>,
-    pub subscriptions_table: &'static str,
 }
 
 impl Defaults {
@@ -33,7 +52,6 @@ impl Defaults {
             allowed_networks: Vec::new(),
             jwt_secret: None,
             secret_key: None,
-            subscriptions_table: "webhooks-subscriptions",
         }
     }
 
@@ -44,47 +62,9 @@ impl Defaults {
             allowed_networks: IpRange::loopback(),
             jwt_secret: Some(DEV_JWT_SECRET),
             secret_key: Some(DEV_SECRET_KEY),
-            subscriptions_table: "webhooks-subscriptions",
         }
     }
 }
-
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Only pro users may manage webhooks (Accelo's original rule); off by default.
-    pub pro_gate: bool,
-    pub url_policy: UrlPolicy,
-    pub catalogue: Catalogue,
-    pub verifier: TokenVerifier,
-    pub sealer: SecretSealer,
-    /// The HS256 secret, when one is configured (the local runner mints its token with it).
-    pub jwt_secret: Option<String>,
-    /// API requests a user may make per minute; 0 turns the limit off.
-    pub rate_limit_per_minute: u32,
-    pub subscriptions_table: String,
-    /// The table of idempotency keys (fan-out).
-    pub idempotency_table: String,
-    /// The delivery log table.
-    pub delivery_log_table: String,
-    /// Queue URLs, as the SAM template passes them to the functions. The local runner
-    /// creates its queues by name instead (see `queue_prefix`).
-    pub events_queue_url: Option<String>,
-    pub events_dlq_url: Option<String>,
-    pub deliveries_queue_url: Option<String>,
-    pub deliveries_dlq_url: Option<String>,
-    /// Names of the queues the local runner creates: `{prefix}-events`, `{prefix}-events-dlq`,
-    /// `{prefix}-deliveries`, `{prefix}-deliveries-dlq`.
-    pub queue_prefix: String,
-    /// The `resource_url` of events that `trigger` and `dispatch` make from a bare object id.
-    /// Placeholders: `{deployment}`, `{trigger_table}`, `{event_id}`, `{object_id}`.
-    pub resource_url_template: String,
-    /// Request limit, timeouts-in-a-row limit, retry schedule and log retention.
-    pub delivery: DeliverySettings,
-}
-
-/// The default resource URL template: the Accelo API's shape.
-pub const DEFAULT_RESOURCE_URL_TEMPLATE: &str =
-    "https://{deployment}.api.accelo.com/api/v0/{trigger_table}s/{object_id}";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {problem}")]
@@ -100,13 +80,360 @@ fn err(name: &'static str, problem: impl ToString) -> ConfigError {
     }
 }
 
-fn flag(name: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
-    match value.as_deref().map(str::trim) {
-        None | Some("") => Ok(default),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(err(name, format!("`{other}` is not true or false"))),
+/// Variables as one binary sees them: blank values count as unset.
+pub struct Env<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    defaults: &'a Defaults,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(defaults: &'a Defaults, get: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { get, defaults }
     }
+
+    fn var(&self, name: &str) -> Option<String> {
+        (self.get)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn text(&self, name: &str, default: &str) -> String {
+        self.var(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.var(name).as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(err(name, format!("`{other}` is not true or false"))),
+        }
+    }
+
+    fn number(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| err(name, "must be a whole number")),
+        }
+    }
+
+    fn url_policy(&self) -> Result<UrlPolicy, ConfigError> {
+        Ok(UrlPolicy {
+            allow_http: self.flag("WEBHOOKS_ALLOW_HTTP", self.defaults.allow_http)?,
+            network: self.network()?,
+        })
+    }
+
+    fn network(&self) -> Result<NetworkPolicy, ConfigError> {
+        let allowed = match self.var("WEBHOOKS_ALLOW_NETWORKS") {
+            Some(list) => {
+                IpRange::parse_list(&list).map_err(|e| err("WEBHOOKS_ALLOW_NETWORKS", e))?
+            }
+            None => self.defaults.allowed_networks.clone(),
+        };
+        Ok(NetworkPolicy::allowing(allowed))
+    }
+
+    fn catalogue(&self) -> Result<Catalogue, ConfigError> {
+        if let Some(json) = self.var("WEBHOOKS_EVENT_TYPES") {
+            Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES", e))
+        } else if let Some(path) = self.var("WEBHOOKS_EVENT_TYPES_FILE") {
+            let json = std::fs::read_to_string(&path)
+                .map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", format!("{path}: {e}")))?;
+            Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", e))
+        } else {
+            Ok(Catalogue::default())
+        }
+    }
+
+    /// The key that seals subscription secrets at rest.
+    fn sealer(&self) -> Result<SecretSealer, ConfigError> {
+        let key = self
+            .var(SECRET_KEY)
+            .or(self.defaults.secret_key.map(str::to_owned))
+            .ok_or_else(|| {
+                err(
+                    SECRET_KEY,
+                    "is required: 32 bytes as 64 hex characters (on AWS the stack keeps it in \
+                     Secrets Manager and passes WEBHOOKS_SECRET_KEY_ARN)",
+                )
+            })?;
+        SecretSealer::from_encoded(&key).map_err(|e| err(SECRET_KEY, e))
+    }
+
+    fn delivery(&self) -> Result<DeliverySettings, ConfigError> {
+        let mut delivery = DeliverySettings {
+            timeout: Duration::from_secs(self.number("WEBHOOKS_DELIVERY_TIMEOUT_SECS", 10)?.max(1)),
+            timeout_limit: self
+                .number("WEBHOOKS_TIMEOUT_LIMIT", 5)?
+                .clamp(1, u32::MAX as u64) as u32,
+            log_retention: Duration::from_secs(
+                self.number("WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS", 30)? * 86400,
+            ),
+            ..DeliverySettings::default()
+        };
+        if let Some(schedule) = self.var("WEBHOOKS_RETRY_SCHEDULE") {
+            delivery.retry = RetryPolicy {
+                schedule: RetryPolicy::parse_schedule(&schedule)
+                    .map_err(|e| err("WEBHOOKS_RETRY_SCHEDULE", e))?,
+                ..RetryPolicy::default()
+            };
+        }
+        Ok(delivery)
+    }
+
+    fn subscriptions_table(&self) -> String {
+        self.text("WEBHOOKS_SUBSCRIPTIONS_TABLE", "webhooks-subscriptions")
+    }
+
+    fn delivery_log_table(&self) -> String {
+        self.text("WEBHOOKS_DELIVERY_LOG_TABLE", "webhooks-delivery-log")
+    }
+
+    fn queues(&self, wanted: &[Queue]) -> QueueUrls {
+        let mut urls = QueueUrls {
+            prefix: self.text("WEBHOOKS_QUEUE_PREFIX", "webhooks"),
+            ..QueueUrls::default()
+        };
+        for queue in wanted {
+            urls.urls[*queue as usize] = self.var(queue.url_variable());
+        }
+        urls
+    }
+}
+
+/// The queues, as the functions see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    Events = 0,
+    EventsDeadLetters = 1,
+    Deliveries = 2,
+    DeliveriesDeadLetters = 3,
+}
+
+impl Queue {
+    pub fn url_variable(self) -> &'static str {
+        match self {
+            Self::Events => "WEBHOOKS_EVENTS_QUEUE_URL",
+            Self::EventsDeadLetters => "WEBHOOKS_EVENTS_DLQ_URL",
+            Self::Deliveries => "WEBHOOKS_DELIVERIES_QUEUE_URL",
+            Self::DeliveriesDeadLetters => "WEBHOOKS_DELIVERIES_DLQ_URL",
+        }
+    }
+
+    /// The queue's name suffix: the local runner names its queues `{prefix}-{suffix}`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::EventsDeadLetters => "events-dlq",
+            Self::Deliveries => "deliveries",
+            Self::DeliveriesDeadLetters => "deliveries-dlq",
+        }
+    }
+}
+
+/// Where a binary finds its queues: the URLs the SAM template passes (only those of the
+/// queues it uses), or, without one, the name the local runner gives the queue
+/// (`{WEBHOOKS_QUEUE_PREFIX}-events`, ...), so the binaries also run against queues the
+/// runner created in an emulator.
+#[derive(Debug, Clone, Default)]
+pub struct QueueUrls {
+    urls: [Option<String>; 4],
+    pub prefix: String,
+}
+
+impl QueueUrls {
+    pub fn url(&self, queue: Queue) -> Option<&str> {
+        self.urls[queue as usize].as_deref()
+    }
+
+    pub fn default_name(&self, queue: Queue) -> String {
+        format!("{}-{}", self.prefix, queue.suffix())
+    }
+}
+
+/// What the API function reads.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Only pro users may manage webhooks (Accelo's original rule); off by default.
+    pub pro_gate: bool,
+    pub url_policy: UrlPolicy,
+    pub catalogue: Catalogue,
+    pub verifier: TokenVerifier,
+    pub sealer: SecretSealer,
+    /// The HS256 secret, when one is configured (the local runner mints its token with it).
+    pub jwt_secret: Option<String>,
+    /// API requests a user may make per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    pub subscriptions_table: String,
+    pub delivery_log_table: String,
+    /// The events queue (publish, trigger).
+    pub queues: QueueUrls,
+    /// The `resource_url` of events that `trigger` and `dispatch` make from a bare object id.
+    /// Placeholders: `{deployment}`, `{trigger_table}`, `{event_id}`, `{object_id}`.
+    pub resource_url_template: String,
+    /// `dispatch` delivers synchronously: request limit, timeouts-in-a-row limit, log retention.
+    pub delivery: DeliverySettings,
+}
+
+impl ApiSettings {
+    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, |k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(
+        defaults: &Defaults,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse(&Env::new(defaults, &get))
+    }
+
+    fn parse(env: &Env) -> Result<Self, ConfigError> {
+        let jwt_secret = env
+            .var(JWT_SECRET)
+            .or(env.defaults.jwt_secret.map(str::to_owned));
+        let public_keys = env.var("WEBHOOKS_JWT_PUBLIC_KEYS");
+        let behind_authorizer = env.flag("WEBHOOKS_JWT_AUTHORIZER", false)?;
+        if jwt_secret.is_none() && public_keys.is_none() && !behind_authorizer {
+            return Err(err(
+                JWT_SECRET,
+                "no bearer token could be verified: set WEBHOOKS_JWT_SECRET (HS256; on AWS \
+                 WEBHOOKS_JWT_SECRET_ARN), WEBHOOKS_JWT_PUBLIC_KEYS (RS256), or serve the API \
+                 behind an API Gateway JWT authorizer and set WEBHOOKS_JWT_AUTHORIZER=true",
+            ));
+        }
+        let mut verifier = TokenVerifier::new(jwt_secret.as_deref().map(str::as_bytes));
+        if let Some(pems) = public_keys {
+            verifier = verifier
+                .with_rs256_pems(&pems)
+                .map_err(|e| err("WEBHOOKS_JWT_PUBLIC_KEYS", e))?;
+        }
+        if let Some(list) = env.var("WEBHOOKS_DEPLOYMENTS") {
+            let deployments = list
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(Deployment::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err("WEBHOOKS_DEPLOYMENTS", e))?;
+            verifier = verifier.restrict_deployments(deployments);
+        }
+        verifier = verifier
+            .expect_issuer(env.var("WEBHOOKS_JWT_ISSUER"))
+            .expect_audience(env.var("WEBHOOKS_JWT_AUDIENCE"));
+
+        Ok(Self {
+            pro_gate: env.flag("WEBHOOKS_PRO_GATE", false)?,
+            url_policy: env.url_policy()?,
+            catalogue: env.catalogue()?,
+            verifier,
+            sealer: env.sealer()?,
+            jwt_secret,
+            rate_limit_per_minute: env
+                .number("WEBHOOKS_RATE_LIMIT_PER_MINUTE", 600)?
+                .min(u32::MAX as u64) as u32,
+            subscriptions_table: env.subscriptions_table(),
+            delivery_log_table: env.delivery_log_table(),
+            queues: env.queues(&[Queue::Events]),
+            resource_url_template: env.text(
+                "WEBHOOKS_RESOURCE_URL_TEMPLATE",
+                DEFAULT_RESOURCE_URL_TEMPLATE,
+            ),
+            delivery: env.delivery()?,
+        })
+    }
+}
+
+/// What the fan-out function reads: no secret at all.
+#[derive(Debug, Clone)]
+pub struct FanoutSettings {
+    pub catalogue: Catalogue,
+    pub subscriptions_table: String,
+    pub idempotency_table: String,
+    /// The deliveries queue (jobs), the events queue (continuations) and its dead-letter
+    /// queue (unreadable events).
+    pub queues: QueueUrls,
+    pub stage: FanOutSettings,
+}
+
+impl FanoutSettings {
+    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, |k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(
+        defaults: &Defaults,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse(&Env::new(defaults, &get))
+    }
+
+    fn parse(env: &Env) -> Result<Self, ConfigError> {
+        let default = FanOutSettings::default();
+        let stage = FanOutSettings {
+            page_size: env
+                .number("WEBHOOKS_FANOUT_PAGE_SIZE", default.page_size as u64)?
+                .clamp(1, default.page_size as u64) as usize,
+            max_pages_per_message: env.number(
+                "WEBHOOKS_FANOUT_PAGES_PER_MESSAGE",
+                default.max_pages_per_message as u64,
+            )? as usize,
+            ..default
+        };
+        Ok(Self {
+            catalogue: env.catalogue()?,
+            subscriptions_table: env.subscriptions_table(),
+            idempotency_table: env.text("WEBHOOKS_IDEMPOTENCY_TABLE", "webhooks-idempotency"),
+            queues: env.queues(&[Queue::Events, Queue::EventsDeadLetters, Queue::Deliveries]),
+            stage,
+        })
+    }
+}
+
+/// What the delivery function reads: of the secrets, only the sealing key.
+#[derive(Debug, Clone)]
+pub struct DeliveryStageSettings {
+    /// The address ranges receivers may be in (beyond the public internet).
+    pub network: NetworkPolicy,
+    pub sealer: SecretSealer,
+    pub subscriptions_table: String,
+    pub delivery_log_table: String,
+    /// The deliveries queue (retries) and its dead-letter queue (unreadable jobs).
+    pub queues: QueueUrls,
+    pub delivery: DeliverySettings,
+}
+
+impl DeliveryStageSettings {
+    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, |k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(
+        defaults: &Defaults,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse(&Env::new(defaults, &get))
+    }
+
+    fn parse(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            network: env.network()?,
+            sealer: env.sealer()?,
+            subscriptions_table: env.subscriptions_table(),
+            delivery_log_table: env.delivery_log_table(),
+            queues: env.queues(&[Queue::Deliveries, Queue::DeliveriesDeadLetters]),
+            delivery: env.delivery()?,
+        })
+    }
+}
+
+/// Everything, for the local runner, which runs the three stages in one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub fanout: FanoutSettings,
+    pub delivery: DeliveryStageSettings,
 }
 
 impl Settings {
@@ -118,202 +445,138 @@ impl Settings {
         defaults: &Defaults,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-
-        let mut allowed = defaults.allowed_networks.clone();
-        if let Some(list) = get("WEBHOOKS_ALLOW_NETWORKS") {
-            allowed = IpRange::parse_list(&list).map_err(|e| err("WEBHOOKS_ALLOW_NETWORKS", e))?;
-        }
-        let url_policy = UrlPolicy {
-            allow_http: flag(
-                "WEBHOOKS_ALLOW_HTTP",
-                get("WEBHOOKS_ALLOW_HTTP"),
-                defaults.allow_http,
-            )?,
-            network: NetworkPolicy::allowing(allowed),
-        };
-
-        let catalogue = if let Some(json) = get("WEBHOOKS_EVENT_TYPES") {
-            Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES", e))?
-        } else if let Some(path) = get("WEBHOOKS_EVENT_TYPES_FILE") {
-            let json = std::fs::read_to_string(&path)
-                .map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", format!("{path}: {e}")))?;
-            Catalogue::from_json(&json).map_err(|e| err("WEBHOOKS_EVENT_TYPES_FILE", e))?
-        } else {
-            Catalogue::default()
-        };
-
-        let jwt_secret = get("WEBHOOKS_JWT_SECRET").or(defaults.jwt_secret.map(str::to_owned));
-        let mut verifier = TokenVerifier::new(jwt_secret.as_deref().map(str::as_bytes));
-        if let Some(pems) = get("WEBHOOKS_JWT_PUBLIC_KEYS") {
-            verifier = verifier
-                .with_rs256_pems(&pems)
-                .map_err(|e| err("WEBHOOKS_JWT_PUBLIC_KEYS", e))?;
-        }
-        if let Some(list) = get("WEBHOOKS_DEPLOYMENTS") {
-            let deployments = list
-                .split(',')
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .map(Deployment::parse)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| err("WEBHOOKS_DEPLOYMENTS", e))?;
-            verifier = verifier.restrict_deployments(deployments);
-        }
-        verifier = verifier
-            .expect_issuer(get("WEBHOOKS_JWT_ISSUER"))
-            .expect_audience(get("WEBHOOKS_JWT_AUDIENCE"));
-
-        // The sealing key: WEBHOOKS_SECRET_KEY; else one derived from the HS256 secret (also
-        // kept outside the tables, but rotating it would orphan sealed secrets, so the
-        // template sets WEBHOOKS_SECRET_KEY); else the local runner's development key.
-        let sealer = match (
-            get("WEBHOOKS_SECRET_KEY"),
-            get("WEBHOOKS_JWT_SECRET"),
-            defaults.secret_key,
-        ) {
-            (Some(key), _, _) => {
-                SecretSealer::from_encoded(&key).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?
-            }
-            (None, Some(jwt), _) => SecretSealer::derived_from(jwt.as_bytes()),
-            (None, None, Some(dev)) => {
-                SecretSealer::from_encoded(dev).map_err(|e| err("WEBHOOKS_SECRET_KEY", e))?
-            }
-            (None, None, None) => {
-                return Err(err(
-                    "WEBHOOKS_SECRET_KEY",
-                    "is required (32 bytes as 64 hex characters) when WEBHOOKS_JWT_SECRET is not set",
-                ));
-            }
-        };
-
-        let rate_limit_per_minute = match get("WEBHOOKS_RATE_LIMIT_PER_MINUTE") {
-            None => 600,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| err("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "must be a whole number"))?,
-        };
-
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(name, "must be a whole number")),
-            }
-        };
-        let mut delivery = DeliverySettings {
-            timeout: std::time::Duration::from_secs(
-                number("WEBHOOKS_DELIVERY_TIMEOUT_SECS", 10)?.max(1),
-            ),
-            timeout_limit: number("WEBHOOKS_TIMEOUT_LIMIT", 5)?.clamp(1, u32::MAX as u64) as u32,
-            log_retention: std::time::Duration::from_secs(
-                number("WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS", 30)? * 86400,
-            ),
-            ..DeliverySettings::default()
-        };
-        if let Some(schedule) = get("WEBHOOKS_RETRY_SCHEDULE") {
-            delivery.retry = RetryPolicy {
-                schedule: RetryPolicy::parse_schedule(&schedule)
-                    .map_err(|e| err("WEBHOOKS_RETRY_SCHEDULE", e))?,
-                ..RetryPolicy::default()
-            };
-        }
-
+        let env = Env::new(defaults, &get);
         Ok(Self {
-            delivery,
-            pro_gate: flag("WEBHOOKS_PRO_GATE", get("WEBHOOKS_PRO_GATE"), false)?,
-            url_policy,
-            catalogue,
-            verifier,
-            sealer,
-            jwt_secret,
-            rate_limit_per_minute,
-            subscriptions_table: get("WEBHOOKS_SUBSCRIPTIONS_TABLE")
-                .unwrap_or_else(|| defaults.subscriptions_table.to_owned()),
-            idempotency_table: get("WEBHOOKS_IDEMPOTENCY_TABLE")
-                .unwrap_or_else(|| "webhooks-idempotency".to_owned()),
-            delivery_log_table: get("WEBHOOKS_DELIVERY_LOG_TABLE")
-                .unwrap_or_else(|| "webhooks-delivery-log".to_owned()),
-            events_queue_url: get("WEBHOOKS_EVENTS_QUEUE_URL"),
-            events_dlq_url: get("WEBHOOKS_EVENTS_DLQ_URL"),
-            deliveries_queue_url: get("WEBHOOKS_DELIVERIES_QUEUE_URL"),
-            deliveries_dlq_url: get("WEBHOOKS_DELIVERIES_DLQ_URL"),
-            queue_prefix: get("WEBHOOKS_QUEUE_PREFIX").unwrap_or_else(|| "webhooks".to_owned()),
-            resource_url_template: get("WEBHOOKS_RESOURCE_URL_TEMPLATE")
-                .unwrap_or_else(|| DEFAULT_RESOURCE_URL_TEMPLATE.to_owned()),
+            api: ApiSettings::parse(&env)?,
+            fanout: FanoutSettings::parse(&env)?,
+            delivery: DeliveryStageSettings::parse(&env)?,
         })
+    }
+
+    /// The name prefix of the queues the local runner creates on the `aws` backend.
+    pub fn queue_prefix(&self) -> &str {
+        &self.api.queues.prefix
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::collections::HashMap;
 
-    fn settings(defaults: &Defaults, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::from_lookup(defaults, |k| map.get(k).cloned())
+        move |k| map.get(k).cloned()
     }
 
     #[test]
-    fn lambda_defaults_are_strict_and_need_a_sealing_key() {
-        let e = settings(&Defaults::lambda(), &[]).unwrap_err();
-        assert_eq!(e.name, "WEBHOOKS_SECRET_KEY");
-        // Without its own key, the sealing key derives from the HS256 secret.
-        let a = settings(
+    fn the_api_on_lambda_needs_a_sealing_key_and_a_way_to_verify_tokens() {
+        let e = ApiSettings::from_lookup(&Defaults::lambda(), lookup(&[])).unwrap_err();
+        assert_eq!(e.name, JWT_SECRET);
+        assert!(
+            e.problem.contains("WEBHOOKS_JWT_PUBLIC_KEYS")
+                && e.problem.contains("WEBHOOKS_JWT_AUTHORIZER"),
+            "the sentence says what to set: {e}"
+        );
+        let e = ApiSettings::from_lookup(
             &Defaults::lambda(),
-            &[("WEBHOOKS_JWT_SECRET", "one-secret")],
+            lookup(&[(JWT_SECRET, "a-secret-of-enough-length-for-hs256")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.name, SECRET_KEY,
+            "no sealing key is derived from anything"
+        );
+
+        for way in [
+            (JWT_SECRET, "a-secret-of-enough-length-for-hs256"),
+            ("WEBHOOKS_JWT_AUTHORIZER", "true"),
+        ] {
+            let s = ApiSettings::from_lookup(
+                &Defaults::lambda(),
+                lookup(&[way, (SECRET_KEY, DEV_SECRET_KEY)]),
+            )
+            .unwrap();
+            assert!(!s.pro_gate && !s.url_policy.allow_http);
+            assert!(s.url_policy.network.allowed.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_fanout_reads_no_secret_and_only_its_queues() {
+        let asked = RefCell::new(Vec::new());
+        let s = FanoutSettings::from_lookup(&Defaults::lambda(), |k: &str| {
+            asked.borrow_mut().push(k.to_owned());
+            (k == "WEBHOOKS_DELIVERIES_QUEUE_URL").then(|| "https://sqs/deliveries".to_owned())
+        })
+        .unwrap();
+        let asked = asked.into_inner();
+        for secret in [SECRET_KEY, JWT_SECRET, "WEBHOOKS_JWT_PUBLIC_KEYS"] {
+            assert!(!asked.iter().any(|k| k == secret), "asked for {secret}");
+        }
+        assert!(!asked.iter().any(|k| k == "WEBHOOKS_DELIVERIES_DLQ_URL"));
+        assert_eq!(
+            s.queues.url(Queue::Deliveries),
+            Some("https://sqs/deliveries")
+        );
+        assert_eq!(
+            s.queues.default_name(Queue::Events),
+            "webhooks-events",
+            "unset URLs fall back to the local runner's names"
+        );
+    }
+
+    #[test]
+    fn the_delivery_stage_reads_the_sealing_key_and_nothing_of_tokens() {
+        let asked = RefCell::new(Vec::new());
+        let e = DeliveryStageSettings::from_lookup(&Defaults::lambda(), |k: &str| {
+            asked.borrow_mut().push(k.to_owned());
+            None
+        })
+        .unwrap_err();
+        assert_eq!(e.name, SECRET_KEY);
+        let s = DeliveryStageSettings::from_lookup(
+            &Defaults::lambda(),
+            lookup(&[
+                (SECRET_KEY, DEV_SECRET_KEY),
+                ("WEBHOOKS_TIMEOUT_LIMIT", "3"),
+            ]),
         )
         .unwrap();
-        let b = settings(
-            &Defaults::lambda(),
-            &[("WEBHOOKS_JWT_SECRET", "one-secret")],
-        )
-        .unwrap();
-        let other = settings(&Defaults::lambda(), &[("WEBHOOKS_JWT_SECRET", "another")]).unwrap();
-        let sealed = a.sealer.seal("x");
-        assert_eq!(b.sealer.open(&sealed).unwrap(), "x");
-        assert!(other.sealer.open(&sealed).is_err());
-        let s = settings(
-            &Defaults::lambda(),
-            &[("WEBHOOKS_SECRET_KEY", DEV_SECRET_KEY)],
-        )
-        .unwrap();
-        assert!(!s.pro_gate && !s.url_policy.allow_http);
-        assert!(s.url_policy.network.allowed.is_empty());
-        assert!(s.jwt_secret.is_none());
+        assert_eq!(s.delivery.timeout_limit, 3);
+        assert!(!asked.into_inner().iter().any(|k| k.contains("JWT")));
     }
 
     #[test]
     fn local_defaults_allow_loopback_http() {
-        let s = settings(&Defaults::local(), &[]).unwrap();
-        assert!(s.url_policy.allow_http);
-        assert_eq!(s.url_policy.network.allowed.len(), 2);
-        assert_eq!(s.jwt_secret.as_deref(), Some(DEV_JWT_SECRET));
+        let s = Settings::from_lookup(&Defaults::local(), lookup(&[])).unwrap();
+        assert!(s.api.url_policy.allow_http);
+        assert_eq!(s.api.url_policy.network.allowed.len(), 2);
+        assert_eq!(s.delivery.network.allowed.len(), 2);
+        assert_eq!(s.api.jwt_secret.as_deref(), Some(DEV_JWT_SECRET));
+        assert_eq!(s.queue_prefix(), "webhooks");
     }
 
     #[test]
     fn overrides_are_read_and_bad_values_named() {
-        let s = settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "true"), ("WEBHOOKS_EVENT_TYPES", r#"[{"event_id":"x","event_title":"X","trigger_table":"t","trigger_type":"create"}]"#)]).unwrap();
-        assert!(s.pro_gate);
-        assert_eq!(s.catalogue.types().len(), 1);
-        assert_eq!(
-            settings(&Defaults::local(), &[("WEBHOOKS_PRO_GATE", "maybe")])
-                .unwrap_err()
-                .name,
-            "WEBHOOKS_PRO_GATE"
-        );
-        assert_eq!(
-            settings(&Defaults::local(), &[("WEBHOOKS_ALLOW_NETWORKS", "bad")])
-                .unwrap_err()
-                .name,
-            "WEBHOOKS_ALLOW_NETWORKS"
-        );
+        let s = Settings::from_lookup(&Defaults::local(), lookup(&[("WEBHOOKS_PRO_GATE", "true"), ("WEBHOOKS_EVENT_TYPES", r#"[{"event_id":"x","event_title":"X","trigger_table":"t","trigger_type":"create"}]"#), ("WEBHOOKS_FANOUT_PAGE_SIZE", "2")])).unwrap();
+        assert!(s.api.pro_gate);
+        assert_eq!(s.api.catalogue.types().len(), 1);
+        assert_eq!(s.fanout.catalogue.types().len(), 1);
+        assert_eq!(s.fanout.stage.page_size, 2);
+        for (name, bad) in [
+            ("WEBHOOKS_PRO_GATE", "maybe"),
+            ("WEBHOOKS_ALLOW_NETWORKS", "bad"),
+            ("WEBHOOKS_FANOUT_PAGE_SIZE", "lots"),
+            ("WEBHOOKS_JWT_AUTHORIZER", "perhaps"),
+        ] {
+            let e = Settings::from_lookup(&Defaults::local(), lookup(&[(name, bad)])).unwrap_err();
+            assert_eq!(e.name, name);
+            assert!(!e.problem.is_empty());
+        }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::crypto::{SecretSealer, random_u64};
@@ -237,8 +238,11 @@ impl Deliverer {
             // The delivery itself is done; redoing it to save its log line would send it twice.
             tracing::error!(error = %e, delivery_id = %record.delivery_id, "could not write the delivery log");
         }
+        crate::metrics::delivery_attempt(
+            record.outcome.metric(),
+            Duration::from_millis(duration_ms.max(0) as u64),
+        );
         tracing::info!(
-            delivery_id = %record.delivery_id,
             subscription_id = %key.id,
             attempt = record.attempt,
             outcome = record.outcome.as_str(),
@@ -311,6 +315,7 @@ impl Deliverer {
         };
         let attempts = due.iter().map(|(message, job)| {
             let subscription = subscriptions.iter().find(|s| s.id == job.subscription.id && s.owner == job.subscription.owner);
+            let span = tracing::info_span!("delivery", delivery_id = %job.delivery_id);
             async move {
                 let Some(subscription) = subscription else {
                     tracing::info!(delivery_id = %job.delivery_id, "the subscription is gone; nothing is sent");
@@ -319,11 +324,12 @@ impl Deliverer {
                 match self.attempt(job, subscription, Retries::Scheduled).await {
                     Ok(_) => None,
                     Err(e) => {
-                        tracing::error!(error = %e, delivery_id = %job.delivery_id, "delivery failed; the job will be retried");
+                        tracing::error!(error = %e, "delivery failed; the job will be retried");
                         Some(message.message_id.clone())
                     }
                 }
             }
+            .instrument(span)
         });
         failed.extend(
             futures::future::join_all(attempts)

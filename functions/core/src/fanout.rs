@@ -117,6 +117,7 @@ impl FanOut {
         reason: String,
     ) -> Result<Outcome, FanOutError> {
         tracing::warn!(message_id = %message.message_id, reason = %reason, "invalid event parked on the dead-letter queue");
+        crate::metrics::events("queue", 0, 1);
         let mut parked = OutgoingMessage::new(message.body.clone());
         parked
             .attributes
@@ -183,6 +184,7 @@ impl FanOut {
                         .await?;
                 }
                 tracing::info!(event_uid = %event.event_uid, event_id = %event.event_id, jobs, pages, "fanned out");
+                crate::metrics::fanned_out(jobs);
                 return Ok(Outcome::FannedOut {
                     jobs,
                     pages,
@@ -201,6 +203,7 @@ impl FanOut {
                 )
                 .await?;
                 tracing::info!(event_uid = %event.event_uid, jobs, pages, "fan-out continues in a new message");
+                crate::metrics::fanned_out(jobs);
                 return Ok(Outcome::FannedOut {
                     jobs,
                     pages,

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod job;
+pub mod metrics;
 pub mod network;
 pub mod queue;
 pub mod retry;

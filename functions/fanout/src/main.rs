@@ -1,17 +1,18 @@
 //! The fan-out Lambda: clients built once per instance, then every SQS batch goes through
-//! the core's fan-out stage.
+//! the core's fan-out stage. It reads no secret.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
-use webhooks_core::config::{Defaults, Settings};
+use webhooks_core::config::{Defaults, FanoutSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
-    let settings = Settings::from_env(&Defaults::lambda()).context("invalid configuration")?;
+    let settings =
+        FanoutSettings::from_env(&Defaults::lambda()).context("invalid configuration")?;
     let fanout = Aws::new(aws_sdk_config().await)
         .fanout(&settings)
         .await

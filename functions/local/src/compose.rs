@@ -19,7 +19,7 @@ use webhooks_core::clock::{Clock, SystemClock};
 use webhooks_core::config::Settings;
 use webhooks_core::delivery::Deliverer;
 use webhooks_core::delivery_log::DeliveryLog;
-use webhooks_core::fanout::{FanOut, FanOutSettings};
+use webhooks_core::fanout::FanOut;
 use webhooks_core::idempotency::IdempotencyStore;
 use webhooks_core::queue::{QueueReceiver, QueueSender};
 use webhooks_core::store::SubscriptionStore;
@@ -96,14 +96,14 @@ async fn memory_parts() -> Parts {
 }
 
 async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<Parts, LocalError> {
-    let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.subscriptions_table);
+    let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.api.subscriptions_table);
     store.ensure_table().await?;
-    let idempotency = DynamoIdempotencyStore::from_sdk(sdk, &settings.idempotency_table);
+    let idempotency = DynamoIdempotencyStore::from_sdk(sdk, &settings.fanout.idempotency_table);
     idempotency.ensure_table().await?;
-    let log = DynamoDeliveryLog::from_sdk(sdk, &settings.delivery_log_table);
+    let log = DynamoDeliveryLog::from_sdk(sdk, &settings.api.delivery_log_table);
     log.ensure_table().await?;
     let client = SqsQueue::client(sdk);
-    let prefix = &settings.queue_prefix;
+    let prefix = settings.queue_prefix();
     let queue = |stage: &'static str, visibility: Duration| {
         let client = client.clone();
         async move {
@@ -145,19 +145,19 @@ pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, 
         deliveries: parts.deliveries.sender.clone(),
         events: parts.events.sender.clone(),
         dead_letters: parts.events_dead_letters.sender.clone(),
-        catalogue: settings.catalogue.clone(),
+        catalogue: settings.fanout.catalogue.clone(),
         clock: clock.clone(),
-        settings: FanOutSettings::default(),
+        settings: settings.fanout.stage.clone(),
     };
     let deliverer = Arc::new(Deliverer {
         store: parts.store.clone(),
         log: parts.log,
         deliveries: parts.deliveries.sender.clone(),
         dead_letters: parts.deliveries_dead_letters.sender.clone(),
-        sender: Arc::new(ReqwestSender::new(settings.url_policy.network.clone())),
-        sealer: settings.sealer.clone(),
+        sender: Arc::new(ReqwestSender::new(settings.delivery.network.clone())),
+        sealer: settings.delivery.sealer.clone(),
         clock: clock.clone(),
-        settings: settings.delivery.clone(),
+        settings: settings.delivery.delivery.clone(),
     });
     let ports = Ports {
         store: parts.store,
@@ -166,7 +166,7 @@ pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, 
         deliverer: deliverer.clone(),
     };
     Ok(Platform {
-        app: Arc::new(App::new(settings, ports)),
+        app: Arc::new(App::new(settings.api, ports)),
         fanout: Arc::new(fanout),
         deliverer,
         events: parts.events,

@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::from_env(&Defaults::local()).context("invalid configuration")?;
     let secret = settings
+        .api
         .jwt_secret
         .clone()
         .unwrap_or_else(|| DEV_JWT_SECRET.to_owned());

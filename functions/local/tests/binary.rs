@@ -137,7 +137,7 @@ fn token_command_mints_tokens_the_runner_accepts() {
         |_| None,
     )
     .unwrap();
-    let caller = settings.verifier.verify(token.trim()).unwrap();
+    let caller = settings.api.verifier.verify(token.trim()).unwrap();
     assert_eq!((caller.user_id, caller.deployment.as_str()), (42, "acme"));
     assert!(caller.scopes.is_empty());
 }

@@ -90,6 +90,7 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
     }
     let accepted = sent.iter().filter(|ok| **ok).count();
     tracing::info!(deployment = %caller.deployment, received = items.len(), accepted, "events published");
+    webhooks_core::metrics::events("http", accepted, parsed.len() - valid.len());
     let response = json!({ "accepted": accepted, "events": verdicts });
     if accepted > 0 {
         return Ok(Reply::ok(response));

@@ -1,11 +1,14 @@
-//! The stages composed on AWS: DynamoDB tables and SQS queues named by the settings (the
-//! SAM template passes their names and URLs to every function). Each Lambda's `main`
+//! The stages composed on AWS: DynamoDB tables and SQS queues named by each function's
+//! settings, and the secrets it uses read from Secrets Manager. Each Lambda's `main`
 //! builds what it needs from here, once per instance.
 //!
-//! A queue whose URL setting is unset is looked up by the name the local runner gives it
-//! (`{WEBHOOKS_QUEUE_PREFIX}-events`, `-events-dlq`, `-deliveries`, `-deliveries-dlq`), so
-//! the binaries also run against queues the runner created in an emulator.
+//! Secrets: the template gives a function `{NAME}_ARN` for each secret it may read
+//! (`WEBHOOKS_SECRET_KEY_ARN`, `WEBHOOKS_JWT_SECRET_ARN`); [`Aws::environment`] fetches
+//! those the binary asks for, once, before the first event, and hands them to the settings
+//! parser as if they were variables. A binary asks only for the secrets it uses, and the
+//! value is never logged.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,9 +19,11 @@ use crate::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
 use crate::adapters::http::ReqwestSender;
 use crate::adapters::sqs::{Client as SqsClient, SqsQueue};
 use crate::clock::SystemClock;
-use crate::config::Settings;
-use crate::delivery::Deliverer;
-use crate::fanout::{FanOut, FanOutSettings};
+use crate::config::{ApiSettings, DeliveryStageSettings, FanoutSettings, Queue, QueueUrls};
+use crate::crypto::SecretSealer;
+use crate::delivery::{Deliverer, DeliverySettings};
+use crate::fanout::FanOut;
+use crate::network::NetworkPolicy;
 use crate::queue::{OutgoingMessage, QueueError, QueueSender};
 
 pub struct Aws {
@@ -26,34 +31,28 @@ pub struct Aws {
     sqs: SqsClient,
 }
 
-/// The queues, as the functions see them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queue {
-    Events,
-    EventsDeadLetters,
-    Deliveries,
-    DeliveriesDeadLetters,
+/// A secret named by an `_ARN` variable could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the secret {variable} names from Secrets Manager")]
+pub struct SecretError {
+    pub variable: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-impl Queue {
-    fn url(self, settings: &Settings) -> &Option<String> {
-        match self {
-            Self::Events => &settings.events_queue_url,
-            Self::EventsDeadLetters => &settings.events_dlq_url,
-            Self::Deliveries => &settings.deliveries_queue_url,
-            Self::DeliveriesDeadLetters => &settings.deliveries_dlq_url,
-        }
-    }
+/// The process environment, with the secrets fetched at start laid over it.
+#[derive(Debug, Default, Clone)]
+pub struct Environment {
+    secrets: HashMap<String, String>,
+}
 
-    /// The queue's name when no URL is set.
-    pub fn default_name(self, settings: &Settings) -> String {
-        let stage = match self {
-            Self::Events => "events",
-            Self::EventsDeadLetters => "events-dlq",
-            Self::Deliveries => "deliveries",
-            Self::DeliveriesDeadLetters => "deliveries-dlq",
-        };
-        format!("{}-{stage}", settings.queue_prefix)
+impl Environment {
+    /// The value of `name`: a fetched secret, else the process environment.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.secrets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
     }
 }
 
@@ -74,39 +73,64 @@ impl Aws {
         Self { sdk, sqs }
     }
 
-    pub fn store(&self, settings: &Settings) -> DynamoSubscriptionStore {
-        DynamoSubscriptionStore::from_sdk(&self.sdk, &settings.subscriptions_table)
+    /// The process environment plus `secrets` (setting names such as
+    /// [`crate::config::SECRET_KEY`]): for each one whose `{NAME}_ARN` is set, one
+    /// `GetSecretValue`. A secret without an `_ARN` variable is read from the environment
+    /// as usual (the local runner's way).
+    pub async fn environment(&self, secrets: &[&str]) -> Result<Environment, SecretError> {
+        let mut env = Environment::default();
+        let wanted: Vec<(&str, String)> = secrets
+            .iter()
+            .filter_map(|name| {
+                let arn = std::env::var(format!("{name}_ARN")).ok()?;
+                (!arn.trim().is_empty()).then_some((*name, arn))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(env);
+        }
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk);
+        for (name, arn) in wanted {
+            let value = client
+                .get_secret_value()
+                .secret_id(arn.trim())
+                .send()
+                .await
+                .map_err(|e| SecretError {
+                    variable: format!("{name}_ARN"),
+                    source: Box::new(e),
+                })?;
+            let text = value.secret_string().unwrap_or_default().trim().to_owned();
+            env.secrets.insert(name.to_owned(), text);
+        }
+        Ok(env)
     }
 
-    pub fn idempotency(&self, settings: &Settings) -> DynamoIdempotencyStore {
-        DynamoIdempotencyStore::from_sdk(&self.sdk, &settings.idempotency_table)
+    pub fn store(&self, table: &str) -> DynamoSubscriptionStore {
+        DynamoSubscriptionStore::from_sdk(&self.sdk, table)
     }
 
-    pub fn delivery_log(&self, settings: &Settings) -> DynamoDeliveryLog {
-        DynamoDeliveryLog::from_sdk(&self.sdk, &settings.delivery_log_table)
+    pub fn idempotency(&self, table: &str) -> DynamoIdempotencyStore {
+        DynamoIdempotencyStore::from_sdk(&self.sdk, table)
+    }
+
+    pub fn delivery_log(&self, table: &str) -> DynamoDeliveryLog {
+        DynamoDeliveryLog::from_sdk(&self.sdk, table)
     }
 
     /// The queue at its URL setting or, without one, by its default name.
-    pub async fn queue(
-        &self,
-        settings: &Settings,
-        queue: Queue,
-    ) -> Result<Arc<SqsQueue>, QueueError> {
-        let found = match queue.url(settings) {
-            Some(url) => SqsQueue::from_url(self.sqs.clone(), url.clone()),
-            None => SqsQueue::by_name(self.sqs.clone(), &queue.default_name(settings)).await?,
+    pub async fn queue(&self, urls: &QueueUrls, queue: Queue) -> Result<Arc<SqsQueue>, QueueError> {
+        let found = match urls.url(queue) {
+            Some(url) => SqsQueue::from_url(self.sqs.clone(), url.to_owned()),
+            None => SqsQueue::by_name(self.sqs.clone(), &urls.default_name(queue)).await?,
         };
         Ok(Arc::new(found))
     }
 
     /// Like [`Aws::queue`], but a queue that cannot be found is logged and every send to
     /// it fails; for the API, whose subscription endpoints need no queue.
-    pub async fn queue_or_missing(
-        &self,
-        settings: &Settings,
-        queue: Queue,
-    ) -> Arc<dyn QueueSender> {
-        match self.queue(settings, queue).await {
+    pub async fn queue_or_missing(&self, urls: &QueueUrls, queue: Queue) -> Arc<dyn QueueSender> {
+        match self.queue(urls, queue).await {
             Ok(q) => q,
             Err(e) => {
                 tracing::error!(queue = ?queue, error = %e, "queue not found; sends to it will fail");
@@ -117,36 +141,88 @@ impl Aws {
         }
     }
 
-    pub async fn fanout(&self, settings: &Settings) -> Result<FanOut, QueueError> {
+    pub async fn fanout(&self, settings: &FanoutSettings) -> Result<FanOut, QueueError> {
         Ok(FanOut {
-            store: Arc::new(self.store(settings)),
-            idempotency: Arc::new(self.idempotency(settings)),
-            deliveries: self.queue(settings, Queue::Deliveries).await?,
-            events: self.queue(settings, Queue::Events).await?,
-            dead_letters: self.queue(settings, Queue::EventsDeadLetters).await?,
+            store: Arc::new(self.store(&settings.subscriptions_table)),
+            idempotency: Arc::new(self.idempotency(&settings.idempotency_table)),
+            deliveries: self.queue(&settings.queues, Queue::Deliveries).await?,
+            events: self.queue(&settings.queues, Queue::Events).await?,
+            dead_letters: self
+                .queue(&settings.queues, Queue::EventsDeadLetters)
+                .await?,
             catalogue: settings.catalogue.clone(),
             clock: Arc::new(SystemClock),
-            settings: FanOutSettings::default(),
+            settings: settings.stage.clone(),
         })
+    }
+
+    /// The delivery stage of the delivery function, with its queues.
+    pub async fn delivery_stage(
+        &self,
+        settings: &DeliveryStageSettings,
+    ) -> Result<Deliverer, QueueError> {
+        let deliveries = self.queue(&settings.queues, Queue::Deliveries).await?;
+        let dead_letters = self
+            .queue(&settings.queues, Queue::DeliveriesDeadLetters)
+            .await?;
+        Ok(self.deliverer(
+            DelivererParts {
+                subscriptions_table: &settings.subscriptions_table,
+                delivery_log_table: &settings.delivery_log_table,
+                network: &settings.network,
+                sealer: &settings.sealer,
+                settings: &settings.delivery,
+            },
+            deliveries,
+            dead_letters,
+        ))
+    }
+
+    /// The delivery stage as the API's `dispatch` uses it: one attempt, logged, and never a
+    /// queued retry, so it has no queue to send to.
+    pub fn dispatcher(&self, settings: &ApiSettings) -> Deliverer {
+        let no_queue = || -> Arc<dyn QueueSender> {
+            Arc::new(MissingQueue("dispatch queues nothing".to_owned()))
+        };
+        self.deliverer(
+            DelivererParts {
+                subscriptions_table: &settings.subscriptions_table,
+                delivery_log_table: &settings.delivery_log_table,
+                network: &settings.url_policy.network,
+                sealer: &settings.sealer,
+                settings: &settings.delivery,
+            },
+            no_queue(),
+            no_queue(),
+        )
     }
 
     /// The delivery stage, with an HTTP client that honours the installation's network
     /// policy and is reused by every invocation of the instance.
     pub fn deliverer(
         &self,
-        settings: &Settings,
+        parts: DelivererParts<'_>,
         deliveries: Arc<dyn QueueSender>,
         dead_letters: Arc<dyn QueueSender>,
     ) -> Deliverer {
         Deliverer {
-            store: Arc::new(self.store(settings)),
-            log: Arc::new(self.delivery_log(settings)),
+            store: Arc::new(self.store(parts.subscriptions_table)),
+            log: Arc::new(self.delivery_log(parts.delivery_log_table)),
             deliveries,
             dead_letters,
-            sender: Arc::new(ReqwestSender::new(settings.url_policy.network.clone())),
-            sealer: settings.sealer.clone(),
+            sender: Arc::new(ReqwestSender::new(parts.network.clone())),
+            sealer: parts.sealer.clone(),
             clock: Arc::new(SystemClock),
-            settings: settings.delivery.clone(),
+            settings: parts.settings.clone(),
         }
     }
+}
+
+/// What a [`Deliverer`] on AWS is made of, besides its queues.
+pub struct DelivererParts<'a> {
+    pub subscriptions_table: &'a str,
+    pub delivery_log_table: &'a str,
+    pub network: &'a NetworkPolicy,
+    pub sealer: &'a SecretSealer,
+    pub settings: &'a DeliverySettings,
 }
