@@ -258,6 +258,11 @@ impl MotoPlatform {
         }
     }
 
+    /// The variables that name the platform's resources and reach moto.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// Starts a function binary against `runtime` with the platform's environment and `more`.
     pub fn spawn(&self, runtime: &mut Runtime, binary: &str, more: &[(&str, &str)]) {
         let mut env: Vec<(&str, &str)> = self

@@ -5,7 +5,9 @@ pub mod client;
 pub mod counting;
 pub mod delivery_kit;
 pub mod delivery_log_suite;
+pub mod deployed;
 pub mod fanout_kit;
+pub mod iam_gate;
 pub mod idempotency_suite;
 pub mod lambda_events;
 pub mod lambda_runtime;
@@ -13,6 +15,7 @@ pub mod moto;
 pub mod queue_suite;
 pub mod receiver;
 pub mod runner;
+pub mod stack;
 pub mod store_suite;
 
 /// A short random suffix for names (tables, queues) that must not collide between tests.

@@ -1,15 +1,24 @@
 //! The `api` binary as Lambda runs it: API Gateway events through the Runtime API, on
-//! DynamoDB and SQS in moto, configured only as the SAM template configures it (here
-//! without queue URLs, found by name, and without a sealing key, derived from the JWT
-//! secret).
+//! DynamoDB and SQS in moto, configured only by the environment `template.yaml` gives the
+//! API function (secrets read from Secrets Manager) and with every AWS call checked
+//! against that function's own role. The test drives each endpoint that touches AWS:
+//! create, list, get, delete, trigger, dispatch (delivered, timed out, 410), the delivery
+//! log, and keyed and unkeyed events.
 
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use webhooks_tests::client::{claims, token};
-use webhooks_tests::lambda_runtime::{MotoPlatform, Runtime};
+use webhooks_tests::deployed::{Deployed, Function};
+use webhooks_tests::receiver::{Behaviour, Receiver};
 
 const CREATE: &str = include_str!("../../../infra/events/api-create-subscription.json");
+
+const API: Function = Function {
+    logical_id: "ApiFunction",
+    binary: env!("CARGO_BIN_EXE_api"),
+};
 
 fn event(method: &str, path: &str, bearer: &str, body: Option<Value>) -> Value {
     let mut e: Value = serde_json::from_str(CREATE).unwrap();
@@ -39,28 +48,19 @@ fn envelope(answer: &Value) -> (u64, Value) {
 }
 
 #[tokio::test]
-async fn the_api_binary_serves_api_gateway_events() {
-    let env = MotoPlatform::start(&[]).await;
-    let mut runtime = Runtime::start().await;
-    // No sealing key: it derives from the JWT secret.
-    env.spawn(
-        &mut runtime,
-        env!("CARGO_BIN_EXE_api"),
-        &[("WEBHOOKS_JWT_SECRET", webhooks_core::config::DEV_JWT_SECRET)],
-    );
-
+async fn the_api_binary_serves_every_endpoint_within_its_role() {
+    let stack = Deployed::start(&[("DeliveryTimeoutSeconds", "1")], &[]).await;
+    let mut api = stack
+        .spawn(API, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
+        .await;
+    let mut call = async |method: &str, path: &str, bearer: &str, body: Option<Value>| {
+        envelope(&api.runtime.invoke(event(method, path, bearer, body)).await)
+    };
+    let subs = "/api/v0/webhooks/subscriptions";
     let user = token(&claims(3, "hq"));
+
     let body = json!({"trigger_url": "https://hooks.example.com/a", "event_id": "create_quote", "secret": "x"});
-    let (status, created) = envelope(
-        &runtime
-            .invoke(event(
-                "POST",
-                "/api/v0/webhooks/subscriptions",
-                &user,
-                Some(body),
-            ))
-            .await,
-    );
+    let (status, created) = call("POST", subs, &user, Some(body)).await;
     assert_eq!(
         (status, created["meta"]["status"].as_str()),
         (201, Some("ok_created")),
@@ -71,46 +71,58 @@ async fn the_api_binary_serves_api_gateway_events() {
         .unwrap()
         .to_owned();
 
-    let (status, listed) = envelope(
-        &runtime
-            .invoke(event("GET", "/api/v0/webhooks/subscriptions", &user, None))
-            .await,
-    );
+    let (status, listed) = call("GET", subs, &user, None).await;
     assert_eq!(status, 200);
     assert_eq!(
         listed["response"]["subscriptions"][0]["subscription_id"],
-        id.as_str()
+        id
     );
-
-    let (status, refused) = envelope(
-        &runtime
-            .invoke(event("GET", "/api/v0/webhooks/subscriptions", "nope", None))
-            .await,
+    let (status, got) = call("GET", &format!("{subs}/{id}"), &user, None).await;
+    assert_eq!(
+        (status, &got["response"]["subscription"]["subscription_id"]),
+        (200, &json!(id))
     );
+    let (status, refused) = call("GET", subs, "nope", None).await;
     assert_eq!(
         (status, refused["meta"]["status"].as_str()),
         (401, Some("invalid_client"))
     );
 
+    // An empty log, then trigger: the event goes to the events queue.
+    let (status, log) = call("GET", &format!("{subs}/{id}/deliveries"), &user, None).await;
+    assert_eq!(
+        (status, log["response"]["deliveries"].clone()),
+        (200, json!([]))
+    );
+    let (status, _) = call(
+        "POST",
+        &format!("{subs}/{id}/trigger"),
+        &user,
+        Some(json!({"object_id": 9})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
     let mut publisher = claims(9, "hq");
     publisher.scope = Some("webhooks:publish".into());
-    let published = json!({"event_id": "create_quote", "object_id": 5, "resource_url": "https://hq.example.com/q/5", "visible_to": "all"});
-    let (status, answer) = envelope(
-        &runtime
-            .invoke(event(
-                "POST",
-                "/api/v0/webhooks/events",
-                &token(&publisher),
-                Some(published),
-            ))
-            .await,
-    );
+    let events = json!([
+        {"event_id": "create_quote", "object_id": 5, "resource_url": "https://hq.example.com/q/5", "visible_to": "all"},
+        {"event_id": "create_quote", "object_id": 6, "resource_url": "https://hq.example.com/q/6", "visible_to": [3], "idempotency_key": "quote-6"}
+    ]);
+    let (status, answer) = call(
+        "POST",
+        "/api/v0/webhooks/events",
+        &token(&publisher),
+        Some(events),
+    )
+    .await;
     assert_eq!(
         (status, answer["response"]["accepted"].as_u64()),
-        (200, Some(1)),
+        (200, Some(2)),
         "{answer}"
     );
-    let queued = env
+    let queued = stack
+        .moto
         .platform
         .events
         .receiver
@@ -119,7 +131,71 @@ async fn the_api_binary_serves_api_gateway_events() {
         .unwrap();
     assert_eq!(
         queued.len(),
-        1,
-        "the event is on the events queue, found by name"
+        3,
+        "the triggered event and the two published ones"
     );
+
+    // Dispatch to a receiver: a timeout is counted, a success resets the count, and 410
+    // deletes the subscription; each attempt is logged.
+    let receiver = Receiver::start().await;
+    let owner = token(&claims(4, "hq"));
+    let hooked = stack
+        .moto
+        .client
+        .post_json(
+            subs,
+            &owner,
+            &json!({"trigger_url": receiver.url, "event_id": "create_quote"}),
+        )
+        .await;
+    let hooked = hooked.tree["response"]["subscription"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch = format!("{subs}/{hooked}/dispatch");
+    receiver.script(vec![
+        Behaviour::Hang,
+        Behaviour::Status(200),
+        Behaviour::Status(410),
+    ]);
+    call("POST", &dispatch, &owner, Some(json!({"object_id": 1}))).await;
+    let (status, ok) = call("POST", &dispatch, &owner, Some(json!({"object_id": 2}))).await;
+    assert_eq!(
+        (status, ok["response"]["status"].as_u64()),
+        (200, Some(200)),
+        "{ok}"
+    );
+    let (_, gone) = call("POST", &dispatch, &owner, Some(json!({"object_id": 3}))).await;
+    assert_eq!(gone["response"]["status"].as_u64(), Some(410), "{gone}");
+    let (_, log) = call("GET", &format!("{subs}/{hooked}/deliveries"), &owner, None).await;
+    assert_eq!(
+        log["response"]["deliveries"].as_array().unwrap().len(),
+        3,
+        "{log}"
+    );
+
+    let (status, _) = call("DELETE", &format!("{subs}/{id}"), &user, None).await;
+    assert_eq!(status, 200);
+
+    api.assert_role_is_exact();
+}
+
+#[test]
+fn the_api_binary_refuses_to_start_when_it_can_verify_no_token() {
+    let out = Command::new(API.binary)
+        .env_clear()
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("WEBHOOKS_SECRET_KEY", "ab".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for what in [
+        "WEBHOOKS_JWT_SECRET",
+        "WEBHOOKS_JWT_PUBLIC_KEYS",
+        "WEBHOOKS_JWT_AUTHORIZER",
+    ] {
+        assert!(stderr.contains(what), "the sentence names {what}: {stderr}");
+    }
 }

@@ -1,48 +1,46 @@
-//! The `delivery` binary as Lambda runs it: an SQS event of delivery jobs through the
-//! Runtime API, on DynamoDB and SQS in moto, POSTing signed webhooks to a real receiver.
+//! The `delivery` binary as Lambda runs it: SQS events of delivery jobs through the
+//! Runtime API, on DynamoDB and SQS in moto, POSTing signed webhooks to real receivers,
+//! configured only by the environment `template.yaml` gives the delivery function (its
+//! one secret, the sealing key, read from Secrets Manager) and with every AWS call checked
+//! against that function's own role. The test drives each path that touches AWS: a
+//! delivery, a retry, a hop past 15 minutes, 410 Gone, a timeout and its reset, the
+//! timeout limit, and an unreadable job.
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
+use webhooks_core::identity::{Deployment, Owner};
+use webhooks_core::ids::SubscriptionId;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::queue::IncomingMessage;
 use webhooks_core::subscription::SubscriptionRef;
-use webhooks_tests::client::{claims, token};
+use webhooks_tests::client::{Client, claims, token};
+use webhooks_tests::deployed::{Deployed, Function};
 use webhooks_tests::lambda_events::sqs_event;
-use webhooks_tests::lambda_runtime::{MotoPlatform, Runtime};
 use webhooks_tests::receiver::{Behaviour, Receiver};
 
-#[tokio::test]
-async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job() {
-    let env = MotoPlatform::start(&[("WEBHOOKS_SECRET_KEY", &"cd".repeat(32))]).await;
-    let (platform, client) = (&env.platform, &env.client);
-    let receiver = Receiver::start().await;
-    let owner = claims(6, "hq");
-    let created = client
-        .post_json(
-            "/api/v0/webhooks/subscriptions",
-            &token(&owner),
-            &json!({"trigger_url": receiver.url, "event_id": "create_contact", "secret": "shh"}),
-        )
-        .await;
-    let sub = &created.tree["response"]["subscription"];
-    let id = webhooks_core::ids::SubscriptionId::parse(sub["subscription_id"].as_str().unwrap())
-        .unwrap();
+const DELIVERY: Function = Function {
+    logical_id: "DeliveryFunction",
+    binary: env!("CARGO_BIN_EXE_delivery"),
+};
 
-    let mut runtime = Runtime::start().await;
-    env.spawn(
-        &mut runtime,
-        env!("CARGO_BIN_EXE_delivery"),
-        &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")],
-    );
+fn message(id: &str, body: String) -> IncomingMessage {
+    IncomingMessage {
+        message_id: id.into(),
+        body,
+        receive_count: 1,
+        attributes: Default::default(),
+    }
+}
 
-    let job = DeliveryJob {
-        delivery_id: "msg_binarytest".into(),
+fn job(id: &SubscriptionId, user: u64, delivery_id: &str) -> DeliveryJob {
+    DeliveryJob {
+        delivery_id: delivery_id.into(),
         subscription: SubscriptionRef {
             id: id.clone(),
-            owner: webhooks_core::identity::Owner {
-                deployment: webhooks_core::identity::Deployment::parse("hq").unwrap(),
-                user_id: 6,
+            owner: Owner {
+                deployment: Deployment::parse("hq").unwrap(),
+                user_id: user,
             },
         },
         event_id: "create_contact".into(),
@@ -51,16 +49,72 @@ async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job(
         occurred_at: "2026-11-27T20:00:00Z".into(),
         attempt: 1,
         due_at: None,
-    };
-    let message = |id: &str, body: String| IncomingMessage {
-        message_id: id.into(),
-        body,
-        receive_count: 1,
-        attributes: Default::default(),
-    };
-    let answer = runtime
-        .invoke(serde_json::to_value(sqs_event(&[message("j-1", job.to_message())])).unwrap())
+    }
+}
+
+async fn subscribe(client: &Client, user: u64, url: &str) -> SubscriptionId {
+    let created = client
+        .post_json(
+            "/api/v0/webhooks/subscriptions",
+            &token(&claims(user, "hq")),
+            &json!({"trigger_url": url, "event_id": "create_contact", "secret": "shh"}),
+        )
         .await;
+    SubscriptionId::parse(
+        created.tree["response"]["subscription"]["subscription_id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn outcomes(client: &Client, user: u64, id: &SubscriptionId) -> Vec<String> {
+    let log = client
+        .get(
+            &format!("/api/v0/webhooks/subscriptions/{id}/deliveries"),
+            &token(&claims(user, "hq")),
+        )
+        .await;
+    log.tree["response"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
+    let stack = Deployed::start(
+        &[
+            ("ConsecutiveTimeoutLimit", "2"),
+            ("DeliveryTimeoutSeconds", "1"),
+        ],
+        &[],
+    )
+    .await;
+    let (platform, client) = (&stack.moto.platform, &stack.moto.client);
+    let receiver = Receiver::start().await;
+    let id = subscribe(client, 6, &receiver.url).await;
+
+    let mut delivery = stack
+        .spawn(DELIVERY, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
+        .await;
+    let mut invoke = async |messages: &[IncomingMessage]| -> Value {
+        delivery
+            .runtime
+            .invoke(serde_json::to_value(sqs_event(messages)).unwrap())
+            .await
+    };
+
+    // Delivered, signed with the secret the sealing key from Secrets Manager opens; an
+    // unreadable neighbour is parked on the dead-letter queue.
+    let first = job(&id, 6, "msg_binarytest");
+    let answer = invoke(&[
+        message("j-1", first.to_message()),
+        message("j-bad", "not a job".into()),
+    ])
+    .await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(
@@ -68,18 +122,22 @@ async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job(
         b"id=12&resource_url=https%3A%2F%2Fhq.example.com%2Fapi%2Fv0%2Fcontacts%2F12"
     );
     assert_eq!(got[0].header("webhook-id"), Some("msg_binarytest"));
-    assert!(
-        got[0]
-            .header("x-hub-signature-256")
-            .unwrap()
-            .starts_with("sha256=")
+    let expected = webhooks_core::crypto::hmac_sha256(b"shh", &got[0].body);
+    assert_eq!(
+        got[0].header("x-hub-signature-256"),
+        Some(format!("sha256={}", hex::encode(expected)).as_str())
     );
+    let parked = platform
+        .deliveries_dead_letters
+        .receiver
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
 
-    // A 500 schedules a retry on the deliveries queue (found by name) and the log says so.
+    // A 500 schedules a retry on the deliveries queue.
     receiver.always(Behaviour::Status(500));
-    let answer = runtime
-        .invoke(serde_json::to_value(sqs_event(&[message("j-2", job.to_message())])).unwrap())
-        .await;
+    let answer = invoke(&[message("j-2", first.to_message())]).await;
     assert_eq!(answer["batchItemFailures"], json!([]));
     let retry = platform
         .deliveries
@@ -94,17 +152,49 @@ async fn the_delivery_binary_posts_signed_webhooks_and_reports_failures_per_job(
             .attempt,
         2
     );
-    let log = client
+
+    // A job due in an hour takes another hop on the queue, without a request.
+    let later = DeliveryJob {
+        due_at: Some(webhooks_tests::client::now() * 1000 + 3_600_000),
+        ..job(&id, 6, "msg_later")
+    };
+    let before = receiver.requests().len();
+    let answer = invoke(&[message("j-3", later.to_message())]).await;
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    assert_eq!(
+        receiver.requests().len(),
+        before,
+        "nothing is sent before it is due"
+    );
+
+    // A timeout is counted; a success resets the count.
+    receiver.script(vec![Behaviour::Hang, Behaviour::Status(200)]);
+    invoke(&[message("j-4", job(&id, 6, "msg_slow").to_message())]).await;
+    invoke(&[message("j-5", job(&id, 6, "msg_fast").to_message())]).await;
+    assert_eq!(
+        outcomes(client, 6, &id).await[..2],
+        ["delivered".to_owned(), "retrying".to_owned()]
+    );
+
+    // Two timeouts in a row reach the limit: the subscription is deleted.
+    receiver.always(Behaviour::Hang);
+    invoke(&[message("j-6", job(&id, 6, "msg_t1").to_message())]).await;
+    invoke(&[message("j-7", job(&id, 6, "msg_t2").to_message())]).await;
+    assert_eq!(outcomes(client, 6, &id).await[0], "unsubscribed");
+
+    // 410 Gone deletes another subscription at once.
+    let gone = Receiver::start().await;
+    gone.always(Behaviour::Status(410));
+    let other = subscribe(client, 7, &gone.url).await;
+    invoke(&[message("j-8", job(&other, 7, "msg_gone").to_message())]).await;
+    assert_eq!(outcomes(client, 7, &other).await, ["unsubscribed"]);
+    let after = client
         .get(
-            &format!("/api/v0/webhooks/subscriptions/{id}/deliveries"),
-            &token(&owner),
+            &format!("/api/v0/webhooks/subscriptions/{other}"),
+            &token(&claims(7, "hq")),
         )
         .await;
-    let outcomes: Vec<&str> = log.tree["response"]["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes, vec!["retrying", "delivered"]);
+    assert_eq!(after.tree["meta"]["status"], "invalid_request");
+
+    delivery.assert_role_is_exact();
 }

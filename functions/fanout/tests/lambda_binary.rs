@@ -1,5 +1,8 @@
-//! The `fanout` binary as Lambda runs it: an SQS event through the Runtime API, on
-//! DynamoDB and SQS in moto, answering with partial batch failures.
+//! The `fanout` binary as Lambda runs it: SQS events through the Runtime API, on DynamoDB
+//! and SQS in moto, configured only by the environment `template.yaml` gives the fan-out
+//! function (no secret at all), and with every AWS call checked against that function's
+//! own role. The test drives each path that touches AWS: unkeyed and keyed events, a
+//! continuation of a large fan-out, and a poison message.
 
 use std::time::Duration;
 
@@ -8,59 +11,72 @@ use webhooks_core::event::example;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::queue::IncomingMessage;
 use webhooks_tests::client::{claims, token};
+use webhooks_tests::deployed::{Deployed, Function};
 use webhooks_tests::lambda_events::sqs_event;
-use webhooks_tests::lambda_runtime::{MotoPlatform, Runtime};
+
+const FANOUT: Function = Function {
+    logical_id: "FanoutFunction",
+    binary: env!("CARGO_BIN_EXE_fanout"),
+};
+
+fn message(id: &str, body: String) -> IncomingMessage {
+    IncomingMessage {
+        message_id: id.into(),
+        body,
+        receive_count: 1,
+        attributes: Default::default(),
+    }
+}
 
 #[tokio::test]
-async fn the_fanout_binary_turns_an_sqs_batch_into_jobs() {
-    let env = MotoPlatform::start(&[("WEBHOOKS_SECRET_KEY", &"ab".repeat(32))]).await;
-    let (platform, client) = (&env.platform, &env.client);
-    let created = client
-        .post_json(
-            "/api/v0/webhooks/subscriptions",
-            &token(&claims(4, "hq")),
-            &json!({"trigger_url": "https://hooks.example.com/h", "event_id": "create_issue"}),
+async fn the_fanout_binary_turns_sqs_batches_into_jobs_within_its_role() {
+    let stack = Deployed::start(&[], &[]).await;
+    let (platform, client) = (&stack.moto.platform, &stack.moto.client);
+    let mut ids = Vec::new();
+    for user in [4, 5, 6] {
+        let created = client
+            .post_json(
+                "/api/v0/webhooks/subscriptions",
+                &token(&claims(user, "hq")),
+                &json!({"trigger_url": format!("https://hooks.example.com/{user}"), "event_id": "create_issue"}),
+            )
+            .await;
+        ids.push(
+            created.tree["response"]["subscription"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // One subscription per page and one page per message: every event with more than
+    // one subscriber continues in a new message on the events queue.
+    let mut fanout = stack
+        .spawn(
+            FANOUT,
+            &[
+                ("WEBHOOKS_FANOUT_PAGE_SIZE", "1"),
+                ("WEBHOOKS_FANOUT_PAGES_PER_MESSAGE", "1"),
+            ],
         )
         .await;
-    let id = created.tree["response"]["subscription"]["subscription_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
 
-    let mut runtime = Runtime::start().await;
-    env.spawn(&mut runtime, env!("CARGO_BIN_EXE_fanout"), &[]);
-
-    let messages = vec![
-        IncomingMessage {
-            message_id: "m-1".into(),
-            body: example("hq", "create_issue", 77, json!([4])).to_string(),
-            receive_count: 1,
-            attributes: Default::default(),
-        },
-        IncomingMessage {
-            message_id: "m-2".into(),
-            body: "not json".into(),
-            receive_count: 1,
-            attributes: Default::default(),
-        },
+    let mut keyed = example("hq", "create_issue", 78, json!([4, 5, 6]));
+    keyed["idempotency_key"] = json!("issue-78-created");
+    let batch = vec![
+        message(
+            "m-1",
+            example("hq", "create_issue", 77, json!([4])).to_string(),
+        ),
+        message("m-2", "not json".into()),
+        message("m-3", keyed.to_string()),
     ];
-    let answer = runtime
-        .invoke(serde_json::to_value(sqs_event(&messages)).unwrap())
+    let answer = fanout
+        .runtime
+        .invoke(serde_json::to_value(sqs_event(&batch)).unwrap())
         .await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
 
-    let jobs = platform
-        .deliveries
-        .receiver
-        .receive(10, Duration::from_secs(2))
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    let job = DeliveryJob::from_message(&jobs[0].message.body).unwrap();
-    assert_eq!(
-        (job.subscription.id.as_str(), job.object_id),
-        (id.as_str(), 77)
-    );
     let parked = platform
         .events_dead_letters
         .receiver
@@ -74,4 +90,69 @@ async fn the_fanout_binary_turns_an_sqs_batch_into_jobs() {
             .collect::<Vec<_>>(),
         vec!["not json"]
     );
+
+    // Follow the continuations as Lambda would: each goes back to the binary.
+    let mut jobs = Vec::new();
+    for round in 0..10 {
+        jobs.extend(
+            platform
+                .deliveries
+                .receiver
+                .receive(10, Duration::from_millis(500))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| DeliveryJob::from_message(&r.message.body).unwrap()),
+        );
+        let continuations = platform
+            .events
+            .receiver
+            .receive(10, Duration::from_millis(500))
+            .await
+            .unwrap();
+        if continuations.is_empty() {
+            break;
+        }
+        let messages: Vec<IncomingMessage> = continuations
+            .iter()
+            .enumerate()
+            .map(|(i, r)| message(&format!("c-{round}-{i}"), r.message.body.clone()))
+            .collect();
+        let answer = fanout
+            .runtime
+            .invoke(serde_json::to_value(sqs_event(&messages)).unwrap())
+            .await;
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    }
+    let mut got: Vec<(u64, String)> = jobs
+        .iter()
+        .map(|j| (j.object_id, j.subscription.id.as_str().to_owned()))
+        .collect();
+    got.sort();
+    let mut want = vec![(77, ids[0].clone())];
+    want.extend(ids.iter().map(|id| (78, id.clone())));
+    want.sort();
+    assert_eq!(
+        got, want,
+        "one job per visible subscriber, continuations included"
+    );
+
+    // The keyed event is done: sending it again fans out nothing.
+    let answer = fanout
+        .runtime
+        .invoke(serde_json::to_value(sqs_event(&[message("m-4", keyed.to_string())])).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    let again = platform
+        .deliveries
+        .receiver
+        .receive(10, Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "a finished idempotency key is not fanned out twice"
+    );
+
+    fanout.assert_role_is_exact();
 }

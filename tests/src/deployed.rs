@@ -1,0 +1,150 @@
+//! The stack as deployed, on moto: the platform's tables and queues, its secrets in
+//! Secrets Manager, and each function binary started as Lambda starts it, with exactly
+//! the environment `template.yaml` gives that function and every AWS call passing
+//! through an [`IamGate`] holding that function's own role.
+
+use std::collections::HashMap;
+
+use webhooks_core::adapters::sqs::SqsQueue;
+use webhooks_core::config::{DEV_JWT_SECRET, Queue};
+
+use crate::iam_gate::IamGate;
+use crate::lambda_runtime::{MotoPlatform, Runtime};
+use crate::stack::{Physical, Stack};
+
+/// The sealing key the deployed functions read from Secrets Manager (and the platform
+/// that sets things up uses too, so both open the same sealed secrets).
+pub const SEALING_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+/// A function of the template and the binary that implements it.
+#[derive(Debug, Clone, Copy)]
+pub struct Function {
+    pub logical_id: &'static str,
+    pub binary: &'static str,
+}
+
+pub struct Deployed {
+    pub moto: MotoPlatform,
+    pub stack: Stack,
+}
+
+/// A function binary running under the runtime emulator, behind its gate.
+pub struct Running {
+    pub runtime: Runtime,
+    pub gate: IamGate,
+}
+
+impl Deployed {
+    /// A fresh stack; `parameters` override the template's defaults (`JwtSecret` is
+    /// the tests' HS256 secret unless given).
+    pub async fn start(parameters: &[(&str, &str)], platform: &[(&str, &str)]) -> Deployed {
+        let mut vars = vec![("WEBHOOKS_SECRET_KEY", SEALING_KEY)];
+        vars.extend_from_slice(platform);
+        let moto = MotoPlatform::start(&vars).await;
+        let sdk = crate::moto::sdk_config().await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let secret = |name: String, value: &str| {
+            let secrets = secrets.clone();
+            let value = value.to_owned();
+            async move {
+                let made = secrets
+                    .create_secret()
+                    .name(name)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .expect("moto creates the secret");
+                Physical::secret(made.arn().expect("an ARN"))
+            }
+        };
+        let mut params: Vec<(&str, &str)> = vec![("JwtSecret", DEV_JWT_SECRET)];
+        params.extend_from_slice(parameters);
+        let jwt = params
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "JwtSecret")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+
+        let var = |name: &str| {
+            moto.env()
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("the platform has no {name}"))
+        };
+        let sqs = SqsQueue::client(&sdk);
+        let prefix = var("WEBHOOKS_QUEUE_PREFIX");
+        let mut resources = HashMap::from([
+            (
+                "SubscriptionsTable".to_owned(),
+                Physical::table(&var("WEBHOOKS_SUBSCRIPTIONS_TABLE")),
+            ),
+            (
+                "IdempotencyTable".to_owned(),
+                Physical::table(&var("WEBHOOKS_IDEMPOTENCY_TABLE")),
+            ),
+            (
+                "DeliveryLogTable".to_owned(),
+                Physical::table(&var("WEBHOOKS_DELIVERY_LOG_TABLE")),
+            ),
+            (
+                "SealingKeySecret".to_owned(),
+                secret(crate::unique("sealing-key"), SEALING_KEY).await,
+            ),
+        ]);
+        if !jwt.is_empty() {
+            resources.insert(
+                "JwtSigningSecret".to_owned(),
+                secret(crate::unique("jwt-secret"), &jwt).await,
+            );
+        }
+        for (logical, queue) in [
+            ("EventsQueue", Queue::Events),
+            ("EventsDeadLetterQueue", Queue::EventsDeadLetters),
+            ("DeliveriesQueue", Queue::Deliveries),
+            ("DeliveriesDeadLetterQueue", Queue::DeliveriesDeadLetters),
+        ] {
+            let found = SqsQueue::by_name(sqs.clone(), &format!("{prefix}-{}", queue.suffix()))
+                .await
+                .expect("the platform made its queues");
+            resources.insert(logical.to_owned(), Physical::queue(found.url()));
+        }
+        let stack = Stack::new(&params, resources);
+        Deployed { moto, stack }
+    }
+
+    /// Starts `function` with its template environment plus `extra` (test-only settings,
+    /// such as letting receivers on loopback be reached), behind a gate with its role.
+    pub async fn spawn(&self, function: Function, extra: &[(&str, &str)]) -> Running {
+        let gate = IamGate::start(
+            crate::moto::endpoint(),
+            self.stack.role(function.logical_id),
+        )
+        .await;
+        let mut env: Vec<(String, String)> = vec![
+            ("AWS_ENDPOINT_URL".into(), gate.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+        ];
+        env.extend(self.stack.environment(function.logical_id));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut runtime = Runtime::start().await;
+        runtime.spawn(function.binary, &env);
+        Running { runtime, gate }
+    }
+}
+
+impl Running {
+    /// The gate's verdict after a test drove every code path: nothing was refused and
+    /// every grant of the role was used. Prints the calls, for the notes.
+    pub fn assert_role_is_exact(&self) {
+        for (action, resource) in self.gate.summary() {
+            eprintln!("{}: {action} {resource}", self.gate.role.name);
+        }
+        self.gate.assert_nothing_refused();
+        self.gate.assert_every_grant_used();
+    }
+}
