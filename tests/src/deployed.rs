@@ -117,23 +117,42 @@ impl Deployed {
     /// Starts `function` with its template environment plus `extra` (test-only settings,
     /// such as letting receivers on loopback be reached), behind a gate with its role.
     pub async fn spawn(&self, function: Function, extra: &[(&str, &str)]) -> Running {
-        let gate = IamGate::start(
-            crate::moto::endpoint(),
-            self.stack.role(function.logical_id),
-        )
-        .await;
+        let role = self.stack.role(function.logical_id);
+        let gate = IamGate::start(crate::moto::endpoint(), role).await;
+        let runtime = self.spawn_at(&gate.endpoint, function, extra).await;
+        Running { runtime, gate }
+    }
+
+    /// Starts `function` like [`Deployed::spawn`] but straight on moto, without a gate
+    /// (for timing its init).
+    pub async fn spawn_ungated(&self, function: Function, extra: &[(&str, &str)]) -> Runtime {
+        self.spawn_at(crate::moto::endpoint(), function, extra)
+            .await
+    }
+
+    /// `function`'s environment as the template sets it.
+    pub fn environment(&self, function: Function) -> Vec<(String, String)> {
+        self.stack.environment(function.logical_id)
+    }
+
+    async fn spawn_at(
+        &self,
+        endpoint: &str,
+        function: Function,
+        extra: &[(&str, &str)],
+    ) -> Runtime {
         let mut env: Vec<(String, String)> = vec![
-            ("AWS_ENDPOINT_URL".into(), gate.endpoint.clone()),
+            ("AWS_ENDPOINT_URL".into(), endpoint.to_owned()),
             ("AWS_ACCESS_KEY_ID".into(), "test".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
             ("AWS_REGION".into(), "us-east-1".into()),
         ];
-        env.extend(self.stack.environment(function.logical_id));
+        env.extend(self.environment(function));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut runtime = Runtime::start().await;
         runtime.spawn(function.binary, &env);
-        Running { runtime, gate }
+        runtime
     }
 }
 

@@ -308,13 +308,12 @@ fn attribute(target: &str, body: &Value) -> Vec<(String, String)> {
 
 /// IAM's decision: an explicit deny wins, else any allow, else denied.
 fn allows(role: &Role, action: &str, resource: &str) -> bool {
-    let matches = |s: &&Statement| {
+    let matches = |s: &Statement| {
         s.actions.iter().any(|a| glob(a, action, true))
             && s.resources.iter().any(|r| glob(r, resource, false))
     };
-    let all: Vec<&Statement> = role.inline.iter().chain(&role.managed).collect();
-    !all.iter().filter(|s| !s.allow).any(|s| matches(s))
-        && all.iter().filter(|s| s.allow).any(|s| matches(s))
+    let all = || role.inline.iter().chain(&role.managed);
+    !all().any(|s| !s.allow && matches(s)) && all().any(|s| s.allow && matches(s))
 }
 
 /// IAM's wildcard match: `*` any run, `?` any one character; actions ignore case.

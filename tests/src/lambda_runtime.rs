@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 
 #[derive(Default)]
 struct State {
+    /// When the function first asked for an event: the end of its init.
+    first_next: Option<Instant>,
     pending: VecDeque<(String, Value)>,
     answers: Vec<(String, Value)>,
     errors: Vec<(String, String)>,
@@ -31,6 +33,7 @@ pub struct Runtime {
     wake: Arc<Notify>,
     pub address: String,
     child: Option<Child>,
+    spawned_at: Option<Instant>,
     server: tokio::task::JoinHandle<()>,
     next_id: usize,
 }
@@ -63,6 +66,7 @@ impl Runtime {
             wake,
             address,
             child: None,
+            spawned_at: None,
             server,
             next_id: 0,
         }
@@ -86,7 +90,25 @@ impl Runtime {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        self.spawned_at = Some(Instant::now());
         self.child = Some(cmd.spawn().expect("the function binary starts"));
+    }
+
+    /// The function's init: from its spawn to its first request for an event.
+    pub async fn init_time(&mut self) -> Duration {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(at) = self.state.lock().unwrap().first_next {
+                return at - self.spawned_at.expect("a spawned function");
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("the function exited with {status} during init");
+            }
+            assert!(Instant::now() < deadline, "no init within 30 s");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Hands an event to the function and waits for its answer.
@@ -143,6 +165,11 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if path.ends_with("/runtime/invocation/next") {
+        state
+            .lock()
+            .unwrap()
+            .first_next
+            .get_or_insert_with(Instant::now);
         loop {
             let next = state.lock().unwrap().pending.pop_front();
             if let Some((id, event)) = next {

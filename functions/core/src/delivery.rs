@@ -240,7 +240,7 @@ impl Deliverer {
         }
         crate::metrics::delivery_attempt(
             record.outcome.metric(),
-            Duration::from_millis(duration_ms.max(0) as u64),
+            Duration::from_millis(duration_ms),
         );
         tracing::info!(
             subscription_id = %key.id,

@@ -1,0 +1,102 @@
+//! Init time of each function binary, as Lambda counts it: from the process spawn to its
+//! first request for an event (`/runtime/invocation/next`), release build, median of 7,
+//! against moto. Each function runs with the environment `template.yaml` gives it, its
+//! secrets read from Secrets Manager, and again with the same secrets as plain variables
+//! (how the stack passed them before they moved to Secrets Manager).
+//!
+//! `cargo bench -p webhooks-tests --bench init` (it builds the three binaries itself).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use webhooks_core::config::{DEV_JWT_SECRET, JWT_SECRET, SECRET_KEY};
+use webhooks_tests::deployed::{Deployed, Function, SEALING_KEY};
+
+const RUNS: usize = 7;
+
+fn binary(name: &str) -> &'static str {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let path = target.join("release").join(name);
+    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--bins",
+            "-p",
+            "webhooks-api",
+            "-p",
+            "webhooks-fanout",
+            "-p",
+            "webhooks-delivery",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "the function binaries build");
+    let (api, fanout, delivery) = (binary("api"), binary("fanout"), binary("delivery"));
+    let functions = [
+        Function {
+            logical_id: "ApiFunction",
+            binary: api,
+        },
+        Function {
+            logical_id: "FanoutFunction",
+            binary: fanout,
+        },
+        Function {
+            logical_id: "DeliveryFunction",
+            binary: delivery,
+        },
+    ];
+    let stack = Deployed::start(&[], &[]).await;
+
+    println!("function init: spawn to the first /next, median of {RUNS} (moto on loopback)");
+    println!(
+        "{:<18} {:>22} {:>22}",
+        "function", "secrets from SM", "secrets as variables"
+    );
+    for function in functions {
+        let mut from_sm = Vec::new();
+        let mut plain = Vec::new();
+        for _ in 0..RUNS {
+            let mut rt = stack.spawn_ungated(function, &[]).await;
+            from_sm.push(rt.init_time().await);
+            drop(rt);
+            // The same environment with the secrets' values instead of their ARNs.
+            let env = stack.environment(function);
+            let mut extra: Vec<(&str, &str)> = Vec::new();
+            for (k, _) in &env {
+                match k.as_str() {
+                    "WEBHOOKS_SECRET_KEY_ARN" => {
+                        extra.extend([(k.as_str(), ""), (SECRET_KEY, SEALING_KEY)])
+                    }
+                    "WEBHOOKS_JWT_SECRET_ARN" => {
+                        extra.extend([(k.as_str(), ""), (JWT_SECRET, DEV_JWT_SECRET)])
+                    }
+                    _ => {}
+                }
+            }
+            let mut rt = stack.spawn_ungated(function, &extra).await;
+            plain.push(rt.init_time().await);
+        }
+        println!(
+            "{:<18} {:>19.1} ms {:>19.1} ms",
+            function.logical_id,
+            median(from_sm).as_secs_f64() * 1000.0,
+            median(plain).as_secs_f64() * 1000.0
+        );
+    }
+}
