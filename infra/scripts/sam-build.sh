@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the three Lambda functions for arm64 exactly as `sam build` does on a deployer's
 # machine: installs cargo-lambda and Zig (from PyPI) into .venv/lambda and the aarch64
-# Rust target when missing, then runs the SAM CLI from .venv/sam. Not part of CI (a
-# release cross-build takes ~10 minutes on 2 cores); run it before a release.
+# Rust target when missing, then runs the SAM CLI from .venv/sam. CI runs it, so a change
+# that breaks the deployer's build fails there (a release cross-build takes ~7 minutes on
+# 2 cores).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 

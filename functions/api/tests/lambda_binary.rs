@@ -199,3 +199,45 @@ fn the_api_binary_refuses_to_start_when_it_can_verify_no_token() {
         assert!(stderr.contains(what), "the sentence names {what}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn behind_the_jwt_authorizer_the_api_binary_reads_the_verified_claims() {
+    // No HS256 secret and no RS256 keys: the template's JWT authorizer verifies tokens.
+    let stack = Deployed::start(
+        &[
+            ("JwtSecret", ""),
+            ("JwtIssuer", "https://issuer.example.com"),
+            ("JwtAudience", "webhooks"),
+        ],
+        &[],
+    )
+    .await;
+    let env = stack.environment(API);
+    assert!(env.contains(&("WEBHOOKS_JWT_AUTHORIZER".into(), "true".into())));
+    assert!(!env.iter().any(|(k, _)| k == "WEBHOOKS_JWT_SECRET_ARN"));
+    let mut api = stack.spawn(API, &[]).await;
+
+    // The claims as API Gateway's JWT authorizer hands them over (the sample event's).
+    let mut authorized: Value = serde_json::from_str(CREATE).unwrap();
+    authorized["rawPath"] = json!("/api/v0/webhooks/subscriptions");
+    authorized["requestContext"]["http"]["method"] = json!("GET");
+    authorized["requestContext"]["http"]["path"] = json!("/api/v0/webhooks/subscriptions");
+    authorized.as_object_mut().unwrap().remove("body");
+    let (status, listed) = envelope(&api.runtime.invoke(authorized).await);
+    assert_eq!(
+        (status, listed["meta"]["status"].as_str()),
+        (200, Some("ok")),
+        "{listed}"
+    );
+
+    // A request that reached the function without claims has no way in.
+    let unverified = event(
+        "GET",
+        "/api/v0/webhooks/subscriptions",
+        &token(&claims(1, "hq")),
+        None,
+    );
+    let (status, _) = envelope(&api.runtime.invoke(unverified).await);
+    assert_eq!(status, 401);
+    api.gate.assert_nothing_refused();
+}
