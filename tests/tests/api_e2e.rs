@@ -174,7 +174,11 @@ async fn whole_api(kind: Kind) {
     // Delete: ok with no resource, then gone.
     let deleted = client.delete(&format!("{SUBS}/{id}.json"), &alice).await;
     assert_eq!((deleted.http, deleted.status()), (200, "ok"));
-    assert!(deleted.tree.get("response").is_none());
+    assert_eq!(
+        deleted.tree.get("response"),
+        Some(&Value::Null),
+        "an answer without a resource carries \"response\": null"
+    );
     assert_eq!(
         client.get(&format!("{SUBS}/{id}"), &alice).await.status(),
         "invalid_request"
@@ -204,6 +208,7 @@ async fn whole_api(kind: Kind) {
         .await;
     assert_eq!((quiet.http, quiet.status()), (200, "invalid_request"));
     assert!(quiet.tree["meta"].get("message").is_none());
+    assert_eq!(quiet.tree.get("response"), Some(&Value::Null));
     let bare = client
         .get(&format!("{SUBS}?_suppress_meta=true"), &alice)
         .await;
@@ -284,6 +289,7 @@ async fn bad_input(kind: Kind) {
     for (body, expected) in json_cases {
         let a = client.post_json(SUBS, &tok, &body).await;
         assert_eq!((a.http, a.status()), (400, "invalid_request"), "{body}");
+        assert_eq!(a.tree.get("response"), Some(&Value::Null), "{body}");
         assert!(
             a.message().starts_with(expected),
             "{body}: {:?} should start with {expected:?}",
@@ -401,6 +407,7 @@ async fn bad_tokens(kind: Kind) {
             .send(Method::GET, SUBS, tok.as_deref(), &[], None)
             .await;
         assert_eq!((a.http, a.status()), (401, "invalid_client"), "{expected}");
+        assert_eq!(a.tree.get("response"), Some(&Value::Null), "{expected}");
         assert!(
             a.message().starts_with(expected),
             "{:?} should start with {expected:?}",
