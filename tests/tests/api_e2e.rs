@@ -632,3 +632,61 @@ async fn store_failures_are_server_errors_on_memory_too() {
     assert_eq!(created.status(), "server_error");
     running.stop().await;
 }
+
+/// XML answers parse whatever the strings in them hold: a token's `name` and an echoed
+/// `event_id` with control characters (the client's parser panics on malformed XML).
+#[tokio::test]
+async fn xml_answers_stay_well_formed_with_control_characters_in_input() {
+    let running = runner::start(Kind::Memory, &[]).await;
+    let client = Client::new(running.base_url());
+    let mut odd = claims(41, "hq");
+    odd.name = "Ada\u{1}\u{1b}[31m Lovelace\u{ffff}".into();
+    let mut publisher = odd.clone();
+    publisher.scope = Some("webhooks:publish".into());
+    let tok = token(&odd);
+    let created = client
+        .post_json(
+            &format!("{SUBS}.xml"),
+            &tok,
+            &json!({"trigger_url": "https://hooks.example.com/x", "event_id": "assign_task"}),
+        )
+        .await;
+    assert_eq!(created.status(), "ok_created");
+    assert_eq!(
+        created.tree["response"]["subscription"]["user"]["name"],
+        "Ada\u{fffd}\u{fffd}[31m Lovelace\u{fffd}"
+    );
+    let listed = client.get(&format!("{SUBS}.xml"), &tok).await;
+    assert_eq!(
+        listed.tree["response"]["subscriptions_users"][0]["name"],
+        "Ada\u{fffd}\u{fffd}[31m Lovelace\u{fffd}"
+    );
+    let refused = client
+        .post_json(
+            &format!("{SUBS}.xml"),
+            &tok,
+            &json!({"trigger_url": "https://hooks.example.com/x", "event_id": "bad\u{0}\u{8}id"}),
+        )
+        .await;
+    assert_eq!(refused.status(), "invalid_request");
+    assert!(
+        refused.message().contains("bad\u{fffd}\u{fffd}id"),
+        "{}",
+        refused.message()
+    );
+    let published = client
+        .post_json(
+            "/api/v0/webhooks/events.xml",
+            &token(&publisher),
+            &json!([{"event_id": "no\u{2}such", "object_id": 1, "visible_to": "all"}]),
+        )
+        .await;
+    assert_eq!(published.status(), "invalid_request");
+    assert!(
+        published.tree["response"]["events"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no\u{fffd}such")
+    );
+    running.stop().await;
+}
