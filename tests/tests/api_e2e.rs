@@ -132,6 +132,19 @@ async fn whole_api(kind: Kind) {
         )
         .await;
     assert_eq!(by_accept.headers["content-type"], "text/xml; charset=utf-8");
+    let by_q = client
+        .send(
+            Method::GET,
+            SUBS,
+            Some(&alice),
+            &[("Accept", "application/xml;q=0.1, application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        by_q.headers["content-type"], "application/json; charset=utf-8",
+        "q-values rank the media types"
+    );
 
     // Tenancy: another user, and the same user id of another deployment, see nothing, and
     // their answers for Alice's id are exactly those for an id that does not exist.

@@ -25,28 +25,53 @@ impl Format {
         }
     }
 
-    /// The first media type of `Accept` that names one of the formats; JSON otherwise.
+    /// The format `Accept` prefers. Each format takes the q-value of the most specific
+    /// media range that matches it (`text/xml` over `text/*` over `*/*`); the highest q
+    /// wins, q=0 meaning "not acceptable"; on a tie an exactly named type beats a wildcard,
+    /// then the range listed first wins, then JSON, XML, YAML in that order. When nothing
+    /// is acceptable (or `Accept` is absent or unreadable) the answer is JSON: the spec
+    /// has no "not acceptable" status, and every client reads the JSON envelope.
     pub fn from_accept(accept: Option<&str>) -> Self {
         let Some(accept) = accept else {
             return Self::Json;
         };
-        for media in accept.split(',') {
-            let media = media
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                "application/json" | "text/json" => return Self::Json,
-                "text/xml" | "application/xml" => return Self::Xml,
-                "text/x-yaml" | "application/x-yaml" | "text/yaml" | "application/yaml" => {
-                    return Self::Yaml;
-                }
-                _ => {}
+        let ranges: Vec<MediaRange> = accept.split(',').filter_map(MediaRange::parse).collect();
+        let mut best: Option<(Self, Preference)> = None;
+        for format in [Self::Json, Self::Xml, Self::Yaml] {
+            let Some(pref) = ranges
+                .iter()
+                .enumerate()
+                .filter_map(|(position, range)| range.matches(format, position))
+                .max_by(|a, b| {
+                    a.specificity
+                        .cmp(&b.specificity)
+                        .then(b.position.cmp(&a.position))
+                })
+            else {
+                continue;
+            };
+            if pref.q == 0 {
+                continue;
+            }
+            if best.as_ref().is_none_or(|(_, b)| pref.beats(b)) {
+                best = Some((format, pref));
             }
         }
-        Self::Json
+        best.map_or(Self::Json, |(format, _)| format)
+    }
+
+    /// The media types that name this format exactly.
+    fn media_types(self) -> &'static [&'static str] {
+        match self {
+            Self::Json => &["application/json", "text/json"],
+            Self::Xml => &["text/xml", "application/xml"],
+            Self::Yaml => &[
+                "text/x-yaml",
+                "application/x-yaml",
+                "text/yaml",
+                "application/yaml",
+            ],
+        }
     }
 
     pub fn content_type(self) -> &'static str {
@@ -70,6 +95,97 @@ impl Format {
                 out.into_bytes()
             }
         }
+    }
+}
+
+/// One media range of `Accept`, with its q-value in thousandths.
+struct MediaRange {
+    kind: String,
+    subtype: String,
+    q: u16,
+}
+
+/// How much a range says a format is wanted.
+#[derive(Debug, Clone, Copy)]
+struct Preference {
+    q: u16,
+    /// 2: named exactly, 1: `type/*`, 0: `*/*`.
+    specificity: u8,
+    /// Where the range stands in `Accept`.
+    position: usize,
+}
+
+impl Preference {
+    fn beats(&self, other: &Preference) -> bool {
+        (self.q, self.specificity, std::cmp::Reverse(self.position))
+            > (
+                other.q,
+                other.specificity,
+                std::cmp::Reverse(other.position),
+            )
+    }
+}
+
+impl MediaRange {
+    /// `type/subtype;q=0.5;...`; a range without a `/` or with an unreadable q is skipped.
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split(';');
+        let media = parts.next()?.trim().to_ascii_lowercase();
+        let (kind, subtype) = media.split_once('/')?;
+        let mut q = 1000;
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                q = parse_qvalue(value.trim())?;
+            }
+        }
+        Some(Self {
+            kind: kind.trim().to_owned(),
+            subtype: subtype.trim().to_owned(),
+            q,
+        })
+    }
+
+    fn matches(&self, format: Format, position: usize) -> Option<Preference> {
+        let specificity = if self.kind == "*" && self.subtype == "*" {
+            0
+        } else if self.subtype == "*" {
+            let kind = &self.kind;
+            if !format
+                .media_types()
+                .iter()
+                .any(|m| m.split('/').next() == Some(kind.as_str()))
+            {
+                return None;
+            }
+            1
+        } else {
+            let media = format!("{}/{}", self.kind, self.subtype);
+            if !format.media_types().contains(&media.as_str()) {
+                return None;
+            }
+            2
+        };
+        Some(Preference {
+            q: self.q,
+            specificity,
+            position,
+        })
+    }
+}
+
+/// RFC 9110's qvalue: `0`, `1`, or a fraction with up to three decimals, in thousandths.
+fn parse_qvalue(text: &str) -> Option<u16> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths: u16 = format!("{fraction:0<3}").parse().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
     }
 }
 
@@ -261,6 +377,34 @@ mod tests {
         );
         assert_eq!(Format::from_accept(Some("*/*")), Format::Json);
         assert_eq!(Format::from_accept(None), Format::Json);
+    }
+
+    #[test]
+    fn accept_honours_q_values() {
+        let cases = [
+            ("application/xml;q=0.1, application/json", Format::Json),
+            ("application/json;q=0.5, text/xml", Format::Xml),
+            ("text/xml;q=0.9, text/x-yaml;q=0.95", Format::Yaml),
+            ("application/json;q=0, text/xml;q=0.2", Format::Xml),
+            ("application/json; q=0 , */*", Format::Xml),
+            ("text/*;q=0.5, application/json;q=0.4", Format::Xml),
+            ("text/xml, application/json", Format::Xml),
+            ("application/json, text/xml", Format::Json),
+            ("text/xml;q=0.5, */*;q=0.5", Format::Xml),
+            ("text/xml;Q=0.500, application/json;q=0.499", Format::Xml),
+            ("*/*;q=0.1, text/xml;q=0", Format::Json),
+            // Nothing acceptable, or nonsense: JSON.
+            ("text/xml;q=0, application/json;q=0", Format::Json),
+            ("*/*;q=0", Format::Json),
+            ("text/html", Format::Json),
+            ("text/xml;q=2", Format::Json),
+            ("text/xml;q=abc", Format::Json),
+            ("garbage", Format::Json),
+            ("", Format::Json),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(Format::from_accept(Some(accept)), expected, "{accept}");
+        }
     }
 
     #[test]
