@@ -298,6 +298,35 @@ async fn bad_input(kind: Kind) {
             json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": big_secret}),
             "secret must be at most 512 bytes",
         ),
+        // Fields of the wrong JSON type are refused, not read as absent.
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": ["s3cret"]}),
+            "secret must be a string, not an array",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": {"v": "s3cret"}}),
+            "secret must be a string, not an object",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": 12345}),
+            "secret must be a string, not a number",
+        ),
+        (
+            json!({"trigger_url": [ok_url], "event_id": "assign_task"}),
+            "trigger_url must be a string, not an array",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": {"id": "assign_task"}}),
+            "event_id must be a string, not an object",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "content_type": ["application/json"]}),
+            "content_type must be a string, not an array",
+        ),
+        (
+            json!([{"trigger_url": ok_url, "event_id": "assign_task"}]),
+            "send the subscription as a JSON object",
+        ),
     ];
     for (body, expected) in json_cases {
         let a = client.post_json(SUBS, &tok, &body).await;
@@ -701,5 +730,49 @@ async fn xml_answers_stay_well_formed_with_control_characters_in_input() {
             .unwrap()
             .contains("no\u{fffd}such")
     );
+    running.stop().await;
+}
+
+/// `object_id` of the wrong JSON type is refused by `trigger` and `dispatch`, saying so.
+#[tokio::test]
+async fn object_ids_of_the_wrong_json_type_are_refused() {
+    let running = runner::start(Kind::Memory, &[]).await;
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(42, "hq"));
+    let created = client
+        .post_json(
+            SUBS,
+            &tok,
+            &json!({"trigger_url": "https://hooks.example.com/x", "event_id": "assign_task"}),
+        )
+        .await;
+    let id = created.tree["response"]["subscription"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for action in ["trigger", "dispatch"] {
+        for (object_id, expected) in [
+            (json!([1]), "object_id must be a number, not an array"),
+            (
+                json!({"id": 1}),
+                "object_id must be a number, not an object",
+            ),
+            (json!(true), "object_id must be a number, not true or false"),
+            (json!(1.5), "object_id must be a positive whole number"),
+        ] {
+            let a = client
+                .post_json(
+                    &format!("{SUBS}/{id}/{action}"),
+                    &tok,
+                    &json!({ "object_id": object_id }),
+                )
+                .await;
+            assert_eq!(
+                (a.http, a.message()),
+                (400, expected),
+                "{action} {object_id}"
+            );
+        }
+    }
     running.stop().await;
 }

@@ -61,7 +61,7 @@ pub async fn dispatch(
 }
 
 fn page_param(params: &Params, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
-    match params.get(name) {
+    match params.number(name)? {
         None | Some("") => Ok(default),
         Some(v) => v
             .trim()

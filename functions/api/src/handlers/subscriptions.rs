@@ -59,11 +59,16 @@ pub async fn list(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
 }
 
 pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply, ApiError> {
+    if params.json.as_ref().is_some_and(|v| !v.is_object()) {
+        return Err(ApiError::invalid_request(
+            "send the subscription as a JSON object with trigger_url and event_id",
+        ));
+    }
     let raw = RawSubscription {
-        trigger_url: params.get("trigger_url"),
-        event_id: params.get("event_id"),
-        content_type: params.get("content_type"),
-        secret: params.get("secret"),
+        trigger_url: params.string("trigger_url")?,
+        event_id: params.string("event_id")?,
+        content_type: params.string("content_type")?,
+        secret: params.string("secret")?,
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
