@@ -443,6 +443,10 @@ async fn bad_tokens(kind: Kind) {
             Some(token(&claims(1, "globex"))),
             "the bearer token is for a deployment this installation does not serve",
         ),
+        (
+            Some(token_with_nbf(1, "hq", now() + 3600)),
+            "the bearer token is not valid yet",
+        ),
     ];
     for (tok, expected) in cases {
         let a = client
@@ -467,7 +471,34 @@ async fn bad_tokens(kind: Kind) {
         .await;
     assert_eq!(basic.status(), "invalid_client");
     assert_eq!(client.get(SUBS, &good).await.status(), "ok");
+    assert_eq!(
+        client
+            .get(SUBS, &token_with_nbf(1, "hq", now() - 60))
+            .await
+            .status(),
+        "ok",
+        "a token whose nbf has passed is fine"
+    );
     running.stop().await;
+}
+
+/// An HS256 token with the runner's secret whose `nbf` is `nbf` (minted by hand: the
+/// claims type of the runner has no `nbf`).
+fn token_with_nbf(sub: u64, deployment: &str, nbf: i64) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut payload = serde_json::to_value(claims(sub, deployment)).unwrap();
+    payload["nbf"] = nbf.into();
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64.encode(payload.to_string())
+    );
+    let signature = webhooks_core::crypto::hmac_sha256(
+        webhooks_core::config::DEV_JWT_SECRET.as_bytes(),
+        signing_input.as_bytes(),
+    );
+    format!("{signing_input}.{}", b64.encode(signature))
 }
 
 async fn pro_gate(kind: Kind) {
