@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use webhooks_core::identity::Caller;
 use webhooks_core::store::StoreError;
-use webhooks_core::subscription::{NewSubscription, RawSubscription, Subscription};
+use webhooks_core::subscription::{
+    NewSubscription, RawSubscription, Subscription, SubscriptionRef,
+};
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply};
@@ -72,18 +74,24 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let subscription = Subscription {
+    let key = SubscriptionRef {
         id: app.ids.next(app.clock.as_ref()),
         owner: caller.owner(),
+    };
+    // Sealed for this subscription alone: copied onto another row it does not open.
+    let sealed_secret = new
+        .secret
+        .as_ref()
+        .map(|s| app.settings.sealer.seal_for(s.expose(), &key));
+    let subscription = Subscription {
+        id: key.id,
+        owner: key.owner,
         owner_name: caller.name.clone(),
         owner_email: caller.email.clone(),
         event_id: new.event.event_id.clone(),
         trigger_url: new.trigger_url,
         content_type: new.content_type,
-        sealed_secret: new
-            .secret
-            .as_ref()
-            .map(|s| app.settings.sealer.seal(s.expose())),
+        sealed_secret,
         created_at: app.clock.now_millis(),
         consecutive_timeouts: 0,
     };
