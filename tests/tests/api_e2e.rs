@@ -807,3 +807,112 @@ async fn object_ids_of_the_wrong_json_type_are_refused() {
     }
     running.stop().await;
 }
+
+/// `dispatch` without an HTTP answer is `ok` (the dispatch happened and is logged) with
+/// `response.status` null and a coarse `error` kind; neither the answer nor the delivery
+/// log tells a refused port from anything else, or names the address.
+#[tokio::test]
+async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
+    use std::sync::Arc;
+    use webhooks_core::identity::Deployment;
+    use webhooks_core::subscription::{ContentType, Subscription, TriggerUrl};
+    use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
+
+    let platform = webhooks_local::compose(
+        &webhooks_local::Backend::Memory,
+        runner::settings(&[("WEBHOOKS_DELIVERY_TIMEOUT_SECS", "1")]),
+    )
+    .await
+    .unwrap();
+    let running = webhooks_local::serve(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        platform.app.clone(),
+    )
+    .await
+    .unwrap();
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(43, "hq"));
+    let subscribe = |url: String| {
+        let client = &client;
+        let tok = &tok;
+        async move {
+            let a = client
+                .post_json(
+                    SUBS,
+                    tok,
+                    &json!({"trigger_url": url, "event_id": "assign_task"}),
+                )
+                .await;
+            a.tree["response"]["subscription"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let hanging = Receiver::start().await;
+    hanging.always(Behaviour::Hang);
+    let refused = subscribe(refused_url()).await;
+    let slow = subscribe(hanging.url.clone()).await;
+    // A private address cannot be subscribed through the API; a row written otherwise (or
+    // a name that resolves there) is refused when sending.
+    let private = Subscription {
+        id: platform.app.ids.next(&webhooks_core::clock::SystemClock),
+        owner: webhooks_core::identity::Owner {
+            deployment: Deployment::parse("hq").unwrap(),
+            user_id: 43,
+        },
+        owner_name: String::new(),
+        owner_email: String::new(),
+        event_id: "assign_task".into(),
+        trigger_url: TriggerUrl::from_stored("http://10.1.2.3:8443/hook".into()),
+        content_type: ContentType::Form,
+        sealed_secret: None,
+        created_at: 0,
+        consecutive_timeouts: 0,
+    };
+    Arc::clone(&platform.app.store).put(&private).await.unwrap();
+    let private = private.id.to_string();
+
+    for (id, kind, sentence) in [
+        (&refused, "connection", "the receiver could not be reached"),
+        (
+            &slow,
+            "timeout",
+            "the receiver did not answer within the time limit",
+        ),
+        (
+            &private,
+            "blocked",
+            "the receiver's address is not one this installation delivers to",
+        ),
+    ] {
+        for format in ["json", "xml", "yml"] {
+            let a = client
+                .post_form(
+                    &format!("{SUBS}/{id}/dispatch.{format}"),
+                    &tok,
+                    "object_id=9",
+                )
+                .await;
+            assert_eq!((a.http, a.status()), (200, "ok"), "{kind} {format}");
+            let r = &a.tree["response"];
+            assert_eq!(r["status"], Value::Null, "{kind} {format}: no HTTP status");
+            assert_eq!(r["outcome"], "failed", "{kind} {format}");
+            assert_eq!(r["error"], kind, "{kind} {format}");
+            assert_eq!(r["reason"], sentence, "{kind} {format}");
+            assert!(r["delivery_id"].as_str().unwrap().starts_with("msg_"));
+        }
+        let log = client.get(&format!("{SUBS}/{id}/deliveries"), &tok).await;
+        let entry = &log.tree["response"]["deliveries"][0];
+        assert_eq!(
+            (entry["error_kind"].as_str(), entry["reason"].as_str()),
+            (Some(kind), Some(sentence)),
+            "the log says no more than the answer"
+        );
+        let text = log.tree.to_string();
+        for detail in ["refused", "10.1.2.3", "private", "resolve"] {
+            assert!(!text.contains(detail), "{detail} in {text}");
+        }
+    }
+    running.stop().await;
+}
