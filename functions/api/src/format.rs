@@ -4,8 +4,13 @@
 //! strings in the tree hold (characters XML 1.0 forbids become U+FFFD, a carriage return
 //! is kept as `&#13;`), element names are always valid XML names, and an array's items
 //! are elements named by the array's name made singular ([`singular`]).
+//!
+//! Guarantees of the YAML form: block mappings and sequences, every string double-quoted
+//! with escapes for anything that is not printable, so that YAML 1.1 parsers (PyYAML,
+//! Ruby's Psych) and YAML 1.2 parsers read the same tree as the JSON form: a string
+//! `yes`, `off`, `2026-11-27T20:00:00Z`, `1:20` or `=` stays a string.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -85,9 +90,19 @@ impl Format {
     pub fn render(self, tree: &Value) -> Vec<u8> {
         match self {
             Self::Json => serde_json::to_vec(tree).expect("a JSON value always serializes"),
-            Self::Yaml => serde_yaml::to_string(tree)
-                .expect("a JSON value always serializes as YAML")
-                .into_bytes(),
+            Self::Yaml => {
+                let mut out = String::new();
+                match tree {
+                    Value::Object(map) if !map.is_empty() => {
+                        write_yaml_map(&mut out, map, 0, false)
+                    }
+                    other => {
+                        yaml_scalar(&mut out, other);
+                        out.push('\n');
+                    }
+                }
+                out.into_bytes()
+            }
             Self::Xml => {
                 let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
                 write_xml(&mut out, "data", tree);
@@ -187,6 +202,113 @@ fn parse_qvalue(text: &str) -> Option<u16> {
         "1" if thousandths == 0 => Some(1000),
         _ => None,
     }
+}
+
+fn yaml_pad(out: &mut String, indent: usize) {
+    out.extend(std::iter::repeat_n(' ', indent));
+}
+
+/// A mapping in block style at `indent`; `inline_first` when the first key follows a
+/// sequence's `- ` on the same line.
+fn write_yaml_map(out: &mut String, map: &Map<String, Value>, indent: usize, inline_first: bool) {
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 || !inline_first {
+            yaml_pad(out, indent);
+        }
+        yaml_key(out, k);
+        out.push(':');
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                out.push('\n');
+                write_yaml_map(out, m, indent + 2, false);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push('\n');
+                write_yaml_seq(out, a, indent + 2);
+            }
+            scalar => {
+                out.push(' ');
+                yaml_scalar(out, scalar);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn write_yaml_seq(out: &mut String, items: &[Value], indent: usize) {
+    for v in items {
+        yaml_pad(out, indent);
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                out.push_str("- ");
+                write_yaml_map(out, m, indent + 2, true);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push_str("-\n");
+                write_yaml_seq(out, a, indent + 2);
+            }
+            scalar => {
+                out.push_str("- ");
+                yaml_scalar(out, scalar);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// A key plain when it is a plain identifier that no YAML version reads as anything but a
+/// string; double-quoted otherwise.
+fn yaml_key(out: &mut String, key: &str) {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !matches!(
+            key.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain {
+        out.push_str(key);
+    } else {
+        yaml_string(out, key);
+    }
+}
+
+/// Scalars and empty collections.
+fn yaml_scalar(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => yaml_string(out, s),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
+    }
+}
+
+/// A double-quoted YAML string. Escaped: `"` and `\`, C0 and C1 controls, DEL, the
+/// characters YAML 1.1 treats as line breaks inside a scalar (U+0085, U+2028, U+2029),
+/// and U+FFFE/U+FFFF, which YAML does not allow in a stream.
+fn yaml_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
+                out.push_str(&format!("\\x{:02X}", c as u32));
+            }
+            '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}' => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Splits a format suffix off the last path segment: `/a/b.xml` is `/a/b` in XML. A
@@ -492,6 +614,59 @@ mod tests {
         // YAML and JSON carry the same string unchanged.
         let back: Value = serde_yaml::from_slice(&Format::Yaml.render(&tree)).unwrap();
         assert_eq!(back, tree);
+    }
+
+    /// Strings that YAML 1.1 would read as something else (bools, times, sexagesimal
+    /// numbers, the merge and value keys) are quoted; anything unprintable is escaped.
+    #[test]
+    fn yaml_strings_stay_strings_for_every_yaml_version() {
+        let tricky = [
+            "yes",
+            "No",
+            "Off",
+            "y",
+            "N",
+            "on",
+            "true",
+            "null",
+            "~",
+            "",
+            "2026-11-27T20:00:00Z",
+            "2026-11-27",
+            "1_000",
+            "1:20",
+            "0x1F",
+            "1e3",
+            ".inf",
+            "=",
+            "<<",
+            "- a",
+            "a: b",
+            "#c",
+            "'q'",
+            "\"dq\"",
+            "back\\slash",
+        ];
+        let tree = json!({"response": {"list": tricky, "nested": [[1, "2"], [], {}], "empty": {}}});
+        let yaml = String::from_utf8(Format::Yaml.render(&tree)).unwrap();
+        for s in tricky {
+            let quoted = serde_json::to_string(s).unwrap();
+            assert!(
+                yaml.contains(&format!("- {quoted}\n")),
+                "{s:?} quoted in {yaml}"
+            );
+        }
+        let back: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(back, tree, "{yaml}");
+        let controls =
+            json!({"a": "a\u{0}b\u{1b}c\u{7f}\u{85}\u{2028}\u{fffe}\u{ffff}\u{10ffff}é\r\n\t"});
+        let yaml = String::from_utf8(Format::Yaml.render(&controls)).unwrap();
+        assert_eq!(
+            yaml,
+            "a: \"a\\x00b\\x1Bc\\x7F\\x85\\u2028\\uFFFE\\uFFFF\u{10ffff}é\\r\\n\\t\"\n"
+        );
+        let back: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(back, controls);
     }
 
     #[test]
