@@ -41,18 +41,23 @@ async fn main() {
     let ids = IdGenerator::default();
     let mut jobs = Vec::new();
     for i in 0..JOBS as u64 {
-        let sub = Subscription {
+        let key = SubscriptionRef {
             id: ids.next(&SystemClock),
             owner: Owner {
                 deployment: Deployment::parse("hq").unwrap(),
                 user_id: i % 100,
             },
+        };
+        let sealed_secret = Some(sealer.seal_for("bench-secret", &key));
+        let sub = Subscription {
+            id: key.id,
+            owner: key.owner,
             owner_name: String::new(),
             owner_email: String::new(),
             event_id: "create_invoice".into(),
             trigger_url: TriggerUrl::from_stored(receiver.url.clone()),
             content_type: ContentType::Json,
-            sealed_secret: Some(sealer.seal("bench-secret")),
+            sealed_secret,
             created_at: 0,
             consecutive_timeouts: 0,
         };

@@ -68,12 +68,25 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Value {
     }
 }
 
-/// XML back into a tree: an element whose children all carry its name made singular is
-/// an array; other elements with children are objects; leaves are text.
+/// The item element of each array the API emits, written out here (not borrowed from the
+/// API's own rule) so that a wrong singular fails the tests that read XML.
+const ARRAY_ITEMS: &[(&str, &str)] = &[
+    ("types", "type"),
+    ("subscriptions", "subscription"),
+    ("subscriptions_users", "subscriptions_user"),
+    ("deliveries", "delivery"),
+    ("events", "event"),
+];
+
+/// XML back into a tree: an element of [`ARRAY_ITEMS`] whose children are all its item
+/// element is an array; other elements with children are objects; leaves are text.
 fn xml_to_tree(node: roxmltree::Node) -> Value {
     let children: Vec<_> = node.children().filter(|c| c.is_element()).collect();
     let name = node.tag_name().name();
-    let singular = name.strip_suffix('s').unwrap_or("item");
+    let singular = ARRAY_ITEMS
+        .iter()
+        .find(|(many, _)| *many == name)
+        .map_or("", |(_, one)| *one);
     if children.is_empty() {
         return node
             .text()

@@ -124,18 +124,23 @@ impl DeliveryKit {
         content_type: ContentType,
         secret: Option<&str>,
     ) -> Subscription {
-        let sub = Subscription {
+        let key = SubscriptionRef {
             id: self.ids.next(&self.clock),
             owner: Owner {
                 deployment: Deployment::parse("hq").unwrap(),
                 user_id: 7,
             },
+        };
+        let sealed_secret = secret.map(|s| self.sealer.seal_for(s, &key));
+        let sub = Subscription {
+            id: key.id,
+            owner: key.owner,
             owner_name: "Seven".into(),
             owner_email: "seven@hq.example".into(),
             event_id: "assign_task".into(),
             trigger_url: TriggerUrl::from_stored(url.to_owned()),
             content_type,
-            sealed_secret: secret.map(|s| self.sealer.seal(s)),
+            sealed_secret,
             created_at: 0,
             consecutive_timeouts: 0,
         };

@@ -132,6 +132,19 @@ async fn whole_api(kind: Kind) {
         )
         .await;
     assert_eq!(by_accept.headers["content-type"], "text/xml; charset=utf-8");
+    let by_q = client
+        .send(
+            Method::GET,
+            SUBS,
+            Some(&alice),
+            &[("Accept", "application/xml;q=0.1, application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        by_q.headers["content-type"], "application/json; charset=utf-8",
+        "q-values rank the media types"
+    );
 
     // Tenancy: another user, and the same user id of another deployment, see nothing, and
     // their answers for Alice's id are exactly those for an id that does not exist.
@@ -174,7 +187,11 @@ async fn whole_api(kind: Kind) {
     // Delete: ok with no resource, then gone.
     let deleted = client.delete(&format!("{SUBS}/{id}.json"), &alice).await;
     assert_eq!((deleted.http, deleted.status()), (200, "ok"));
-    assert!(deleted.tree.get("response").is_none());
+    assert_eq!(
+        deleted.tree.get("response"),
+        Some(&Value::Null),
+        "an answer without a resource carries \"response\": null"
+    );
     assert_eq!(
         client.get(&format!("{SUBS}/{id}"), &alice).await.status(),
         "invalid_request"
@@ -204,6 +221,7 @@ async fn whole_api(kind: Kind) {
         .await;
     assert_eq!((quiet.http, quiet.status()), (200, "invalid_request"));
     assert!(quiet.tree["meta"].get("message").is_none());
+    assert_eq!(quiet.tree.get("response"), Some(&Value::Null));
     let bare = client
         .get(&format!("{SUBS}?_suppress_meta=true"), &alice)
         .await;
@@ -280,10 +298,40 @@ async fn bad_input(kind: Kind) {
             json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": big_secret}),
             "secret must be at most 512 bytes",
         ),
+        // Fields of the wrong JSON type are refused, not read as absent.
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": ["s3cret"]}),
+            "secret must be a string, not an array",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": {"v": "s3cret"}}),
+            "secret must be a string, not an object",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secret": 12345}),
+            "secret must be a string, not a number",
+        ),
+        (
+            json!({"trigger_url": [ok_url], "event_id": "assign_task"}),
+            "trigger_url must be a string, not an array",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": {"id": "assign_task"}}),
+            "event_id must be a string, not an object",
+        ),
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "content_type": ["application/json"]}),
+            "content_type must be a string, not an array",
+        ),
+        (
+            json!([{"trigger_url": ok_url, "event_id": "assign_task"}]),
+            "send the subscription as a JSON object",
+        ),
     ];
     for (body, expected) in json_cases {
         let a = client.post_json(SUBS, &tok, &body).await;
         assert_eq!((a.http, a.status()), (400, "invalid_request"), "{body}");
+        assert_eq!(a.tree.get("response"), Some(&Value::Null), "{body}");
         assert!(
             a.message().starts_with(expected),
             "{body}: {:?} should start with {expected:?}",
@@ -395,12 +443,17 @@ async fn bad_tokens(kind: Kind) {
             Some(token(&claims(1, "globex"))),
             "the bearer token is for a deployment this installation does not serve",
         ),
+        (
+            Some(token_with_nbf(1, "hq", now() + 3600)),
+            "the bearer token is not valid yet",
+        ),
     ];
     for (tok, expected) in cases {
         let a = client
             .send(Method::GET, SUBS, tok.as_deref(), &[], None)
             .await;
         assert_eq!((a.http, a.status()), (401, "invalid_client"), "{expected}");
+        assert_eq!(a.tree.get("response"), Some(&Value::Null), "{expected}");
         assert!(
             a.message().starts_with(expected),
             "{:?} should start with {expected:?}",
@@ -418,7 +471,34 @@ async fn bad_tokens(kind: Kind) {
         .await;
     assert_eq!(basic.status(), "invalid_client");
     assert_eq!(client.get(SUBS, &good).await.status(), "ok");
+    assert_eq!(
+        client
+            .get(SUBS, &token_with_nbf(1, "hq", now() - 60))
+            .await
+            .status(),
+        "ok",
+        "a token whose nbf has passed is fine"
+    );
     running.stop().await;
+}
+
+/// An HS256 token with the runner's secret whose `nbf` is `nbf` (minted by hand: the
+/// claims type of the runner has no `nbf`).
+fn token_with_nbf(sub: u64, deployment: &str, nbf: i64) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut payload = serde_json::to_value(claims(sub, deployment)).unwrap();
+    payload["nbf"] = nbf.into();
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64.encode(payload.to_string())
+    );
+    let signature = webhooks_core::crypto::hmac_sha256(
+        webhooks_core::config::DEV_JWT_SECRET.as_bytes(),
+        signing_input.as_bytes(),
+    );
+    format!("{signing_input}.{}", b64.encode(signature))
 }
 
 async fn pro_gate(kind: Kind) {
@@ -623,5 +703,216 @@ async fn store_failures_are_server_errors_on_memory_too() {
         )
         .await;
     assert_eq!(created.status(), "server_error");
+    running.stop().await;
+}
+
+/// XML answers parse whatever the strings in them hold: a token's `name` and an echoed
+/// `event_id` with control characters (the client's parser panics on malformed XML).
+#[tokio::test]
+async fn xml_answers_stay_well_formed_with_control_characters_in_input() {
+    let running = runner::start(Kind::Memory, &[]).await;
+    let client = Client::new(running.base_url());
+    let mut odd = claims(41, "hq");
+    odd.name = "Ada\u{1}\u{1b}[31m Lovelace\u{ffff}".into();
+    let mut publisher = odd.clone();
+    publisher.scope = Some("webhooks:publish".into());
+    let tok = token(&odd);
+    let created = client
+        .post_json(
+            &format!("{SUBS}.xml"),
+            &tok,
+            &json!({"trigger_url": "https://hooks.example.com/x", "event_id": "assign_task"}),
+        )
+        .await;
+    assert_eq!(created.status(), "ok_created");
+    assert_eq!(
+        created.tree["response"]["subscription"]["user"]["name"],
+        "Ada\u{fffd}\u{fffd}[31m Lovelace\u{fffd}"
+    );
+    let listed = client.get(&format!("{SUBS}.xml"), &tok).await;
+    assert_eq!(
+        listed.tree["response"]["subscriptions_users"][0]["name"],
+        "Ada\u{fffd}\u{fffd}[31m Lovelace\u{fffd}"
+    );
+    let refused = client
+        .post_json(
+            &format!("{SUBS}.xml"),
+            &tok,
+            &json!({"trigger_url": "https://hooks.example.com/x", "event_id": "bad\u{0}\u{8}id"}),
+        )
+        .await;
+    assert_eq!(refused.status(), "invalid_request");
+    assert!(
+        refused.message().contains("bad\u{fffd}\u{fffd}id"),
+        "{}",
+        refused.message()
+    );
+    let published = client
+        .post_json(
+            "/api/v0/webhooks/events.xml",
+            &token(&publisher),
+            &json!([{"event_id": "no\u{2}such", "object_id": 1, "visible_to": "all"}]),
+        )
+        .await;
+    assert_eq!(published.status(), "invalid_request");
+    assert!(
+        published.tree["response"]["events"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no\u{fffd}such")
+    );
+    running.stop().await;
+}
+
+/// `object_id` of the wrong JSON type is refused by `trigger` and `dispatch`, saying so.
+#[tokio::test]
+async fn object_ids_of_the_wrong_json_type_are_refused() {
+    let running = runner::start(Kind::Memory, &[]).await;
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(42, "hq"));
+    let created = client
+        .post_json(
+            SUBS,
+            &tok,
+            &json!({"trigger_url": "https://hooks.example.com/x", "event_id": "assign_task"}),
+        )
+        .await;
+    let id = created.tree["response"]["subscription"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for action in ["trigger", "dispatch"] {
+        for (object_id, expected) in [
+            (json!([1]), "object_id must be a number, not an array"),
+            (
+                json!({"id": 1}),
+                "object_id must be a number, not an object",
+            ),
+            (json!(true), "object_id must be a number, not true or false"),
+            (json!(1.5), "object_id must be a positive whole number"),
+        ] {
+            let a = client
+                .post_json(
+                    &format!("{SUBS}/{id}/{action}"),
+                    &tok,
+                    &json!({ "object_id": object_id }),
+                )
+                .await;
+            assert_eq!(
+                (a.http, a.message()),
+                (400, expected),
+                "{action} {object_id}"
+            );
+        }
+    }
+    running.stop().await;
+}
+
+/// `dispatch` without an HTTP answer is `ok` (the dispatch happened and is logged) with
+/// `response.status` null and a coarse `error` kind; neither the answer nor the delivery
+/// log tells a refused port from anything else, or names the address.
+#[tokio::test]
+async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
+    use std::sync::Arc;
+    use webhooks_core::identity::Deployment;
+    use webhooks_core::subscription::{ContentType, Subscription, TriggerUrl};
+    use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
+
+    let platform = webhooks_local::compose(
+        &webhooks_local::Backend::Memory,
+        runner::settings(&[("WEBHOOKS_DELIVERY_TIMEOUT_SECS", "1")]),
+    )
+    .await
+    .unwrap();
+    let running = webhooks_local::serve(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        platform.app.clone(),
+    )
+    .await
+    .unwrap();
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(43, "hq"));
+    let subscribe = |url: String| {
+        let client = &client;
+        let tok = &tok;
+        async move {
+            let a = client
+                .post_json(
+                    SUBS,
+                    tok,
+                    &json!({"trigger_url": url, "event_id": "assign_task"}),
+                )
+                .await;
+            a.tree["response"]["subscription"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let hanging = Receiver::start().await;
+    hanging.always(Behaviour::Hang);
+    let refused = subscribe(refused_url()).await;
+    let slow = subscribe(hanging.url.clone()).await;
+    // A private address cannot be subscribed through the API; a row written otherwise (or
+    // a name that resolves there) is refused when sending.
+    let private = Subscription {
+        id: platform.app.ids.next(&webhooks_core::clock::SystemClock),
+        owner: webhooks_core::identity::Owner {
+            deployment: Deployment::parse("hq").unwrap(),
+            user_id: 43,
+        },
+        owner_name: String::new(),
+        owner_email: String::new(),
+        event_id: "assign_task".into(),
+        trigger_url: TriggerUrl::from_stored("http://10.1.2.3:8443/hook".into()),
+        content_type: ContentType::Form,
+        sealed_secret: None,
+        created_at: 0,
+        consecutive_timeouts: 0,
+    };
+    Arc::clone(&platform.app.store).put(&private).await.unwrap();
+    let private = private.id.to_string();
+
+    for (id, kind, sentence) in [
+        (&refused, "connection", "the receiver could not be reached"),
+        (
+            &slow,
+            "timeout",
+            "the receiver did not answer within the time limit",
+        ),
+        (
+            &private,
+            "blocked",
+            "the receiver's address is not one this installation delivers to",
+        ),
+    ] {
+        for format in ["json", "xml", "yml"] {
+            let a = client
+                .post_form(
+                    &format!("{SUBS}/{id}/dispatch.{format}"),
+                    &tok,
+                    "object_id=9",
+                )
+                .await;
+            assert_eq!((a.http, a.status()), (200, "ok"), "{kind} {format}");
+            let r = &a.tree["response"];
+            assert_eq!(r["status"], Value::Null, "{kind} {format}: no HTTP status");
+            assert_eq!(r["outcome"], "failed", "{kind} {format}");
+            assert_eq!(r["error"], kind, "{kind} {format}");
+            assert_eq!(r["reason"], sentence, "{kind} {format}");
+            assert!(r["delivery_id"].as_str().unwrap().starts_with("msg_"));
+        }
+        let log = client.get(&format!("{SUBS}/{id}/deliveries"), &tok).await;
+        let entry = &log.tree["response"]["deliveries"][0];
+        assert_eq!(
+            (entry["error_kind"].as_str(), entry["reason"].as_str()),
+            (Some(kind), Some(sentence)),
+            "the log says no more than the answer"
+        );
+        let text = log.tree.to_string();
+        for detail in ["refused", "10.1.2.3", "private", "resolve"] {
+            assert!(!text.contains(detail), "{detail} in {text}");
+        }
+    }
     running.stop().await;
 }

@@ -432,3 +432,36 @@ async fn unreadable_jobs_are_parked() {
     assert_eq!(parked.len(), 1);
     assert!(parked[0].attributes["webhooks_reason"].starts_with("not a delivery job"));
 }
+
+/// A sealed secret is bound to its subscription: copied onto another row (say by someone
+/// with write access to the table but not the key), it does not open, and nothing is
+/// sent unsigned or signed with it.
+#[tokio::test]
+async fn a_secret_copied_from_another_subscription_does_not_sign() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let victim = kit
+        .subscribe(&receiver.url, ContentType::Json, Some("victim-secret"))
+        .await;
+    let mut thief = kit
+        .subscribe(&receiver.url, ContentType::Json, Some("own-secret"))
+        .await;
+    thief.sealed_secret = victim.sealed_secret.clone();
+    webhooks_core::store::SubscriptionStore::put(kit.store.as_ref(), &thief)
+        .await
+        .unwrap();
+
+    let failed = kit.run(&[kit.job(&thief, 1)]).await;
+    assert_eq!(failed, vec!["m0".to_owned()], "the job is not done");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.requests().is_empty(), "nothing was sent");
+
+    // The victim's own row still signs with its secret.
+    assert!(kit.run(&[kit.job(&victim, 2)]).await.is_empty());
+    let got = receiver.wait_for(1, WAIT).await;
+    let expected = hex_hmac::<Hmac<sha2::Sha256>>(b"victim-secret", &got[0].body);
+    assert_eq!(
+        got[0].header("x-hub-signature-256"),
+        Some(format!("sha256={expected}").as_str())
+    );
+}

@@ -269,6 +269,11 @@ async fn trigger_queues_the_event_for_the_callers_other_subscriptions() {
         .post_form(&format!("{SUBS}/{mine}/trigger"), &me, "object_id=42")
         .await;
     assert_eq!((a.http, a.status()), (200, "ok"));
+    assert_eq!(
+        a.tree.get("response"),
+        Some(&serde_json::Value::Null),
+        "trigger has no resource: \"response\": null"
+    );
     let bad = env
         .client
         .post_form(&format!("{SUBS}/{mine}/trigger"), &me, "object_id=abc")

@@ -1,5 +1,9 @@
 //! Accelo's answer envelope: `{"meta": {"status", "message", "more_info"}, "response": ...}`,
 //! the status table of the spec, and the `_suppress_*` switches.
+//!
+//! Guarantee: every answer carries `response`, `null` when there is no resource (errors,
+//! delete, trigger), and `meta` unless `_suppress_meta` asked for it to go, so a client
+//! that reads `body["response"]` never finds the key missing.
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -159,9 +163,7 @@ pub fn respond(
         meta.insert("more_info".into(), json!(status.more_info()));
         tree.insert("meta".into(), Value::Object(meta));
     }
-    if let Some(response) = response {
-        tree.insert("response".into(), response);
-    }
+    tree.insert("response".into(), response.unwrap_or(Value::Null));
     let http_status = if suppress.http_status {
         200
     } else {
@@ -249,5 +251,66 @@ mod tests {
             },
         );
         assert_eq!(body(&r), json!({"response": {"a": 1}}));
+        let r = respond(
+            err(),
+            Format::Json,
+            Suppress {
+                meta: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(body(&r), json!({"response": null}));
+    }
+
+    /// SPEC section 3: both keys always present; `"response": null` without a resource.
+    #[test]
+    fn answers_without_a_resource_carry_a_null_response_in_every_format() {
+        let cases: Vec<(&str, Result<Reply, ApiError>, Suppress)> = vec![
+            (
+                "error",
+                Err(ApiError::invalid_request("nope")),
+                Suppress::default(),
+            ),
+            (
+                "server error",
+                Err(ApiError::server_error()),
+                Suppress::default(),
+            ),
+            ("delete", Ok(Reply::ok_empty()), Suppress::default()),
+            (
+                "suppressed status",
+                Err(ApiError::invalid_request("nope")),
+                Suppress {
+                    http_status: true,
+                    message: true,
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (what, result, suppress) in cases {
+            let json = respond(result.clone(), Format::Json, suppress);
+            let tree = body(&json);
+            assert_eq!(tree.get("response"), Some(&Value::Null), "{what}: {tree}");
+            assert!(tree["meta"]["status"].is_string(), "{what}");
+
+            let yaml = respond(result.clone(), Format::Yaml, suppress);
+            let back: Value = serde_yaml::from_slice(yaml.body()).unwrap();
+            assert_eq!(back, tree, "{what}: YAML is the same tree");
+            let text = std::str::from_utf8(yaml.body()).unwrap();
+            assert!(text.contains("response: null"), "{what}: {text}");
+
+            let xml = respond(result, Format::Xml, suppress);
+            let text = std::str::from_utf8(xml.body()).unwrap();
+            let doc = roxmltree::Document::parse(text).unwrap();
+            let response = doc
+                .root_element()
+                .children()
+                .find(|n| n.has_tag_name("response"))
+                .unwrap_or_else(|| panic!("{what}: no <response> in {text}"));
+            assert!(
+                response.children().next().is_none(),
+                "{what}: <response> is empty"
+            );
+        }
     }
 }

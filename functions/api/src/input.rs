@@ -11,17 +11,86 @@ use crate::envelope::{ApiError, Suppress};
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Request parameters: the query string, then the body's fields on top.
+/// What a parameter was given as. Query strings and form bodies carry only text; a JSON
+/// body keeps the JSON type, so that a field given the wrong type is refused instead of
+/// being read as something else (an array `secret` is not "no secret").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Given {
+    /// Query string, form body, or a JSON string.
+    Text,
+    Number,
+    Bool,
+    Array,
+    Object,
+}
+
+impl Given {
+    fn of(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => None,
+            Value::String(_) => Some(Self::Text),
+            Value::Number(_) => Some(Self::Number),
+            Value::Bool(_) => Some(Self::Bool),
+            Value::Array(_) => Some(Self::Array),
+            Value::Object(_) => Some(Self::Object),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Text => "a string",
+            Self::Number => "a number",
+            Self::Bool => "true or false",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    /// The value as text: scalars as written, arrays and objects as empty text.
+    text: String,
+    given: Given,
+}
+
+/// Request parameters: the query string, then the body's fields on top. A JSON `null`
+/// counts as absent.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    fields: HashMap<String, String>,
+    fields: HashMap<String, Field>,
     /// The body as JSON, when it was JSON (event ingestion reads it whole).
     pub json: Option<Value>,
 }
 
 impl Params {
+    /// Any scalar as text (a JSON number or bool as written); for switches and other
+    /// parameters that do not care how they were spelled.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+        self.fields
+            .get(name)
+            .filter(|f| !matches!(f.given, Given::Array | Given::Object))
+            .map(|f| f.text.as_str())
+    }
+
+    /// A parameter that must be text: a JSON number, bool, array or object is refused
+    /// with a sentence naming the field.
+    pub fn string(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.fields.get(name) {
+            None => Ok(None),
+            Some(f) if f.given == Given::Text => Ok(Some(f.text.as_str())),
+            Some(f) => Err(wrong_type(name, "a string", f.given)),
+        }
+    }
+
+    /// A parameter that is a number, given as a JSON number or as text (which the caller
+    /// then parses): a JSON bool, array or object is refused.
+    pub fn number(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.fields.get(name) {
+            None => Ok(None),
+            Some(f) if matches!(f.given, Given::Text | Given::Number) => Ok(Some(f.text.as_str())),
+            Some(f) => Err(wrong_type(name, "a number", f.given)),
+        }
     }
 
     pub fn suppress(&self) -> Suppress {
@@ -37,6 +106,20 @@ impl Params {
             meta: on("_suppress_meta"),
         }
     }
+
+    fn insert_text(&mut self, name: String, text: String) {
+        self.fields.insert(
+            name,
+            Field {
+                text,
+                given: Given::Text,
+            },
+        );
+    }
+}
+
+fn wrong_type(name: &str, wanted: &str, given: Given) -> ApiError {
+    ApiError::invalid_request(format!("{name} must be {wanted}, not {}", given.describe()))
 }
 
 /// Only the query string; used before the body has been judged, so that even an answer
@@ -45,7 +128,7 @@ pub fn query_params(query: Option<&str>) -> Params {
     let mut params = Params::default();
     if let Some(q) = query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            params.fields.insert(k.into_owned(), v.into_owned());
+            params.insert_text(k.into_owned(), v.into_owned());
         }
     }
     params
@@ -93,14 +176,18 @@ pub fn parse_params(
         })?;
         if let Value::Object(map) = &value {
             for (k, v) in map {
+                let Some(given) = Given::of(v) else {
+                    // null: absent, and whatever the query string said stands
+                    continue;
+                };
                 let text = match v {
                     Value::String(s) => s.clone(),
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
-                    Value::Null => continue,
-                    _ => String::new(), // structured values are read from `json` by the endpoints that take them
+                    // Structured values are read from `json` by the endpoints that take them.
+                    _ => String::new(),
                 };
-                params.fields.insert(k.clone(), text);
+                params.fields.insert(k.clone(), Field { text, given });
             }
         }
         params.json = Some(value);
@@ -122,7 +209,7 @@ pub fn parse_params(
             }
         }
         for (k, v) in form_urlencoded::parse(text.as_bytes()) {
-            params.fields.insert(k.into_owned(), v.into_owned());
+            params.insert_text(k.into_owned(), v.into_owned());
         }
     }
     Ok(params)
@@ -158,6 +245,55 @@ mod tests {
             assert_eq!(p.get("a"), Some("1"));
             assert!(p.suppress().meta);
         }
+    }
+
+    #[test]
+    fn json_fields_of_the_wrong_type_are_refused_not_misread() {
+        let p = parse(
+            Some("application/json"),
+            r#"{"secret":["a"],"trigger_url":{"u":1},"event_id":5,"content_type":true,
+                "object_id":7,"n":"8","flag":true,"gone":null}"#,
+        )
+        .unwrap();
+        let refused = |r: Result<Option<&str>, ApiError>| r.unwrap_err().message;
+        assert_eq!(
+            refused(p.string("secret")),
+            "secret must be a string, not an array"
+        );
+        assert_eq!(
+            refused(p.string("trigger_url")),
+            "trigger_url must be a string, not an object"
+        );
+        assert_eq!(
+            refused(p.string("event_id")),
+            "event_id must be a string, not a number"
+        );
+        assert_eq!(
+            refused(p.string("content_type")),
+            "content_type must be a string, not true or false"
+        );
+        assert_eq!(
+            refused(p.number("flag")),
+            "flag must be a number, not true or false"
+        );
+        assert_eq!(
+            refused(p.number("secret")),
+            "secret must be a number, not an array"
+        );
+        assert_eq!(p.number("object_id").unwrap(), Some("7"));
+        assert_eq!(p.number("n").unwrap(), Some("8"));
+        assert_eq!(p.string("n").unwrap(), Some("8"));
+        assert_eq!(p.string("gone").unwrap(), None, "null is absent");
+        assert_eq!(p.get("secret"), None, "an array is no text");
+        assert_eq!(p.get("flag"), Some("true"));
+        // Query and form values are text and read as whatever is asked.
+        let f = parse(
+            Some("application/x-www-form-urlencoded"),
+            "object_id=3&secret=s",
+        )
+        .unwrap();
+        assert_eq!(f.number("object_id").unwrap(), Some("3"));
+        assert_eq!(f.string("secret").unwrap(), Some("s"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Bearer tokens: JWTs verified here (HS256 with a shared secret, RS256 with public keys),
 //! or claims that an API Gateway authorizer already verified. Both paths read the claims
 //! with the same rules.
+//!
+//! A verified token is signed by a configured key with an accepted algorithm, carries
+//! `exp` in the future and, when it has `nbf`, `nbf` in the past (both with 30 s of
+//! leeway for clock skew), and the issuer and audience when those are configured.
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
@@ -17,6 +21,8 @@ pub enum AuthError {
     Malformed,
     #[error("the bearer token has expired; request a new one")]
     Expired,
+    #[error("the bearer token is not valid yet (its nbf lies in the future)")]
+    NotYetValid,
     #[error("the bearer token's signature does not verify")]
     BadSignature,
     #[error("the bearer token is signed with an algorithm this installation does not accept")]
@@ -104,6 +110,7 @@ impl TokenVerifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
         match &self.audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
@@ -125,7 +132,7 @@ impl TokenVerifier {
                         }
                         InvalidAudience => return Err(AuthError::InvalidClaims("wrong audience")),
                         InvalidIssuer => return Err(AuthError::InvalidClaims("wrong issuer")),
-                        ImmatureSignature => return Err(AuthError::InvalidClaims("not valid yet")),
+                        ImmatureSignature => return Err(AuthError::NotYetValid),
                         Json(_) | Base64(_) | Utf8(_) | InvalidToken => AuthError::Malformed,
                         _ => AuthError::BadSignature,
                     };
@@ -261,6 +268,24 @@ mod tests {
             TokenVerifier::new(None).verify(&mint_hs256(b"secret", &claims(future()))),
             Err(AuthError::WrongAlgorithm)
         );
+    }
+
+    #[test]
+    fn tokens_not_valid_yet_are_refused() {
+        let v = TokenVerifier::new(Some(b"secret"));
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let with_nbf = |nbf: i64| {
+            let mut claims = serde_json::to_value(claims(future())).unwrap();
+            claims["nbf"] = nbf.into();
+            encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .unwrap()
+        };
+        assert_eq!(v.verify(&with_nbf(now + 3600)), Err(AuthError::NotYetValid));
+        assert_eq!(v.verify(&with_nbf(now - 60)).unwrap().user_id, 17);
     }
 
     #[test]

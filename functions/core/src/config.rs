@@ -34,7 +34,7 @@ pub const JWT_SECRET: &str = "WEBHOOKS_JWT_SECRET";
 
 /// The default resource URL template: the Accelo API's shape.
 pub const DEFAULT_RESOURCE_URL_TEMPLATE: &str =
-    "https://{deployment}.api.accelo.com/api/v0/{trigger_table}s/{object_id}";
+    "https://{deployment}.api.accelo.com/api/v0/{trigger_table_plural}/{object_id}";
 
 #[derive(Debug, Clone)]
 pub struct Defaults {
@@ -271,7 +271,8 @@ pub struct ApiSettings {
     /// The events queue (publish, trigger).
     pub queues: QueueUrls,
     /// The `resource_url` of events that `trigger` and `dispatch` make from a bare object id.
-    /// Placeholders: `{deployment}`, `{trigger_table}`, `{event_id}`, `{object_id}`.
+    /// Placeholders: `{deployment}`, `{trigger_table}`, `{trigger_table_plural}`, `{event_id}`,
+    /// `{object_id}`.
     pub resource_url_template: String,
     /// `dispatch` delivers synchronously: request limit, timeouts-in-a-row limit, log retention.
     pub delivery: DeliverySettings,

@@ -77,8 +77,13 @@ pub enum DeliveryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-    #[error("the subscription's secret cannot be opened with this installation's key")]
-    Secret,
+    #[error(
+        "the subscription's secret cannot be opened with this installation's key for this subscription"
+    )]
+    Secret {
+        #[source]
+        source: crate::crypto::SealError,
+    },
 }
 
 /// Whether a failed attempt schedules another.
@@ -102,11 +107,16 @@ impl Deliverer {
         subscription: &Subscription,
         retries: Retries,
     ) -> Result<Attempt, DeliveryError> {
+        let key = SubscriptionRef {
+            id: subscription.id.clone(),
+            owner: subscription.owner.clone(),
+        };
         let secret = match &subscription.sealed_secret {
+            // Sealed for this subscription only: a value copied from another row fails here.
             Some(sealed) => Some(
                 self.sealer
-                    .open(sealed)
-                    .map_err(|_| DeliveryError::Secret)?,
+                    .open_for(sealed, &key)
+                    .map_err(|source| DeliveryError::Secret { source })?,
             ),
             None => None,
         };
@@ -133,10 +143,6 @@ impl Deliverer {
         let started = Instant::now();
         let result = self.sender.post(&request).await;
         let duration_ms = started.elapsed().as_millis() as u64;
-        let key = SubscriptionRef {
-            id: subscription.id.clone(),
-            owner: subscription.owner.clone(),
-        };
 
         let mut record = Attempt {
             subscription: key.clone(),

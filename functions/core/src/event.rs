@@ -301,7 +301,9 @@ pub fn format_millis(millis: Millis) -> String {
 
 /// Builds a resource URL from the installation's template, for `trigger` and `dispatch`,
 /// which start from a bare object id. Placeholders: `{deployment}`, `{trigger_table}`,
-/// `{event_id}`, `{object_id}`.
+/// `{trigger_table_plural}` (English plural: `company` → `companies`), `{event_id}`,
+/// `{object_id}`. The older spelling `{trigger_table}s` means the plural too, so templates
+/// written before the plural placeholder existed give `companies`, not `companys`.
 pub fn resource_url_from_template(
     template: &str,
     deployment: &Deployment,
@@ -309,11 +311,35 @@ pub fn resource_url_from_template(
     event_id: &str,
     object_id: u64,
 ) -> String {
+    let plural_table = plural(table);
     template
+        .replace("{trigger_table_plural}", &plural_table)
+        .replace("{trigger_table}s", &plural_table)
         .replace("{deployment}", deployment.as_str())
         .replace("{trigger_table}", table)
         .replace("{event_id}", event_id)
         .replace("{object_id}", &object_id.to_string())
+}
+
+/// The English plural of a (snake_case) name, by its ending: `company` → `companies`,
+/// `activity` → `activities`, `address` → `addresses`, `match` → `matches`, `task` →
+/// `tasks`, `webhook_subscription` → `webhook_subscriptions`.
+pub fn plural(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let before_y = lower.strip_suffix('y').and_then(|s| s.chars().last());
+    if before_y.is_some_and(|c| c.is_ascii_alphabetic() && !"aeiou".contains(c)) {
+        return format!("{}ies", &name[..name.len() - 1]);
+    }
+    if ["s", "x", "z", "ch", "sh"]
+        .iter()
+        .any(|end| lower.ends_with(end))
+    {
+        return format!("{name}es");
+    }
+    if name.is_empty() {
+        return String::new();
+    }
+    format!("{name}s")
 }
 
 /// The JSON object of an event as published, for tests and examples.
@@ -453,6 +479,75 @@ mod tests {
         )
         .unwrap();
         assert_eq!(unkeyed.event_uid, "message-3");
+    }
+
+    #[test]
+    fn plurals_follow_english_endings() {
+        let table = [
+            ("task", "tasks"),
+            ("company", "companies"),
+            ("activity", "activities"),
+            ("day", "days"),
+            ("status", "statuses"),
+            ("address", "addresses"),
+            ("match", "matches"),
+            ("box", "boxes"),
+            ("webhook_subscription", "webhook_subscriptions"),
+            ("", ""),
+        ];
+        for (one, many) in table {
+            assert_eq!(plural(one), many, "{one}");
+        }
+    }
+
+    /// The default template gives Accelo's resource paths for every table of the default
+    /// catalogue: `companies` and `activities`, not `companys` and `activitys`.
+    #[test]
+    fn the_default_resource_url_template_pluralises_every_table() {
+        let hq = Deployment::parse("hq").unwrap();
+        let expected = [
+            ("task", "tasks"),
+            ("invoice", "invoices"),
+            ("purchase", "purchases"),
+            ("quote", "quotes"),
+            ("request", "requests"),
+            ("issue", "issues"),
+            ("company", "companies"),
+            ("contact", "contacts"),
+            ("prospect", "prospects"),
+            ("activity", "activities"),
+        ];
+        let catalogue = Catalogue::default();
+        let mut seen = BTreeSet::new();
+        for t in catalogue.types() {
+            let Some((_, path)) = expected.iter().find(|(one, _)| *one == t.trigger_table) else {
+                continue; // operational events have no resource of the product
+            };
+            seen.insert(t.trigger_table.as_str());
+            let want = format!("https://hq.api.accelo.com/api/v0/{path}/7");
+            for template in [
+                crate::config::DEFAULT_RESOURCE_URL_TEMPLATE,
+                "https://{deployment}.api.accelo.com/api/v0/{trigger_table_plural}/{object_id}",
+            ] {
+                assert_eq!(
+                    resource_url_from_template(template, &hq, &t.trigger_table, &t.event_id, 7),
+                    want,
+                    "{template}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), expected.len(), "every table was checked");
+        assert_eq!(
+            resource_url_from_template(
+                "{trigger_table}/{event_id}/{object_id}",
+                &hq,
+                "company",
+                "create_company",
+                1
+            ),
+            "company/create_company/1",
+            "the singular placeholder is unchanged"
+        );
     }
 
     #[test]

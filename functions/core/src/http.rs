@@ -64,7 +64,102 @@ impl SendError {
     }
 }
 
+/// What the API tells a client about a request that got no HTTP answer: one of three
+/// coarse kinds, on purpose. Finer detail ("refused" against "no route", the address a
+/// name resolved to) would make the platform a port scanner for whoever owns a
+/// subscription; it stays in the stored log and the function's logs, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// No answer within the time limit.
+    Timeout,
+    /// The target's address is one the installation does not deliver to.
+    Blocked,
+    /// Anything else that kept the request from being answered: the name did not resolve,
+    /// the connection was refused or reset, TLS failed.
+    Connection,
+}
+
+impl Unreachable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Blocked => "blocked",
+            Self::Connection => "connection",
+        }
+    }
+
+    /// A sentence for the client, with no more detail than the kind.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Self::Timeout => "the receiver did not answer within the time limit",
+            Self::Blocked => "the receiver's address is not one this installation delivers to",
+            Self::Connection => "the receiver could not be reached",
+        }
+    }
+
+    /// From the kind the delivery log stores ([`SendError::kind`]); `None` for kinds of
+    /// failures that had an HTTP answer (`http_500`).
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "timeout" => Some(Self::Timeout),
+            "blocked_address" => Some(Self::Blocked),
+            "dns" | "connection_refused" | "connection_reset" | "tls" | "invalid_url" | "other" => {
+                Some(Self::Connection)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl SendError {
+    /// The coarse kind a client is told.
+    pub fn unreachable(&self) -> Unreachable {
+        match self {
+            Self::Timeout => Unreachable::Timeout,
+            Self::BlockedAddress(_) => Unreachable::Blocked,
+            Self::Dns(_)
+            | Self::ConnectionRefused
+            | Self::ConnectionReset
+            | Self::Tls(_)
+            | Self::InvalidUrl(_)
+            | Self::Other(_) => Unreachable::Connection,
+        }
+    }
+}
+
 #[async_trait]
 pub trait HttpSender: Send + Sync {
     async fn post(&self, request: &OutgoingRequest) -> Result<HttpResponse, SendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_kind_reads_back_as_its_coarse_kind() {
+        let all = [
+            SendError::Timeout,
+            SendError::Dns("x".into()),
+            SendError::BlockedAddress("x".into()),
+            SendError::ConnectionRefused,
+            SendError::ConnectionReset,
+            SendError::Tls("x".into()),
+            SendError::InvalidUrl("x".into()),
+            SendError::Other("x".into()),
+        ];
+        for e in all {
+            assert_eq!(
+                Unreachable::from_kind(e.kind()),
+                Some(e.unreachable()),
+                "{e:?}"
+            );
+        }
+        assert_eq!(
+            SendError::ConnectionRefused.unreachable(),
+            SendError::Dns("no such host".into()).unreachable(),
+            "refused and unresolved look alike to a client"
+        );
+        assert_eq!(Unreachable::from_kind("http_500"), None);
+    }
 }

@@ -46,7 +46,9 @@ ENVIRONMENT:
     WEBHOOKS_RETRY_SCHEDULE  delays before each retry (default 5s,5m,30m,2h,5h,10h,10h)
     WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS  how long attempts stay in the log (default 30)
     WEBHOOKS_RESOURCE_URL_TEMPLATE  resource_url for trigger/dispatch, with {deployment},
-                             {trigger_table}, {event_id} and {object_id}
+                             {trigger_table}, {trigger_table_plural}, {event_id}, {object_id}
+    WEBHOOKS_FANOUT_PAGE_SIZE, WEBHOOKS_FANOUT_PAGES_PER_MESSAGE  fan-out paging: subscriptions
+                             per store page, pages per message (default: 1 MB pages, 30 s)
     WEBHOOKS_SUBSCRIPTIONS_TABLE, WEBHOOKS_IDEMPOTENCY_TABLE, WEBHOOKS_DELIVERY_LOG_TABLE,
     WEBHOOKS_QUEUE_PREFIX    names of the tables and queues on the aws backend
     RUST_LOG                 log filter (default info)

@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 use webhooks_core::delivery::Retries;
-use webhooks_core::delivery_log::Attempt;
+use webhooks_core::delivery_log::{Attempt, AttemptOutcome};
 use webhooks_core::event::format_millis;
+use webhooks_core::http::Unreachable;
 use webhooks_core::identity::Caller;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::subscription::SubscriptionRef;
@@ -22,6 +23,10 @@ pub const MAX_LIMIT: usize = 100;
 /// Delivers one object to this subscription now and answers with the receiver's status.
 /// The attempt is logged like any other; 410 and the timeout limit act as usual; a
 /// failure is not retried (the caller has the answer).
+///
+/// Without an HTTP answer the result is still `ok` (the dispatch was carried out and
+/// logged), with `status` null and `error` one of `timeout`, `blocked`, `connection`
+/// ([`Unreachable`]): coarse on purpose, see docs/design.md.
 pub async fn dispatch(
     app: &App,
     caller: &Caller,
@@ -51,17 +56,34 @@ pub async fn dispatch(
             tracing::error!(error = %e, "dispatch failed");
             ApiError::server_error()
         })?;
+    let (error, reason) = public_failure(&attempt);
     Ok(Reply::ok(json!({
         "status": attempt.http_status,
         "delivery_id": attempt.delivery_id,
         "outcome": attempt.outcome.as_str(),
-        "error": attempt.reason,
+        "error": error,
+        "reason": reason,
         "duration_ms": attempt.duration_ms,
     })))
 }
 
+/// What a client is told about an attempt's failure: the coarse kind when there was no
+/// HTTP answer, and a reason without the stored detail (which says more than a client
+/// should learn about the network: refused against unresolved, the address a name had).
+/// Reasons the platform wrote about its own decisions (410, the timeout limit) stay.
+fn public_failure(a: &Attempt) -> (Option<&'static str>, Option<String>) {
+    let unreachable = a.error_kind.as_deref().and_then(Unreachable::from_kind);
+    match unreachable {
+        Some(kind) if a.outcome == AttemptOutcome::Unsubscribed => {
+            (Some(kind.as_str()), a.reason.clone())
+        }
+        Some(kind) => (Some(kind.as_str()), Some(kind.sentence().to_owned())),
+        None => (None, a.reason.clone()),
+    }
+}
+
 fn page_param(params: &Params, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
-    match params.get(name) {
+    match params.number(name)? {
         None | Some("") => Ok(default),
         Some(v) => v
             .trim()
@@ -75,6 +97,7 @@ fn page_param(params: &Params, name: &str, default: usize, max: usize) -> Result
 }
 
 fn render(a: &Attempt) -> Value {
+    let (public_kind, reason) = public_failure(a);
     json!({
         "delivery_id": a.delivery_id,
         "event_id": a.event_id,
@@ -83,8 +106,9 @@ fn render(a: &Attempt) -> Value {
         "outcome": a.outcome.as_str(),
         "http_status": a.http_status,
         "duration_ms": a.duration_ms,
-        "error_kind": a.error_kind,
-        "reason": a.reason,
+        // HTTP failures keep their `http_NNN`; others say only timeout, blocked or connection.
+        "error_kind": public_kind.map(str::to_owned).or_else(|| a.error_kind.clone()),
+        "reason": reason,
         "response_body": a.response_body,
         "attempted_at": format_millis(a.at),
         "next_attempt_at": a.next_attempt_at.map(format_millis),

@@ -130,7 +130,7 @@ pub async fn own_subscription_and_object(
         .await
         .map_err(store_failed)?
         .ok_or_else(|| no_such_subscription(raw_id))?;
-    let object_id = parse_object_id_param(params.get("object_id"))
+    let object_id = parse_object_id_param(params.number("object_id")?)
         .map_err(|e| ApiError::invalid_request(e.0))?;
     let event_type = app.settings.catalogue.get(&subscription.event_id);
     let resource_url = match event_type {

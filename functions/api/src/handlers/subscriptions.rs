@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use webhooks_core::identity::Caller;
 use webhooks_core::store::StoreError;
-use webhooks_core::subscription::{NewSubscription, RawSubscription, Subscription};
+use webhooks_core::subscription::{
+    NewSubscription, RawSubscription, Subscription, SubscriptionRef,
+};
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply};
@@ -59,26 +61,37 @@ pub async fn list(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
 }
 
 pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply, ApiError> {
+    if params.json.as_ref().is_some_and(|v| !v.is_object()) {
+        return Err(ApiError::invalid_request(
+            "send the subscription as a JSON object with trigger_url and event_id",
+        ));
+    }
     let raw = RawSubscription {
-        trigger_url: params.get("trigger_url"),
-        event_id: params.get("event_id"),
-        content_type: params.get("content_type"),
-        secret: params.get("secret"),
+        trigger_url: params.string("trigger_url")?,
+        event_id: params.string("event_id")?,
+        content_type: params.string("content_type")?,
+        secret: params.string("secret")?,
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let subscription = Subscription {
+    let key = SubscriptionRef {
         id: app.ids.next(app.clock.as_ref()),
         owner: caller.owner(),
+    };
+    // Sealed for this subscription alone: copied onto another row it does not open.
+    let sealed_secret = new
+        .secret
+        .as_ref()
+        .map(|s| app.settings.sealer.seal_for(s.expose(), &key));
+    let subscription = Subscription {
+        id: key.id,
+        owner: key.owner,
         owner_name: caller.name.clone(),
         owner_email: caller.email.clone(),
         event_id: new.event.event_id.clone(),
         trigger_url: new.trigger_url,
         content_type: new.content_type,
-        sealed_secret: new
-            .secret
-            .as_ref()
-            .map(|s| app.settings.sealer.seal(s.expose())),
+        sealed_secret,
         created_at: app.clock.now_millis(),
         consecutive_timeouts: 0,
     };
