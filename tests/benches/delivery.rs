@@ -59,7 +59,6 @@ async fn main() {
             content_type: ContentType::Json,
             sealed_secret,
             created_at: 0,
-            consecutive_timeouts: 0,
         };
         store.put(&sub).await.unwrap();
         jobs.push(DeliveryJob {

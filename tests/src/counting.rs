@@ -78,12 +78,6 @@ impl SubscriptionStore for CountingStore {
     ) -> Result<Option<Subscription>, StoreError> {
         self.inner.delete(o, id).await
     }
-    async fn record_timeout(&self, key: &SubscriptionRef) -> Result<Option<u32>, StoreError> {
-        self.inner.record_timeout(key).await
-    }
-    async fn reset_timeouts(&self, key: &SubscriptionRef) -> Result<(), StoreError> {
-        self.inner.reset_timeouts(key).await
-    }
     async fn page_by_event(
         &self,
         d: &Deployment,

@@ -53,8 +53,8 @@ impl QueueSender for RecordingQueue {
 
 pub struct DeliveryKit {
     pub deliverer: Deliverer,
-    pub store: Arc<MemorySubscriptionStore>,
-    pub log: Arc<MemoryDeliveryLog>,
+    pub store: Arc<dyn SubscriptionStore>,
+    pub log: Arc<dyn DeliveryLog>,
     pub queue: Arc<RecordingQueue>,
     pub dead_letters: Arc<MemoryQueue>,
     pub clock: ManualClock,
@@ -74,8 +74,21 @@ impl DeliveryKit {
     }
 
     pub fn with(policy: NetworkPolicy, tune: impl FnOnce(&mut DeliverySettings)) -> Self {
-        let store = Arc::new(MemorySubscriptionStore::default());
-        let log = Arc::new(MemoryDeliveryLog::default());
+        Self::on(
+            Arc::new(MemorySubscriptionStore::default()),
+            Arc::new(MemoryDeliveryLog::default()),
+            policy,
+            tune,
+        )
+    }
+
+    /// The kit over these store and log adapters (e.g. DynamoDB on moto).
+    pub fn on(
+        store: Arc<dyn SubscriptionStore>,
+        log: Arc<dyn DeliveryLog>,
+        policy: NetworkPolicy,
+        tune: impl FnOnce(&mut DeliverySettings),
+    ) -> Self {
         let queue = Arc::new(RecordingQueue::default());
         let dead_letters = Arc::new(MemoryQueue::simple("deliveries-dlq"));
         // Real time, so Standard Webhooks verifiers accept the timestamps; moved by hand.
@@ -142,7 +155,6 @@ impl DeliveryKit {
             content_type,
             sealed_secret,
             created_at: 0,
-            consecutive_timeouts: 0,
         };
         self.store.put(&sub).await.unwrap();
         sub

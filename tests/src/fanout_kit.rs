@@ -103,7 +103,6 @@ pub fn subscription(
         content_type: ContentType::Form,
         sealed_secret: Some("v1:SEALED-SECRET".into()),
         created_at: 0,
-        consecutive_timeouts: 0,
     }
 }
 

@@ -649,18 +649,6 @@ async fn store_failures_are_server_errors_on_memory_too() {
         ) -> Result<Option<webhooks_core::subscription::Subscription>, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
-        async fn record_timeout(
-            &self,
-            _: &webhooks_core::subscription::SubscriptionRef,
-        ) -> Result<Option<u32>, StoreError> {
-            Err(StoreError::Unavailable("on fire".into()))
-        }
-        async fn reset_timeouts(
-            &self,
-            _: &webhooks_core::subscription::SubscriptionRef,
-        ) -> Result<(), StoreError> {
-            Err(StoreError::Unavailable("on fire".into()))
-        }
         async fn page_by_event(
             &self,
             _: &webhooks_core::identity::Deployment,
@@ -868,7 +856,6 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
         content_type: ContentType::Form,
         sealed_secret: None,
         created_at: 0,
-        consecutive_timeouts: 0,
     };
     Arc::clone(&platform.app.store).put(&private).await.unwrap();
     let private = private.id.to_string();

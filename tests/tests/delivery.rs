@@ -6,8 +6,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use std::sync::Arc;
+
+use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::delivery_log::AttemptOutcome;
-use webhooks_core::network::NetworkPolicy;
+use webhooks_core::job::DeliveryJob;
+use webhooks_core::network::{IpRange, NetworkPolicy};
 use webhooks_core::subscription::ContentType;
 use webhooks_tests::delivery_kit::DeliveryKit;
 use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
@@ -136,6 +141,13 @@ async fn gone_deletes_the_subscription_at_once() {
     assert_eq!(receiver.requests().len(), 1);
 }
 
+/// Runs one batch and moves the hand-moved clock past the request limit, as the time a
+/// timed-out attempt takes: the next batch starts after it.
+async fn run_round(kit: &DeliveryKit, jobs: &[DeliveryJob]) {
+    kit.run(jobs).await;
+    kit.clock.advance(1_500);
+}
+
 #[tokio::test]
 async fn timeouts_are_cut_counted_reset_by_a_success_and_unsubscribe_at_the_limit() {
     let kit = DeliveryKit::new(); // 1 s limit, 3 timeouts in a row
@@ -151,12 +163,11 @@ async fn timeouts_are_cut_counted_reset_by_a_success_and_unsubscribe_at_the_limi
     let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
 
     let started = Instant::now();
-    kit.run(&[kit.job(&sub, 1)]).await;
+    run_round(&kit, &[kit.job(&sub, 1)]).await;
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "a hanging receiver is cut at the limit"
     );
-    assert_eq!(kit.current(&sub).await.unwrap().consecutive_timeouts, 1);
     let log = kit.log_of(&sub).await;
     assert_eq!(
         (log[0].outcome, log[0].error_kind.as_deref()),
@@ -167,21 +178,16 @@ async fn timeouts_are_cut_counted_reset_by_a_success_and_unsubscribe_at_the_limi
         "{}",
         log[0].duration_ms
     );
-    kit.run(&[kit.job(&sub, 2)]).await;
-    assert_eq!(kit.current(&sub).await.unwrap().consecutive_timeouts, 2);
-
-    kit.run(&[kit.job(&sub, 3)]).await; // 200
-    assert_eq!(
-        kit.current(&sub).await.unwrap().consecutive_timeouts,
-        0,
-        "a success resets the count"
+    run_round(&kit, &[kit.job(&sub, 2)]).await;
+    run_round(&kit, &[kit.job(&sub, 3)]).await; // 200: the row starts again
+    run_round(&kit, &[kit.job(&sub, 4)]).await;
+    run_round(&kit, &[kit.job(&sub, 5)]).await;
+    assert!(
+        kit.current(&sub).await.is_some(),
+        "two timeouts since the success: below the limit of three"
     );
-
-    kit.run(&[kit.job(&sub, 4)]).await;
-    kit.run(&[kit.job(&sub, 5)]).await;
-    assert_eq!(kit.current(&sub).await.unwrap().consecutive_timeouts, 2);
     kit.queue.take();
-    kit.run(&[kit.job(&sub, 6)]).await;
+    run_round(&kit, &[kit.job(&sub, 6)]).await;
     assert!(
         kit.current(&sub).await.is_none(),
         "the third timeout in a row deletes the subscription"
@@ -199,6 +205,68 @@ async fn timeouts_are_cut_counted_reset_by_a_success_and_unsubscribe_at_the_limi
             .unwrap()
             .starts_with("3 deliveries in a row took longer than 1 s")
     );
+}
+
+/// Ten jobs to one receiver that stalls are one timeout, not ten; the limit counts
+/// rounds. On the in-memory adapters and on DynamoDB (moto) alike.
+async fn concurrent_timeouts_count_once_per_round(kit: DeliveryKit) {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Hang);
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let batch = |round: u64| -> Vec<DeliveryJob> {
+        (0..10).map(|i| kit.job(&sub, round * 100 + i)).collect()
+    };
+    run_round(&kit, &batch(1)).await;
+    assert_eq!(receiver.requests().len(), 10);
+    assert!(
+        kit.current(&sub).await.is_some(),
+        "one stall of ten jobs is one timeout"
+    );
+    run_round(&kit, &batch(2)).await;
+    let log = kit.log_of(&sub).await;
+    assert_eq!(log.len(), 20);
+    assert!(log.iter().all(|a| a.outcome == AttemptOutcome::Retrying));
+    assert!(
+        kit.current(&sub).await.is_some(),
+        "two rounds: below the limit of three"
+    );
+
+    // A success in the third round ends the row, whatever its batch read before.
+    receiver.script(vec![Behaviour::Status(200)]);
+    run_round(&kit, &batch(3)).await;
+    assert!(kit.current(&sub).await.is_some());
+    run_round(&kit, &batch(4)).await;
+    run_round(&kit, &batch(5)).await;
+    assert!(
+        kit.current(&sub).await.is_some(),
+        "two rounds since the success"
+    );
+    run_round(&kit, &batch(6)).await;
+    assert!(
+        kit.current(&sub).await.is_none(),
+        "the third round in a row deletes it"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_timeouts_count_once_per_round_in_memory() {
+    concurrent_timeouts_count_once_per_round(DeliveryKit::new()).await;
+}
+
+#[tokio::test]
+async fn concurrent_timeouts_count_once_per_round_on_dynamodb() {
+    let sdk = webhooks_tests::moto::sdk_config().await;
+    let store = DynamoSubscriptionStore::from_sdk(&sdk, webhooks_tests::unique("subs"));
+    store.ensure_table().await.unwrap();
+    let log = DynamoDeliveryLog::from_sdk(&sdk, webhooks_tests::unique("log"));
+    log.ensure_table().await.unwrap();
+    let kit = DeliveryKit::on(
+        Arc::new(store),
+        Arc::new(log),
+        NetworkPolicy::allowing(IpRange::loopback()),
+        |_| {},
+    );
+    concurrent_timeouts_count_once_per_round(kit).await;
 }
 
 #[tokio::test]

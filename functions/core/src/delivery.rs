@@ -1,15 +1,8 @@
 //! The delivery stage: each job becomes a signed POST to its subscription's URL, and the
-//! outcome decides what happens next. This is the one place for the retry and
-//! auto-unsubscribe policy:
-//!
-//! * 2xx: delivered; a count of timeouts in a row goes back to 0.
-//! * 410 Gone: the subscription is deleted at once.
-//! * Timeout (the request took longer than the limit and was cancelled): the count of
-//!   timeouts in a row grows; at the limit the subscription is deleted. Below it, the
-//!   delivery is retried like any failure, so nothing is lost to a slow moment.
-//! * Any other failure (connection refused or reset, DNS, TLS, 3xx, 4xx, 5xx, a refused
-//!   address): retried on the schedule, with jitter and a clamped `Retry-After`, then given
-//!   up.
+//! outcome decides what happens next. Each attempt is three steps: prepare (open the
+//! secret, sign), call (one request, within the time limit), handle (the policy's pure
+//! decision, [`crate::after_attempt`], carried out: remove the subscription, queue the
+//! retry, log the attempt).
 //!
 //! Retries further away than SQS's 15-minute delay are re-enqueued in steps: the job
 //! carries `due_at`, and a job received before it is due goes back on the queue with the
@@ -22,15 +15,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tracing::Instrument;
 
-use crate::clock::Clock;
+pub use crate::after_attempt::Retries;
+use crate::after_attempt::{Context, Decision, Next, Verdict, decide, timeout_rounds};
+use crate::clock::{Clock, Millis};
 use crate::crypto::{SecretSealer, random_u64};
-use crate::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
-use crate::http::{HttpSender, OutgoingRequest, SendError};
+use crate::delivery_log::{Attempt, DeliveryLog};
+use crate::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
 use crate::job::DeliveryJob;
 use crate::queue::{
     IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all,
 };
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::retry::RetryPolicy;
 use crate::signing;
 use crate::stage::BatchHandler;
 use crate::store::{StoreError, SubscriptionStore};
@@ -86,18 +81,14 @@ pub enum DeliveryError {
     },
 }
 
-/// Whether a failed attempt schedules another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retries {
-    /// Failures go back on the queue (the delivery stage).
-    Scheduled,
-    /// The attempt is the only one (`dispatch`).
-    None,
-}
-
 fn random_unit() -> f64 {
     (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
+
+/// How many of a subscription's latest attempts the timeout count reads, after a
+/// timeout: enough for `timeout_limit` rounds of many concurrent jobs each. Fewer rounds
+/// found than there were only delays a removal, never causes one.
+const TIMEOUT_HISTORY: usize = 100;
 
 impl Deliverer {
     /// One attempt of `job` to `subscription`, and everything that follows from it.
@@ -111,16 +102,32 @@ impl Deliverer {
             id: subscription.id.clone(),
             owner: subscription.owner.clone(),
         };
+        let at = self.clock.now_millis();
+        let request = self.prepare(job, subscription, &key, at)?;
+        let started = Instant::now();
+        let result = self.sender.post(&request).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.handle(job, &key, at, duration_ms, result, retries)
+            .await
+    }
+
+    /// The signed request: the secret opened for this subscription alone.
+    fn prepare(
+        &self,
+        job: &DeliveryJob,
+        subscription: &Subscription,
+        key: &SubscriptionRef,
+        at: Millis,
+    ) -> Result<OutgoingRequest, DeliveryError> {
         let secret = match &subscription.sealed_secret {
             // Sealed for this subscription only: a value copied from another row fails here.
             Some(sealed) => Some(
                 self.sealer
-                    .open_for(sealed, &key)
+                    .open_for(sealed, key)
                     .map_err(|source| DeliveryError::Secret { source })?,
             ),
             None => None,
         };
-        let at = self.clock.now_millis();
         let body = signing::body(
             subscription.content_type,
             job.object_id,
@@ -134,23 +141,48 @@ impl Deliverer {
             &body,
             secret.as_deref(),
         );
-        let request = OutgoingRequest {
+        Ok(OutgoingRequest {
             url: subscription.trigger_url.as_str().to_owned(),
             headers,
             body,
             timeout: self.settings.timeout,
-        };
-        let started = Instant::now();
-        let result = self.sender.post(&request).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        })
+    }
 
+    /// Decides what the answer means and carries it out.
+    async fn handle(
+        &self,
+        job: &DeliveryJob,
+        key: &SubscriptionRef,
+        at: Millis,
+        duration_ms: u64,
+        result: Result<HttpResponse, SendError>,
+        retries: Retries,
+    ) -> Result<Attempt, DeliveryError> {
+        let verdict = Verdict::of(&result, at.div_euclid(1000));
+        let timeout_rounds = match verdict {
+            Verdict::TimedOut => self.timeout_rounds(key, at).await,
+            _ => 0,
+        };
+        let Decision { outcome, next } = decide(
+            verdict,
+            &Context {
+                attempt: job.attempt,
+                retries,
+                timeout_rounds,
+                timeout_limit: self.settings.timeout_limit,
+                request_limit: self.settings.timeout,
+                retry: &self.settings.retry,
+                random: random_unit(),
+            },
+        );
         let mut record = Attempt {
             subscription: key.clone(),
             delivery_id: job.delivery_id.clone(),
             event_id: job.event_id.clone(),
             object_id: job.object_id,
             attempt: job.attempt,
-            outcome: AttemptOutcome::Delivered,
+            outcome,
             http_status: None,
             duration_ms,
             error_kind: None,
@@ -160,103 +192,65 @@ impl Deliverer {
             at,
             expires_at: at + self.settings.log_retention.as_millis() as i64,
         };
-        let mut retry_after = None;
         match &result {
             Ok(response) => {
                 record.http_status = Some(response.status);
                 record.response_body = response.body.clone();
-                retry_after = response
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, at.div_euclid(1000)));
+                if verdict != Verdict::Delivered {
+                    record.error_kind = Some(format!("http_{}", response.status));
+                    record.reason = Some(format!("the receiver answered HTTP {}", response.status));
+                }
             }
             Err(e) => {
                 record.error_kind = Some(e.kind().to_owned());
                 record.reason = Some(e.to_string());
             }
         }
-
-        match &result {
-            Ok(r) if (200..300).contains(&r.status) => {
-                // The delivery is done: a failed reset is logged, not a reason to send again.
-                if subscription.consecutive_timeouts > 0
-                    && let Err(e) = self.store.reset_timeouts(&key).await
-                {
-                    tracing::error!(error = %e, subscription_id = %key.id, "could not reset the timeout count");
-                }
-            }
-            Ok(r) if r.status == 410 => {
+        match next {
+            Next::Done => {}
+            Next::Remove(removal) => {
                 self.store.delete(&key.owner, &key.id).await?;
-                record.outcome = AttemptOutcome::Unsubscribed;
-                record.reason =
-                    Some("the receiver answered 410 Gone; the subscription was deleted".into());
-                tracing::info!(subscription_id = %key.id, "subscription deleted: the receiver answered 410 Gone");
+                record.reason = Some(removal.reason());
+                tracing::info!(subscription_id = %key.id, reason = %removal.reason(), "subscription deleted automatically");
             }
-            _ => {
-                if let Ok(r) = &result {
-                    record.error_kind = Some(format!("http_{}", r.status));
-                    record.reason = Some(format!("the receiver answered HTTP {}", r.status));
-                }
-                let timed_out = matches!(result, Err(SendError::Timeout));
-                let count = if timed_out {
-                    // Not counted when the store fails: the retry below still happens.
-                    self.store.record_timeout(&key).await.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, subscription_id = %key.id, "could not count a timeout");
-                        None
-                    })
-                } else {
-                    None
+            Next::Retry(delay) => {
+                let due = at + delay.as_millis() as i64;
+                let next = DeliveryJob {
+                    attempt: job.attempt + 1,
+                    due_at: Some(due),
+                    ..job.clone()
                 };
-                if let Some(n) = count.filter(|n| *n >= self.settings.timeout_limit) {
-                    self.store.delete(&key.owner, &key.id).await?;
-                    record.outcome = AttemptOutcome::Unsubscribed;
-                    record.reason = Some(format!(
-                        "{n} deliveries in a row took longer than {} s; the subscription was deleted",
-                        self.settings.timeout.as_secs()
-                    ));
-                    tracing::info!(subscription_id = %key.id, timeouts = n, "subscription deleted: too many timeouts in a row");
-                } else {
-                    record.outcome = match retries {
-                        Retries::None => AttemptOutcome::Failed,
-                        Retries::Scheduled => match self.settings.retry.next_delay(
-                            job.attempt,
-                            retry_after,
-                            random_unit(),
-                        ) {
-                            None => AttemptOutcome::GaveUp,
-                            Some(delay) => {
-                                let due = at + delay.as_millis() as i64;
-                                let next = DeliveryJob {
-                                    attempt: job.attempt + 1,
-                                    due_at: Some(due),
-                                    ..job.clone()
-                                };
-                                self.enqueue(&next, delay).await?;
-                                record.next_attempt_at = Some(due);
-                                AttemptOutcome::Retrying
-                            }
-                        },
-                    };
-                }
+                self.enqueue(&next, delay).await?;
+                record.next_attempt_at = Some(due);
             }
         }
         if let Err(e) = self.log.record(&record).await {
             // The delivery itself is done; redoing it to save its log line would send it twice.
             tracing::error!(error = %e, delivery_id = %record.delivery_id, "could not write the delivery log");
         }
-        crate::metrics::delivery_attempt(
-            record.outcome.metric(),
-            Duration::from_millis(duration_ms),
-        );
+        crate::metrics::delivery_attempt(outcome.metric(), Duration::from_millis(duration_ms));
         tracing::info!(
             subscription_id = %key.id,
             attempt = record.attempt,
-            outcome = record.outcome.as_str(),
+            outcome = outcome.as_str(),
             status = record.http_status,
             duration_ms,
             "delivery attempt"
         );
         Ok(record)
+    }
+
+    /// Timeout rounds in a row, this attempt's included, from the subscription's latest
+    /// attempts in the log. A log that cannot be read counts this round alone: the job is
+    /// retried, and the next timeout counts again.
+    async fn timeout_rounds(&self, key: &SubscriptionRef, at: Millis) -> u32 {
+        match self.log.list(key, 0, TIMEOUT_HISTORY).await {
+            Ok(recent) => timeout_rounds(at, &recent, self.settings.timeout),
+            Err(e) => {
+                tracing::error!(error = %e, subscription_id = %key.id, "could not read the delivery log to count timeouts");
+                1
+            }
+        }
     }
 
     async fn enqueue(&self, job: &DeliveryJob, delay: Duration) -> Result<(), QueueError> {

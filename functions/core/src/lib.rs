@@ -5,6 +5,7 @@
 //! only place that speaks to an AWS SDK.
 
 pub mod adapters;
+pub mod after_attempt;
 pub mod auth;
 pub mod catalogue;
 pub mod clock;

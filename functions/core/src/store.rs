@@ -52,14 +52,6 @@ pub trait SubscriptionStore: Send + Sync {
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError>;
 
-    /// Counts one more timeout in a row for this subscription and returns the new count,
-    /// or `None` when the subscription no longer exists.
-    async fn record_timeout(&self, key: &SubscriptionRef) -> Result<Option<u32>, StoreError>;
-
-    /// Sets the count of timeouts in a row back to 0 (after a success). A subscription
-    /// that no longer exists is left alone.
-    async fn reset_timeouts(&self, key: &SubscriptionRef) -> Result<(), StoreError>;
-
     /// A page of the subscriptions of a deployment to one event, in id order.
     async fn page_by_event(
         &self,

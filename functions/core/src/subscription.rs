@@ -227,9 +227,6 @@ pub struct Subscription {
     pub content_type: ContentType,
     pub sealed_secret: Option<String>,
     pub created_at: Millis,
-    /// Deliveries in a row that timed out; any success sets it back to 0.
-    #[serde(default)]
-    pub consecutive_timeouts: u32,
 }
 
 /// What the fan-out needs of a subscription: enough to address it and to filter by owner.

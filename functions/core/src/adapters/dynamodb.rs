@@ -15,16 +15,11 @@
 //! * fan-out "subscriptions of deployment D to event E": `Query` on `by_event`
 //!   (`gsi1pk = D#E`), paginated; keys only, so a 1 MB page holds thousands.
 //! * delivery "these subscriptions still exist?": `BatchGetItem` of up to 100 keys.
-//! * timeouts in a row: one conditional `UpdateItem` (`ADD` or `SET` on
-//!   `consecutive_timeouts`, only if the item exists), so a deleted subscription is never
-//!   brought back as a stub.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -37,20 +32,12 @@ use crate::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl
 
 pub const BY_EVENT_INDEX: &str = "by_event";
 
-/// The count of deliveries in a row that timed out (N; absent on older items, read as 0).
-const TIMEOUTS: &str = "consecutive_timeouts";
-
 type Item = HashMap<String, AttributeValue>;
 
 #[derive(Clone, Debug)]
 pub struct DynamoSubscriptionStore {
     client: Client,
     table: String,
-}
-
-fn is_condition_failed<R>(e: &SdkError<UpdateItemError, R>) -> bool {
-    e.as_service_error()
-        .is_some_and(|se| se.is_conditional_check_failed_exception())
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -95,10 +82,6 @@ fn to_item(sub: &Subscription) -> Item {
     if let Some(sealed) = &sub.sealed_secret {
         item.insert("secret".into(), s(sealed));
     }
-    item.insert(
-        TIMEOUTS.into(),
-        AttributeValue::N(sub.consecutive_timeouts.to_string()),
-    );
     item
 }
 
@@ -121,12 +104,6 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
             .map_err(|_| StoreError::Corrupt("created_at".into()))?,
         _ => 0,
     };
-    let consecutive_timeouts = match item.get(TIMEOUTS) {
-        Some(AttributeValue::N(n)) => n
-            .parse()
-            .map_err(|_| StoreError::Corrupt(TIMEOUTS.into()))?,
-        _ => 0,
-    };
     Ok(Subscription {
         id,
         owner,
@@ -138,7 +115,6 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
             .ok_or_else(|| StoreError::Corrupt("content_type".into()))?,
         sealed_secret: text(item, "secret").ok().map(str::to_owned),
         created_at,
-        consecutive_timeouts,
     })
 }
 
@@ -319,53 +295,6 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         match out.attributes() {
             Some(item) if !item.is_empty() => from_item(item).map(Some),
             _ => Ok(None),
-        }
-    }
-
-    async fn record_timeout(&self, key: &SubscriptionRef) -> Result<Option<u32>, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self::key(&key.owner, &key.id)))
-            .update_expression("ADD #t :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#t", TIMEOUTS)
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match out {
-            Ok(out) => match out.attributes().and_then(|a| a.get(TIMEOUTS)) {
-                Some(AttributeValue::N(n)) => n
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| StoreError::Corrupt(TIMEOUTS.into())),
-                _ => Err(StoreError::Corrupt(format!(
-                    "UpdateItem returned no `{TIMEOUTS}`"
-                ))),
-            },
-            Err(e) if is_condition_failed(&e) => Ok(None),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    async fn reset_timeouts(&self, key: &SubscriptionRef) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self::key(&key.owner, &key.id)))
-            .update_expression("SET #t = :zero")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#t", TIMEOUTS)
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(unavailable(e)),
         }
     }
 

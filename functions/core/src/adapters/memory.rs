@@ -105,27 +105,6 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(removed)
     }
 
-    async fn record_timeout(&self, key: &SubscriptionRef) -> Result<Option<u32>, StoreError> {
-        let mut t = self.lock();
-        Ok(t.by_owner
-            .get_mut(&owner_key(&key.owner, &key.id))
-            .map(|s| {
-                s.consecutive_timeouts = s.consecutive_timeouts.saturating_add(1);
-                s.consecutive_timeouts
-            }))
-    }
-
-    async fn reset_timeouts(&self, key: &SubscriptionRef) -> Result<(), StoreError> {
-        if let Some(s) = self
-            .lock()
-            .by_owner
-            .get_mut(&owner_key(&key.owner, &key.id))
-        {
-            s.consecutive_timeouts = 0;
-        }
-        Ok(())
-    }
-
     async fn page_by_event(
         &self,
         deployment: &Deployment,
