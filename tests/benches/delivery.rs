@@ -95,6 +95,7 @@ async fn main() {
         sealer,
         clock: Arc::new(SystemClock),
         settings: DeliverySettings::default(),
+        breaker: Default::default(),
     };
 
     // Warm up connections on both paths.

@@ -117,6 +117,7 @@ impl DeliveryKit {
             sealer: sealer.clone(),
             clock: Arc::new(clock.clone()),
             settings,
+            breaker: Default::default(),
         };
         Self {
             deliverer,

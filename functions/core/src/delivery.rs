@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 pub use crate::after_attempt::Retries;
 use crate::after_attempt::{Context, Decision, Next, Verdict, decide, timeout_rounds};
+use crate::breaker::Breaker;
 use crate::clock::{Clock, Millis};
 use crate::crypto::{SecretSealer, random_u64};
 use crate::delivery_log::{Attempt, DeliveryLog};
@@ -64,6 +65,8 @@ pub struct Deliverer {
     pub sealer: SecretSealer,
     pub clock: Arc<dyn Clock>,
     pub settings: DeliverySettings,
+    /// This instance's share limits per subscription (see [`crate::breaker`]).
+    pub breaker: Breaker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,8 +324,27 @@ impl Deliverer {
                     tracing::info!(delivery_id = %job.delivery_id, "the subscription is gone; nothing is sent");
                     return None;
                 };
+                let permit = match self.breaker.admit(&subscription.id, Instant::now()) {
+                    Ok(permit) => permit,
+                    Err(wait) => {
+                        // Its receiver is slow or failing: the job waits on the queue.
+                        let later = DeliveryJob {
+                            due_at: Some(self.clock.now_millis() + wait.as_millis() as i64),
+                            ..job.clone()
+                        };
+                        crate::metrics::deferred();
+                        return match self.enqueue(&later, wait).await {
+                            Ok(()) => None,
+                            Err(_) => Some(message.message_id.clone()),
+                        };
+                    }
+                };
                 match self.attempt(job, subscription, Retries::Scheduled).await {
-                    Ok(_) => None,
+                    Ok(attempt) => {
+                        let delivered = attempt.outcome == crate::delivery_log::AttemptOutcome::Delivered;
+                        self.breaker.finish(permit, delivered, Instant::now());
+                        None
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "delivery failed; the job will be retried");
                         Some(message.message_id.clone())

@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod after_attempt;
 pub mod auth;
+pub mod breaker;
 pub mod catalogue;
 pub mod clock;
 pub mod config;

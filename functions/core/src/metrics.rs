@@ -69,6 +69,12 @@ pub fn delivery_attempt(outcome: DeliveryOutcome, duration: Duration) {
     );
 }
 
+/// A job put back on the queue, not attempted, because its subscription's receiver is
+/// slow or failing (see [`crate::breaker`]): `DeliveriesDeferred`.
+pub fn deferred() {
+    emit(&[("DeliveriesDeferred", 1.0, Unit::Count)], &[]);
+}
+
 /// One event fanned out (its last page): `FanoutJobs`, the jobs it made in all.
 pub fn fanned_out(jobs: usize) {
     emit(&[("FanoutJobs", jobs as f64, Unit::Count)], &[]);

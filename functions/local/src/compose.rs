@@ -158,6 +158,7 @@ pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, 
         sealer: settings.delivery.sealer.clone(),
         clock: clock.clone(),
         settings: settings.delivery.delivery.clone(),
+        breaker: Default::default(),
     });
     let ports = Ports {
         store: parts.store,

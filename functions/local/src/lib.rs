@@ -25,6 +25,10 @@ use webhooks_core::store::StoreError;
 pub mod compose;
 pub use compose::{Platform, QueuePair, compose};
 
+/// Delivery batches the local runner handles at once (Lambda's counterpart is the
+/// delivery function's concurrency).
+pub const DELIVERY_WORKERS: usize = 8;
+
 /// Where state lives.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -109,12 +113,16 @@ pub async fn start(
         stop,
         "fan-out",
     )));
-    running.stages.push(tokio::spawn(consume(
-        platform.deliveries.receiver.clone(),
-        platform.deliverer.clone(),
-        running.shutdown.subscribe(),
-        "delivery",
-    )));
+    // Several batches at once, as Lambda runs several instances: a batch that waits on a
+    // slow receiver holds one worker, not the stage.
+    for _ in 0..DELIVERY_WORKERS {
+        running.stages.push(tokio::spawn(consume(
+            platform.deliveries.receiver.clone(),
+            platform.deliverer.clone(),
+            running.shutdown.subscribe(),
+            "delivery",
+        )));
+    }
     running.platform = Some(platform);
     Ok(running)
 }

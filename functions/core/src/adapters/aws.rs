@@ -214,6 +214,7 @@ impl Aws {
             sealer: parts.sealer.clone(),
             clock: Arc::new(SystemClock),
             settings: parts.settings.clone(),
+            breaker: Default::default(),
         }
     }
 }
