@@ -163,10 +163,33 @@ impl QueueSender for FailingAfter {
     }
 }
 
-/// Counts delivery log writes (one `PutItem` each on DynamoDB).
+/// Counts delivery log writes (one `PutItem` each on DynamoDB) and reads: the records a
+/// page read touched by the port's contract (its attempts, and one more when it has a
+/// next page), and the largest such read of one call.
 pub struct CountingLog {
     pub inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>,
     pub writes: AtomicUsize,
+    pub reads: AtomicUsize,
+    pub largest_read: AtomicUsize,
+}
+
+impl CountingLog {
+    pub fn new(inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>) -> Self {
+        Self {
+            inner,
+            writes: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
+            largest_read: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records read since the last call, and the largest single read among them.
+    pub fn take_reads(&self) -> (usize, usize) {
+        (
+            self.reads.swap(0, Ordering::SeqCst),
+            self.largest_read.swap(0, Ordering::SeqCst),
+        )
+    }
 }
 
 #[async_trait]
@@ -178,12 +201,16 @@ impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.record(attempt).await
     }
-    async fn list(
+    async fn page(
         &self,
         subscription: &SubscriptionRef,
-        page: usize,
+        after: Option<&webhooks_core::delivery_log::LogCursor>,
         limit: usize,
-    ) -> Result<Vec<webhooks_core::delivery_log::Attempt>, StoreError> {
-        self.inner.list(subscription, page, limit).await
+    ) -> Result<webhooks_core::delivery_log::LogPage, StoreError> {
+        let page = self.inner.page(subscription, after, limit).await?;
+        let read = page.attempts.len() + usize::from(page.next.is_some());
+        self.reads.fetch_add(read, Ordering::SeqCst);
+        self.largest_read.fetch_max(read, Ordering::SeqCst);
+        Ok(page)
     }
 }

@@ -6,8 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::adapters::dynamodb_delivery_log::sort_key;
-use crate::delivery_log::{Attempt, DeliveryLog};
+use crate::delivery_log::{Attempt, DeliveryLog, LogCursor, LogPage, page_of};
 use crate::identity::{Deployment, Owner, UserId};
 use crate::ids::SubscriptionId;
 use crate::store::{Page, StoreError, SubscriptionStore};
@@ -292,29 +291,41 @@ impl DeliveryLog for MemoryDeliveryLog {
                 &attempt.subscription.id,
             ))
             .or_default()
-            .insert(sort_key(attempt), kept);
+            .insert(attempt.sort_key(), kept);
         Ok(())
     }
 
-    async fn list(
+    /// Clones only the page's attempts (and the one past it): the walk to the cursor is a
+    /// range lookup in the ordered map, not a copy of what comes before.
+    async fn page(
         &self,
         subscription: &SubscriptionRef,
-        page: usize,
+        after: Option<&LogCursor>,
         limit: usize,
-    ) -> Result<Vec<Attempt>, StoreError> {
+    ) -> Result<LogPage, StoreError> {
+        if after.is_some_and(|c| c.subscription() != &subscription.id) {
+            return Err(StoreError::BadCursor);
+        }
+        if limit == 0 {
+            return Ok(page_of(Vec::new(), 0));
+        }
         let log = self.lock();
         let Some(attempts) = log.get(&owner_key(&subscription.owner, &subscription.id)) else {
-            return Ok(Vec::new());
+            return Ok(page_of(Vec::new(), limit));
         };
-        let Some(skip) = page.checked_mul(limit) else {
-            return Ok(Vec::new());
+        let older: Box<dyn Iterator<Item = &Attempt>> = match after {
+            None => Box::new(attempts.values().rev()),
+            Some(c) => Box::new(
+                attempts
+                    .range::<str, _>((
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Excluded(c.position()),
+                    ))
+                    .rev()
+                    .map(|(_, a)| a),
+            ),
         };
-        Ok(attempts
-            .values()
-            .rev()
-            .skip(skip)
-            .take(limit)
-            .cloned()
-            .collect())
+        let read = older.take(limit.saturating_add(1)).cloned().collect();
+        Ok(page_of(read, limit))
     }
 }
