@@ -5,7 +5,7 @@
 //! `cargo bench -p webhooks-tests --bench delivery`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -76,10 +76,7 @@ async fn main() {
         });
     }
     let counts = Arc::new(Counts::default());
-    let log = Arc::new(CountingLog {
-        inner: Arc::new(MemoryDeliveryLog::default()),
-        writes: AtomicUsize::new(0),
-    });
+    let log = Arc::new(CountingLog::new(Arc::new(MemoryDeliveryLog::default())));
     let queue = Arc::new(MemoryQueue::simple("deliveries"));
     let deliverer = Deliverer {
         store: Arc::new(CountingStore {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use webhooks_core::idempotency::IdempotencyStore;
+use webhooks_core::idempotency::{Claim, ClaimTimes, Claimant, IdempotencyStore};
 use webhooks_core::identity::{Deployment, Owner};
 use webhooks_core::ids::SubscriptionId;
 use webhooks_core::queue::{OutgoingMessage, QueueError, QueueSender};
@@ -109,6 +109,18 @@ impl QueueSender for CountingQueue {
 pub struct CountingIdempotency {
     pub inner: Arc<dyn IdempotencyStore>,
     pub counts: Arc<Counts>,
+    /// Claims answered so far (to wait for, with `subscribe`).
+    pub answered: tokio::sync::watch::Sender<usize>,
+}
+
+impl CountingIdempotency {
+    pub fn new(inner: Arc<dyn IdempotencyStore>, counts: Arc<Counts>) -> Self {
+        Self {
+            inner,
+            counts,
+            answered: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[async_trait]
@@ -117,12 +129,13 @@ impl IdempotencyStore for CountingIdempotency {
         &self,
         d: &Deployment,
         k: &str,
-        u: &str,
-        now: i64,
-        w: i64,
-    ) -> Result<bool, StoreError> {
+        who: &Claimant,
+        times: ClaimTimes,
+    ) -> Result<Claim, StoreError> {
         self.counts.claims.fetch_add(1, Ordering::SeqCst);
-        self.inner.claim(d, k, u, now, w).await
+        let claim = self.inner.claim(d, k, who, times).await;
+        self.answered.send_modify(|n| *n += 1);
+        claim
     }
     async fn complete(&self, d: &Deployment, k: &str, u: &str) -> Result<(), StoreError> {
         self.counts.claims.fetch_add(1, Ordering::SeqCst);
@@ -157,10 +170,33 @@ impl QueueSender for FailingAfter {
     }
 }
 
-/// Counts delivery log writes (one `PutItem` each on DynamoDB).
+/// Counts delivery log writes (one `PutItem` each on DynamoDB) and reads: the records a
+/// page read touched by the port's contract (its attempts, and one more when it has a
+/// next page), and the largest such read of one call.
 pub struct CountingLog {
     pub inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>,
     pub writes: AtomicUsize,
+    pub reads: AtomicUsize,
+    pub largest_read: AtomicUsize,
+}
+
+impl CountingLog {
+    pub fn new(inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>) -> Self {
+        Self {
+            inner,
+            writes: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
+            largest_read: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records read since the last call, and the largest single read among them.
+    pub fn take_reads(&self) -> (usize, usize) {
+        (
+            self.reads.swap(0, Ordering::SeqCst),
+            self.largest_read.swap(0, Ordering::SeqCst),
+        )
+    }
 }
 
 #[async_trait]
@@ -172,12 +208,36 @@ impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.record(attempt).await
     }
-    async fn list(
+    async fn page(
         &self,
         subscription: &SubscriptionRef,
-        page: usize,
+        after: Option<&webhooks_core::delivery_log::LogCursor>,
         limit: usize,
-    ) -> Result<Vec<webhooks_core::delivery_log::Attempt>, StoreError> {
-        self.inner.list(subscription, page, limit).await
+    ) -> Result<webhooks_core::delivery_log::LogPage, StoreError> {
+        let page = self.inner.page(subscription, after, limit).await?;
+        let read = page.attempts.len() + usize::from(page.next.is_some());
+        self.reads.fetch_add(read, Ordering::SeqCst);
+        self.largest_read.fetch_max(read, Ordering::SeqCst);
+        Ok(page)
+    }
+}
+
+/// A queue whose sends wait until `claims` claims have been answered: two copies of one
+/// event then both reach their claim before either sends a job, however they are scheduled.
+pub struct AfterClaims {
+    pub inner: Arc<dyn QueueSender>,
+    pub answered: tokio::sync::watch::Receiver<usize>,
+    pub claims: usize,
+}
+
+#[async_trait]
+impl QueueSender for AfterClaims {
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+        let mut answered = self.answered.clone();
+        answered
+            .wait_for(|n| *n >= self.claims)
+            .await
+            .expect("the idempotency store outlives the queue");
+        self.inner.send_batch(messages).await
     }
 }

@@ -199,7 +199,7 @@ impl DeliveryKit {
             id: sub.id.clone(),
             owner: sub.owner.clone(),
         };
-        self.log.list(&key, 0, 100).await.unwrap()
+        self.log.page(&key, None, 100).await.unwrap().attempts
     }
 
     pub fn clock_millis(&self) -> i64 {

@@ -1,9 +1,10 @@
 //! The delivery log contract: every adapter of `DeliveryLog` must pass it.
 
 use webhooks_core::clock::{ManualClock, Millis};
-use webhooks_core::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
+use webhooks_core::delivery_log::{Attempt, AttemptOutcome, DeliveryLog, LogCursor, LogPage};
 use webhooks_core::identity::{Deployment, Owner};
 use webhooks_core::ids::IdGenerator;
+use webhooks_core::store::StoreError;
 use webhooks_core::subscription::SubscriptionRef;
 
 const T0: Millis = 1_700_000_000_000;
@@ -57,13 +58,18 @@ pub async fn run(log: &dyn DeliveryLog) {
         }
     };
     let sub = next_ref(&alice);
-    let list = |sub: &SubscriptionRef, page: usize, limit: usize| {
+    // The first page of `limit`: its attempts.
+    let list = |sub: &SubscriptionRef, limit: usize| {
         let sub = sub.clone();
-        async move { log.list(&sub, page, limit).await.unwrap() }
+        async move { log.page(&sub, None, limit).await.unwrap().attempts }
+    };
+    let page = |sub: &SubscriptionRef, after: Option<LogCursor>, limit: usize| {
+        let sub = sub.clone();
+        async move { log.page(&sub, after.as_ref(), limit).await.unwrap() }
     };
 
     // Nothing recorded: nothing listed.
-    assert_eq!(list(&sub, 0, 10).await, vec![]);
+    assert_eq!(list(&sub, 10).await, vec![]);
 
     // Every field round-trips: all optional fields set, and a full 4 KB body of
     // multi-byte characters.
@@ -118,7 +124,7 @@ pub async fn run(log: &dyn DeliveryLog) {
         log.record(a).await.unwrap();
     }
     assert_eq!(
-        list(&sub, 0, 10).await,
+        list(&sub, 10).await,
         vec![
             failed.clone(),
             delivered.clone(),
@@ -137,7 +143,7 @@ pub async fn run(log: &dyn DeliveryLog) {
     };
     log.record(&odd).await.unwrap();
     assert_eq!(
-        list(&other, 0, 10).await,
+        list(&other, 10).await,
         vec![Attempt {
             expires_at: T0 + DAY,
             ..odd.clone()
@@ -152,7 +158,7 @@ pub async fn run(log: &dyn DeliveryLog) {
             .unwrap();
     }
     assert_eq!(
-        ids(&list(&retried, 0, 10).await),
+        ids(&list(&retried, 10).await),
         vec![
             ("msg_r".to_owned(), 4),
             ("msg_r".to_owned(), 3),
@@ -161,7 +167,7 @@ pub async fn run(log: &dyn DeliveryLog) {
         ]
     );
 
-    // Pages of 2 over 5 records: disjoint, in order, and nothing past the end.
+    // Pages of 2 over 5 records, by cursor: disjoint, in order, and the last one says so.
     let paged = next_ref(&alice);
     let mut newest_first = Vec::new();
     for i in 0..5u32 {
@@ -174,20 +180,88 @@ pub async fn run(log: &dyn DeliveryLog) {
         log.record(&a).await.unwrap();
         newest_first.insert(0, a);
     }
-    let pages = [
-        list(&paged, 0, 2).await,
-        list(&paged, 1, 2).await,
-        list(&paged, 2, 2).await,
-    ];
-    assert_eq!(pages[0], newest_first[0..2]);
-    assert_eq!(pages[1], newest_first[2..4]);
-    assert_eq!(pages[2], newest_first[4..5]);
-    assert_eq!(list(&paged, 3, 2).await, vec![], "past the end");
-    assert_eq!(list(&paged, 100, 2).await, vec![], "far past the end");
-    assert_eq!(list(&paged, 0, 5).await, newest_first);
-    assert_eq!(list(&paged, 1, 5).await, vec![], "exactly one full page");
-    assert_eq!(list(&paged, 1, 3).await, newest_first[3..5]);
-    assert_eq!(list(&paged, 0, 1000).await, newest_first);
+    let first = page(&paged, None, 2).await;
+    assert_eq!(first.attempts, newest_first[0..2]);
+    let cursor = first.next.expect("more after the first page");
+    assert_eq!(cursor, LogCursor::after(&newest_first[1]));
+    let second = page(&paged, Some(cursor.clone()), 2).await;
+    assert_eq!(second.attempts, newest_first[2..4]);
+    let third = page(&paged, second.next.clone(), 2).await;
+    assert_eq!(
+        third,
+        LogPage {
+            attempts: newest_first[4..5].to_vec(),
+            next: None
+        },
+        "the last page has no next cursor"
+    );
+    assert_eq!(
+        page(&paged, Some(cursor.clone()), 2).await,
+        second,
+        "a cursor can be used again"
+    );
+    assert_eq!(
+        page(&paged, None, 5).await,
+        LogPage {
+            attempts: newest_first.clone(),
+            next: None
+        },
+        "exactly one full page: no next cursor"
+    );
+    let four = page(&paged, None, 4).await;
+    assert_eq!(four.attempts, newest_first[0..4]);
+    let rest = page(&paged, four.next, 4).await;
+    assert_eq!(
+        (rest.attempts, rest.next),
+        (newest_first[4..5].to_vec(), None)
+    );
+    assert_eq!(page(&paged, None, 1000).await.attempts, newest_first);
+    assert_eq!(
+        page(&paged, None, 0).await,
+        LogPage {
+            attempts: vec![],
+            next: None
+        },
+        "a page of 0 reads nothing"
+    );
+    assert_eq!(
+        page(&paged, Some(LogCursor::after(&newest_first[4])), 2).await,
+        LogPage {
+            attempts: vec![],
+            next: None
+        },
+        "nothing after the oldest"
+    );
+
+    // A cursor is a position, not an offset: attempts recorded after it was issued that
+    // are newer do not shift the pages after it, and a position between two records
+    // (an attempt that was never recorded) starts at the next older one.
+    log.record(&attempt(&paged, "msg_new", 1, T0 + 999_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        page(&paged, Some(cursor.clone()), 2).await.attempts,
+        newest_first[2..4]
+    );
+    let between = attempt(&paged, "msg_between", 1, T0 + 150_000);
+    assert_eq!(
+        page(&paged, Some(LogCursor::after(&between)), 10)
+            .await
+            .attempts,
+        newest_first[2..5],
+        "after minute 2:30 come minute 2 and older"
+    );
+    let newest = page(&paged, None, 1).await;
+    assert_eq!(newest.attempts[0].delivery_id, "msg_new");
+    let walked = walk(log, &paged, 2).await;
+    assert_eq!(walked.len(), 6, "every attempt once");
+    assert_eq!(walked[1..], newest_first[..]);
+
+    // A cursor of another subscription is refused, not read against this one.
+    assert!(matches!(
+        log.page(&sub, Some(&cursor), 2).await,
+        Err(StoreError::BadCursor)
+    ));
 
     // Another owner's subscription with the same id (another user, or the same user id in
     // another deployment) has a log of its own: neither sees the other's records.
@@ -199,23 +273,44 @@ pub async fn run(log: &dyn DeliveryLog) {
         id: paged.id.clone(),
         owner: owner("acme", 1),
     };
-    assert_eq!(list(&bobs, 0, 10).await, vec![]);
-    assert_eq!(list(&elsewhere, 0, 10).await, vec![]);
+    assert_eq!(list(&bobs, 10).await, vec![]);
+    assert_eq!(list(&elsewhere, 10).await, vec![]);
     let bob_attempt = attempt(&bobs, "msg_bob", 1, T0 + 999_000);
     let elsewhere_attempt = attempt(&elsewhere, "msg_acme", 1, T0 + 999_000);
     log.record(&bob_attempt).await.unwrap();
     log.record(&elsewhere_attempt).await.unwrap();
-    assert_eq!(list(&bobs, 0, 10).await, vec![bob_attempt]);
-    assert_eq!(list(&elsewhere, 0, 10).await, vec![elsewhere_attempt]);
+    assert_eq!(list(&bobs, 10).await, vec![bob_attempt]);
+    assert_eq!(list(&elsewhere, 10).await, vec![elsewhere_attempt]);
     assert_eq!(
-        list(&paged, 0, 10).await,
-        newest_first,
+        list(&paged, 10).await[1..],
+        newest_first[..],
         "other owners' records never show up"
+    );
+    let bobs_page = page(&bobs, Some(LogCursor::after(&newest_first[0])), 10).await;
+    assert_eq!(
+        bobs_page.attempts,
+        vec![],
+        "a cursor names a position, never another owner's records"
     );
 
     // Other subscriptions of the same owner are separate too, and an unknown one is empty.
-    assert_eq!(list(&other, 0, 10).await.len(), 1);
-    assert_eq!(list(&retried, 0, 10).await.len(), 4);
-    assert_eq!(list(&sub, 0, 10).await.len(), 5);
-    assert_eq!(list(&next_ref(&alice), 0, 10).await, vec![]);
+    assert_eq!(list(&other, 10).await.len(), 1);
+    assert_eq!(list(&retried, 10).await.len(), 4);
+    assert_eq!(list(&sub, 10).await.len(), 5);
+    assert_eq!(list(&next_ref(&alice), 10).await, vec![]);
+}
+
+/// Every attempt of `sub`, newest first, following the cursors with pages of `limit`.
+pub async fn walk(log: &dyn DeliveryLog, sub: &SubscriptionRef, limit: usize) -> Vec<Attempt> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = log.page(sub, after.as_ref(), limit).await.unwrap();
+        assert!(page.attempts.len() <= limit);
+        all.extend(page.attempts);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return all,
+        }
+    }
 }

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use webhooks_core::adapters::memory::{MemoryIdempotencyStore, MemorySubscriptionStore};
 use webhooks_core::adapters::memory_queue::MemoryQueue;
 use webhooks_core::catalogue::Catalogue;
 use webhooks_core::clock::ManualClock;
 use webhooks_core::fanout::{FanOut, FanOutSettings};
+use webhooks_core::idempotency::IdempotencyStore;
 use webhooks_core::identity::{Deployment, Owner};
 use webhooks_core::ids::IdGenerator;
 use webhooks_core::job::DeliveryJob;
@@ -38,6 +40,20 @@ impl Kit {
         settings: FanOutSettings,
         wrap: impl FnOnce(Arc<dyn QueueSender>) -> Arc<dyn QueueSender>,
     ) -> Self {
+        Self::build(
+            settings,
+            Arc::new(MemoryIdempotencyStore::default()),
+            |q, _| wrap(q),
+        )
+    }
+
+    /// A kit on this idempotency store, whose deliveries queue is wrapped; the wrapper
+    /// may watch how many claims have been answered.
+    pub fn build(
+        settings: FanOutSettings,
+        idempotency: Arc<dyn IdempotencyStore>,
+        wrap: impl FnOnce(Arc<dyn QueueSender>, watch::Receiver<usize>) -> Arc<dyn QueueSender>,
+    ) -> Self {
         let counts = Arc::new(Counts::default());
         let store: Arc<dyn SubscriptionStore> = Arc::new(MemorySubscriptionStore::default());
         let events = Arc::new(MemoryQueue::simple("events"));
@@ -48,16 +64,15 @@ impl Kit {
             inner: deliveries.clone(),
             counts: counts.clone(),
         });
+        let idempotency = CountingIdempotency::new(idempotency, counts.clone());
+        let answered = idempotency.answered.subscribe();
         let fanout = FanOut {
             store: Arc::new(CountingStore {
                 inner: store.clone(),
                 counts: counts.clone(),
             }),
-            idempotency: Arc::new(CountingIdempotency {
-                inner: Arc::new(MemoryIdempotencyStore::default()),
-                counts: counts.clone(),
-            }),
-            deliveries: wrap(counted_deliveries),
+            idempotency: Arc::new(idempotency),
+            deliveries: wrap(counted_deliveries, answered),
             events: events.clone(),
             dead_letters: dead_letters.clone(),
             catalogue: Catalogue::default(),

@@ -114,10 +114,25 @@ async fn whole_flow(kind: Kind) {
         page.tree["response"]["deliveries"][0]["object_id"], 5,
         "newest first"
     );
+    let cursor = page.tree["response"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let page = client
         .get(&format!("{path}?_limit=1&_page=1"), &owner)
         .await;
     assert_eq!(page.tree["response"]["deliveries"][0]["object_id"], 123);
+    let next = client
+        .get(&format!("{path}?_limit=1&_cursor={cursor}"), &owner)
+        .await;
+    assert_eq!(
+        next.tree["response"]["deliveries"], page.tree["response"]["deliveries"],
+        "the cursor of page 0 reads page 1"
+    );
+    assert_eq!(
+        next.tree["response"]["next_cursor"],
+        serde_json::Value::Null
+    );
     let bad = client.get(&format!("{path}?_limit=1000"), &owner).await;
     assert_eq!(bad.message(), "_limit must be a whole number from 0 to 100");
 

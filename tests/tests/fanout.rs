@@ -1,17 +1,23 @@
 //! The fan-out stage on in-memory adapters: who gets a job, poison messages, crashes and
-//! replays, and an event with 10,000 matching subscriptions.
+//! replays, two copies of a keyed event at once (also with the idempotency table on
+//! moto), and an event with 10,000 matching subscriptions.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::json;
+use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
+use webhooks_core::adapters::memory::MemoryIdempotencyStore;
 use webhooks_core::event::example;
 use webhooks_core::fanout::{FanOutSettings, Outcome, PARKED_REASON_ATTRIBUTE};
+use webhooks_core::idempotency::IdempotencyStore;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::queue::QueueReceiver;
-use webhooks_tests::counting::FailingAfter;
+use webhooks_core::stage::BatchHandler;
+use webhooks_tests::counting::{AfterClaims, FailingAfter};
 use webhooks_tests::fanout_kit::{Kit, drain, drain_jobs, message};
 use webhooks_tests::lambda_events::sqs_event;
+use webhooks_tests::moto;
 
 fn event_body(
     deployment: &str,
@@ -149,8 +155,23 @@ async fn a_crashed_fan_out_resends_with_the_same_delivery_ids() {
         before.len()
     );
 
+    // A copy of the event arriving now (the producer sent it twice) finds the crashed
+    // attempt's lease still live: it is left on the queue, and sends nothing.
+    let copy = message("sqs-message-copy", msg.body.clone());
+    let early =
+        webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(std::slice::from_ref(&copy))).await;
+    assert_eq!(
+        early.batch_item_failures.len(),
+        1,
+        "in progress: retried after the visibility timeout"
+    );
+    assert!(drain(kit.deliveries.as_ref()).await.is_empty());
+
     // The message failed until it reached the dead-letter queue, and is redriven: SQS
-    // gives it a new message id, but it is the same keyed event. The queue works again.
+    // gives it a new message id, but it is the same keyed event. By then (the events
+    // queue's visibility timeout, 360 s, at the least) the lease has ended and the
+    // redriven message carries on. The queue works again.
+    kit.clock.advance(360_000);
     failing
         .lock()
         .unwrap()
@@ -184,6 +205,10 @@ async fn a_crashed_fan_out_resends_with_the_same_delivery_ids() {
         );
     }
 
+    // The copy left on the queue comes back, and is dropped: the event was fanned out.
+    let back = kit.fanout.handle_message(&copy).await.unwrap();
+    assert_eq!(back, Outcome::Duplicate);
+
     // A replay of the event (a new message, same idempotency key) is not fanned out again.
     let replay = kit
         .fanout
@@ -201,6 +226,69 @@ async fn a_crashed_fan_out_resends_with_the_same_delivery_ids() {
         .await
         .unwrap();
     assert!(matches!(later, Outcome::FannedOut { jobs: 95, .. }));
+}
+
+/// Two copies of one keyed event (a producer that sent it twice) in two Lambda batches
+/// at the same moment. Both reach their claim before either sends a job (the deliveries
+/// queue waits for two answered claims), so without the lease both would send every job.
+async fn two_copies_at_once_send_their_jobs_once(idempotency: Arc<dyn IdempotencyStore>) {
+    let kit = Kit::build(
+        FanOutSettings {
+            page_size: 10,
+            ..Default::default()
+        },
+        idempotency,
+        |q, answered| {
+            Arc::new(AfterClaims {
+                inner: q,
+                answered,
+                claims: 2,
+            })
+        },
+    );
+    for user in 0..25 {
+        kit.subscribe("hq", user, "create_invoice").await;
+    }
+    let mut event = example("hq", "create_invoice", 56, json!("all"));
+    event["idempotency_key"] = json!("invoice-56-created");
+    let body = event.to_string();
+    let (a, b) = (message("copy-a", body.clone()), message("copy-b", body));
+
+    let (failed_a, failed_b) = tokio::join!(
+        kit.fanout.handle_batch(std::slice::from_ref(&a)),
+        kit.fanout.handle_batch(std::slice::from_ref(&b)),
+    );
+    let left: Vec<String> = failed_a.into_iter().chain(failed_b).collect();
+    assert_eq!(left.len(), 1, "one copy is left on the queue: {left:?}");
+    let jobs = drain_jobs(kit.deliveries.as_ref()).await;
+    let subscriptions: HashSet<_> = jobs.iter().map(|j| j.subscription.id.clone()).collect();
+    assert_eq!(
+        (jobs.len(), subscriptions.len()),
+        (25, 25),
+        "every job sent once"
+    );
+
+    // The copy left on the queue comes back after the visibility timeout and is dropped.
+    kit.clock.advance(360_000);
+    let back = if left[0] == a.message_id { &a } else { &b };
+    assert_eq!(
+        kit.fanout.handle_message(back).await.unwrap(),
+        Outcome::Duplicate
+    );
+    assert!(drain(kit.deliveries.as_ref()).await.is_empty());
+}
+
+#[tokio::test]
+async fn two_copies_at_once_send_their_jobs_once_in_memory() {
+    two_copies_at_once_send_their_jobs_once(Arc::new(MemoryIdempotencyStore::default())).await;
+}
+
+#[tokio::test]
+async fn two_copies_at_once_send_their_jobs_once_on_dynamodb() {
+    let sdk = moto::sdk_config().await;
+    let store = DynamoIdempotencyStore::from_sdk(&sdk, webhooks_tests::unique("idempotency"));
+    store.ensure_table().await.unwrap();
+    two_copies_at_once_send_their_jobs_once(Arc::new(store)).await;
 }
 
 #[tokio::test]

@@ -247,8 +247,8 @@ impl Deliverer {
     /// attempts in the log. A log that cannot be read counts this round alone: the job is
     /// retried, and the next timeout counts again.
     async fn timeout_rounds(&self, key: &SubscriptionRef, at: Millis) -> u32 {
-        match self.log.list(key, 0, TIMEOUT_HISTORY).await {
-            Ok(recent) => timeout_rounds(at, &recent, self.settings.timeout),
+        match self.log.page(key, None, TIMEOUT_HISTORY).await {
+            Ok(recent) => timeout_rounds(at, &recent.attempts, self.settings.timeout),
             Err(e) => {
                 tracing::error!(error = %e, subscription_id = %key.id, "could not read the delivery log to count timeouts");
                 1

@@ -1,12 +1,32 @@
 //! The delivery log port: every attempt, kept for a configurable time, read back by the
-//! subscription's owner newest first.
+//! subscription's owner newest first, one bounded page at a time.
+//!
+//! Guarantees of every adapter:
+//! * A page holds at most `limit` attempts of one subscription of one owner, newest
+//!   first, and reading it reads at most `limit + 1` records (the one past the page says
+//!   whether there is a next page), however long the log is: memory and read cost are
+//!   bounded by the page, never by how far back it is.
+//! * `next` is a [`LogCursor`] exactly when older attempts exist; the page after it starts
+//!   with the attempt following the last one of this page, so walking the cursors lists
+//!   every attempt once (attempts recorded meanwhile that sort before the cursor are not
+//!   seen on that walk).
+//! * A cursor is bound to its subscription: it names a position in that subscription's
+//!   log only, and an adapter refuses one of another subscription
+//!   ([`StoreError::BadCursor`]). It never names anything outside the owner's partition,
+//!   because the partition comes from the owner and the subscription, not the cursor.
 
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
+use crate::ids::SubscriptionId;
 use crate::store::StoreError;
 use crate::subscription::SubscriptionRef;
+
+/// The largest time the 13 digits of the sort key hold (in the year 2286).
+const MAX_SORTABLE_MILLIS: Millis = 9_999_999_999_999;
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,16 +95,216 @@ pub struct Attempt {
     pub expires_at: Millis,
 }
 
+impl Attempt {
+    /// The attempt's place in its subscription's log: `{at, 13 digits}#{delivery_id}#{attempt,
+    /// 4 digits}`, so that string order is time order (then delivery id, then attempt). A
+    /// time before 1970 sorts as 1970 (and one after 2286 as 2286); the record itself keeps
+    /// the exact time. It is the DynamoDB table's sort key, and what a cursor holds.
+    pub fn sort_key(&self) -> String {
+        format!(
+            "{:013}#{}#{:04}",
+            self.at.clamp(0, MAX_SORTABLE_MILLIS),
+            self.delivery_id,
+            self.attempt
+        )
+    }
+}
+
+/// One page of a subscription's log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    pub attempts: Vec<Attempt>,
+    /// Where the next (older) page starts; `None` on the last page.
+    pub next: Option<LogCursor>,
+}
+
+/// A position in one subscription's log: the sort key of the last attempt a page held,
+/// and the subscription it belongs to. Over the API it travels as an opaque string
+/// ([`LogCursor::encode`]) and comes back through [`LogCursor::parse`], which refuses
+/// anything it did not issue for that subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor {
+    subscription: SubscriptionId,
+    after: String,
+}
+
+/// Why a cursor given by a caller was refused; the messages are sentences for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error(
+        "_cursor is not a cursor this API issued; pass response.next_cursor of the previous page unchanged"
+    )]
+    Malformed,
+    #[error(
+        "_cursor belongs to another subscription's delivery log; pass the next_cursor of this subscription's previous page"
+    )]
+    OtherSubscription,
+}
+
+/// The version prefix of the encoding, so that a later encoding can tell old cursors apart.
+const CURSOR_VERSION: &str = "dl1";
+
+impl LogCursor {
+    /// The position just after `attempt` (older attempts follow it).
+    pub fn after(attempt: &Attempt) -> Self {
+        Self {
+            subscription: attempt.subscription.id.clone(),
+            after: attempt.sort_key(),
+        }
+    }
+
+    pub fn subscription(&self) -> &SubscriptionId {
+        &self.subscription
+    }
+
+    /// The sort key of the last attempt before the position.
+    pub fn position(&self) -> &str {
+        &self.after
+    }
+
+    /// The cursor as callers see it: base64url (no padding) of
+    /// `dl1|{subscription_id}|{sort key}`.
+    pub fn encode(&self) -> String {
+        B64URL.encode(format!(
+            "{CURSOR_VERSION}|{}|{}",
+            self.subscription, self.after
+        ))
+    }
+
+    /// Reads a cursor that a caller sent back for `subscription`'s log. It must be one
+    /// [`LogCursor::encode`] wrote: the version, a subscription id equal to `subscription`,
+    /// and a well-formed sort key. The cursor is validated, not signed: a hand-made one
+    /// can only name a position in the caller's own log, which the caller may read anyway.
+    pub fn parse(text: &str, subscription: &SubscriptionId) -> Result<Self, CursorError> {
+        let bytes = B64URL
+            .decode(text.trim())
+            .map_err(|_| CursorError::Malformed)?;
+        let plain = String::from_utf8(bytes).map_err(|_| CursorError::Malformed)?;
+        let mut parts = plain.splitn(3, '|');
+        let (Some(CURSOR_VERSION), Some(id), Some(after)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CursorError::Malformed);
+        };
+        let id = SubscriptionId::parse(id).map_err(|_| CursorError::Malformed)?;
+        if !is_sort_key(after) {
+            return Err(CursorError::Malformed);
+        }
+        if &id != subscription {
+            return Err(CursorError::OtherSubscription);
+        }
+        Ok(Self {
+            subscription: id,
+            after: after.to_owned(),
+        })
+    }
+}
+
+/// `{13 digits}#{delivery id: 1 to 256 printable characters, no '#'}#{4 digits}`.
+fn is_sort_key(key: &str) -> bool {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((at, rest)) = key.split_once('#') else {
+        return false;
+    };
+    let Some((delivery_id, attempt)) = rest.rsplit_once('#') else {
+        return false;
+    };
+    digits(at, 13)
+        && digits(attempt, 4)
+        && (1..=256).contains(&delivery_id.len())
+        && !delivery_id.contains('#')
+        && !delivery_id.chars().any(char::is_control)
+}
+
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
     async fn record(&self, attempt: &Attempt) -> Result<(), StoreError>;
 
-    /// Attempts for one subscription of its owner, newest first: page `page` (from 0) of
-    /// `limit` records. Records past their `expires_at` may still appear until swept.
-    async fn list(
+    /// Attempts for one subscription of its owner, newest first: at most `limit`, starting
+    /// after `after` (from the newest when `None`), reading at most `limit + 1` records.
+    /// `next` is set exactly when older attempts exist. `limit` 0 reads nothing and
+    /// answers an empty last page. A cursor of another subscription is
+    /// [`StoreError::BadCursor`]. Records past their `expires_at` may still appear until
+    /// swept.
+    async fn page(
         &self,
         subscription: &SubscriptionRef,
-        page: usize,
+        after: Option<&LogCursor>,
         limit: usize,
-    ) -> Result<Vec<Attempt>, StoreError>;
+    ) -> Result<LogPage, StoreError>;
+}
+
+/// Builds a page from up to `limit + 1` attempts read newest first.
+pub fn page_of(mut read: Vec<Attempt>, limit: usize) -> LogPage {
+    let more = read.len() > limit;
+    read.truncate(limit);
+    let next = if more {
+        read.last().map(LogCursor::after)
+    } else {
+        None
+    };
+    LogPage {
+        attempts: read,
+        next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(id: &str) -> SubscriptionId {
+        SubscriptionId::parse(id).unwrap()
+    }
+
+    const A: &str = "65f0c1a2b3c4d5e6f7a8b9c0";
+    const B: &str = "65f0c1a2b3c4d5e6f7a8b9c1";
+
+    #[test]
+    fn a_cursor_reads_back_for_its_own_subscription_only() {
+        let cursor = LogCursor {
+            subscription: sub(A),
+            after: "1700000000123#msg_abc#0003".into(),
+        };
+        let text = cursor.encode();
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{text} is URL-safe"
+        );
+        assert_eq!(LogCursor::parse(&text, &sub(A)), Ok(cursor));
+        assert_eq!(
+            LogCursor::parse(&text, &sub(B)),
+            Err(CursorError::OtherSubscription)
+        );
+    }
+
+    #[test]
+    fn forged_and_damaged_cursors_are_refused() {
+        let enc = |s: &str| B64URL.encode(s);
+        for bad in [
+            String::new(),
+            "not base64!".into(),
+            enc(""),
+            enc(&format!("dl2|{A}|1700000000123#msg_abc#0003")),
+            enc(&format!("dl1|{A}")),
+            enc(&format!(
+                "dl1|{}|1700000000123#msg_abc#0003",
+                "X".repeat(24)
+            )),
+            enc(&format!("dl1|{A}|170000000012#msg_abc#0003")),
+            enc(&format!("dl1|{A}|1700000000123#msg_abc#003")),
+            enc(&format!("dl1|{A}|1700000000123##0003")),
+            enc(&format!("dl1|{A}|1700000000123#msg#abc#0003")),
+            enc(&format!("dl1|{A}|1700000000123#msg\nabc#0003")),
+            enc(&format!("dl1|{A}|x1700000000123#msg_abc#0003")),
+            B64URL.encode([0xff, 0xfe]),
+        ] {
+            assert_eq!(
+                LogCursor::parse(&bad, &sub(A)),
+                Err(CursorError::Malformed),
+                "{bad:?}"
+            );
+        }
+    }
 }

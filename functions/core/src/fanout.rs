@@ -6,8 +6,14 @@
 //!   its neighbours.
 //! * An `idempotency_key` is claimed for 24 hours by the first event carrying it, and
 //!   marked done when its fan-out finishes; a later event with the same key is dropped.
-//!   The same event may go on while its claim is pending (a retry, or a redrive from the
-//!   dead-letter queue), with the same delivery ids.
+//! * Each handling of a keyed message is an attempt with a random id that holds the claim
+//!   under a lease ([`FanOutSettings::claim_lease`]). Two copies of one keyed event
+//!   handled at the same moment send their jobs once: the second copy finds the first's
+//!   live lease, answers [`Outcome::InProgress`] and is left on the queue (a batch item
+//!   failure); it comes back after the visibility timeout, longer than the lease, and is
+//!   then dropped as a duplicate, or carries on if the first attempt died.
+//! * The same event goes on once the lease has ended while its claim is pending (a retry
+//!   after a crash, or a redrive from the dead-letter queue), with the same delivery ids.
 //! * A fan-out that crashes half way is retried from the start of its message, and sends
 //!   the jobs it already sent again **with the same delivery ids** (they derive from the
 //!   event's uid and the subscription id), so receivers drop the duplicates by `webhook-id`.
@@ -22,7 +28,9 @@ use async_trait::async_trait;
 use crate::catalogue::Catalogue;
 use crate::clock::Clock;
 use crate::event::Event;
-use crate::idempotency::{IDEMPOTENCY_WINDOW_MILLIS, IdempotencyStore};
+use crate::idempotency::{
+    Claim, ClaimTimes, Claimant, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyStore,
+};
 use crate::job::DeliveryJob;
 use crate::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender, send_all};
 use crate::stage::BatchHandler;
@@ -39,6 +47,11 @@ pub struct FanOutSettings {
     pub max_pages_per_message: usize,
     /// Send requests in flight at once.
     pub send_concurrency: usize,
+    /// How long an attempt holds a keyed event's claim against other copies of the event.
+    /// Longer than one message can take (the function's timeout, 60 s), so a live
+    /// fan-out keeps it; shorter than the events queue's visibility timeout (360 s), so a
+    /// copy left on the queue comes back after it has ended.
+    pub claim_lease: Duration,
 }
 
 impl Default for FanOutSettings {
@@ -48,6 +61,7 @@ impl Default for FanOutSettings {
             time_budget: Duration::from_secs(30),
             max_pages_per_message: 0,
             send_concurrency: 16,
+            claim_lease: Duration::from_secs(120),
         }
     }
 }
@@ -82,8 +96,12 @@ pub enum Outcome {
         pages: usize,
         continued: bool,
     },
-    /// The idempotency key was already used by another event within 24 hours.
+    /// The idempotency key was already used by another event within 24 hours, or this
+    /// event finished fanning out.
     Duplicate,
+    /// Another copy of this keyed event is fanning out now; nothing was sent. The message
+    /// must stay on the queue, to be tried again after the visibility timeout.
+    InProgress,
     /// Invalid; parked on the dead-letter queue with this reason.
     Parked(String),
 }
@@ -133,20 +151,29 @@ impl FanOut {
         if event.resume_after.is_none()
             && let Some(key) = &event.idempotency_key
         {
-            let now = self.clock.now_millis();
-            let fresh = self
+            let claimant = Claimant {
+                event_uid: event.event_uid.clone(),
+                attempt: attempt_id(),
+            };
+            let times = ClaimTimes {
+                now: self.clock.now_millis(),
+                window: IDEMPOTENCY_WINDOW_MILLIS,
+                lease: self.settings.claim_lease.as_millis() as i64,
+            };
+            match self
                 .idempotency
-                .claim(
-                    &event.deployment,
-                    key,
-                    &event.event_uid,
-                    now,
-                    IDEMPOTENCY_WINDOW_MILLIS,
-                )
-                .await?;
-            if !fresh {
-                tracing::info!(event_uid = %event.event_uid, "idempotency key seen within 24 hours; not fanned out again");
-                return Ok(Outcome::Duplicate);
+                .claim(&event.deployment, key, &claimant, times)
+                .await?
+            {
+                Claim::Granted => {}
+                Claim::Duplicate => {
+                    tracing::info!(event_uid = %event.event_uid, "idempotency key seen within 24 hours; not fanned out again");
+                    return Ok(Outcome::Duplicate);
+                }
+                Claim::InProgress => {
+                    tracing::info!(event_uid = %event.event_uid, "another copy of this event is fanning out; left on the queue for later");
+                    return Ok(Outcome::InProgress);
+                }
             }
         }
         let started = Instant::now();
@@ -215,6 +242,14 @@ impl FanOut {
     }
 }
 
+/// A fresh attempt id: `att_` and 32 hex characters, different for every handling of a
+/// message (also of one message handed over twice).
+fn attempt_id() -> String {
+    let mut bytes = [0u8; 16];
+    crate::crypto::random_bytes(&mut bytes);
+    format!("att_{}", hex::encode(bytes))
+}
+
 #[async_trait]
 impl BatchHandler for FanOut {
     async fn handle_batch(&self, messages: &[IncomingMessage]) -> Vec<String> {
@@ -224,6 +259,8 @@ impl BatchHandler for FanOut {
             .iter()
             .zip(results)
             .filter_map(|(m, r)| match r {
+                // Back after the visibility timeout: dropped then, or carried on.
+                Ok(Outcome::InProgress) => Some(m.message_id.clone()),
                 Ok(_) => None,
                 Err(e) => {
                     tracing::error!(message_id = %m.message_id, error = %e, "fan-out failed; the message will be retried");

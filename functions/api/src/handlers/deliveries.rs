@@ -1,9 +1,15 @@
 //! The delivery side of the API: `dispatch` (one synchronous delivery) and the delivery
 //! log of a subscription.
+//!
+//! Reading the log is bounded: a request reads at most [`MAX_PAGED_DELIVERIES`] + 1
+//! records of the log, whatever it asks for. `_cursor` pages cost one page each, however
+//! far back they are; `_page` numbers (Accelo's style) keep working for the newest
+//! [`MAX_PAGED_DELIVERIES`] attempts and are refused beyond, with a sentence pointing to
+//! `_cursor`.
 
 use serde_json::{Value, json};
 use webhooks_core::delivery::Retries;
-use webhooks_core::delivery_log::{Attempt, AttemptOutcome};
+use webhooks_core::delivery_log::{Attempt, AttemptOutcome, LogCursor};
 use webhooks_core::event::format_millis;
 use webhooks_core::http::Unreachable;
 use webhooks_core::identity::Caller;
@@ -19,6 +25,9 @@ use crate::routes::{no_such_subscription, subscription_id};
 
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 100;
+/// How far back `_page` reaches: `(_page + 1) × _limit` may not pass it. DynamoDB has no
+/// offset, so page `n` reads every attempt before it; past this, `_cursor` is the way.
+pub const MAX_PAGED_DELIVERIES: usize = 1000;
 
 /// Delivers one object to this subscription now and answers with the receiver's status.
 /// The attempt is logged like any other; 410 and the timeout limit act as usual; a
@@ -115,8 +124,12 @@ fn render(a: &Attempt) -> Value {
     })
 }
 
-/// `GET .../subscriptions/{id}/deliveries?_page=0&_limit=10`: attempts, newest first. The
-/// log outlives an automatic deletion, so the owner can read why it happened.
+/// `GET .../subscriptions/{id}/deliveries?_limit=10&_cursor=…`: attempts, newest first,
+/// and `next_cursor` for the next page (null on the last). `_page=n` (from 0) instead of
+/// `_cursor` answers the `n`th page of `_limit`, as long as `(n + 1) × _limit` is at most
+/// [`MAX_PAGED_DELIVERIES`]; it is read as one page of `(n + 1) × _limit` of which the
+/// last `_limit` are answered, so it never reads more than that bound. The log outlives
+/// an automatic deletion, so the owner can read why it happened.
 pub async fn list(
     app: &App,
     caller: &Caller,
@@ -124,18 +137,48 @@ pub async fn list(
     params: &Params,
 ) -> Result<Reply, ApiError> {
     let id = subscription_id(raw_id)?;
-    let page = page_param(params, "_page", 0, 10_000)?;
     let limit = page_param(params, "_limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
+    let page = match params.number("_page")?.map(str::trim) {
+        None | Some("") => None,
+        Some(v) if !v.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(ApiError::invalid_request("_page must be a whole number"));
+        }
+        // Too many digits for a usize is far past the reach below.
+        Some(v) => Some(v.parse::<usize>().unwrap_or(usize::MAX)),
+    };
+    let cursor = match params.string("_cursor")? {
+        None | Some("") => None,
+        Some(text) => Some(
+            LogCursor::parse(text, &id).map_err(|e| ApiError::invalid_request(e.to_string()))?,
+        ),
+    };
+    if cursor.is_some() && page.is_some() {
+        return Err(ApiError::invalid_request(
+            "_cursor and _page cannot be used together; _cursor alone continues from the page that gave it",
+        ));
+    }
+    if let Some(n) = page
+        && n.checked_add(1)
+            .and_then(|p| p.checked_mul(limit))
+            .is_none_or(|reach| reach > MAX_PAGED_DELIVERIES)
+    {
+        return Err(ApiError::invalid_request(format!(
+            "_page reaches only the newest {MAX_PAGED_DELIVERIES} deliveries ((_page + 1) × _limit at most {MAX_PAGED_DELIVERIES}); to read further back, pass response.next_cursor as _cursor"
+        )));
+    }
     let key = SubscriptionRef {
         id: id.clone(),
         owner: caller.owner(),
     };
-    let attempts = app
+    let skip = page.unwrap_or(0) * limit;
+    let mut read = app
         .deliverer
         .log
-        .list(&key, page, limit)
+        .page(&key, cursor.as_ref(), skip + limit)
         .await
         .map_err(store_failed)?;
+    let attempts = read.attempts.split_off(skip.min(read.attempts.len()));
+    let from_the_start = cursor.is_none() && skip == 0;
     if attempts.is_empty()
         && app
             .store
@@ -145,21 +188,26 @@ pub async fn list(
             .is_none()
     {
         // Neither a subscription nor a log: unknown, or someone else's.
-        let first_page = page == 0
+        let no_log = from_the_start
             || app
                 .deliverer
                 .log
-                .list(&key, 0, 1)
+                .page(&key, None, 1)
                 .await
                 .map_err(store_failed)?
+                .attempts
                 .is_empty();
-        if first_page {
+        if no_log {
             return Err(no_such_subscription(raw_id));
         }
     }
-    Ok(Reply::ok(json!({
+    let mut response = json!({
         "deliveries": attempts.iter().map(render).collect::<Vec<_>>(),
-        "page": page,
+        "next_cursor": read.next.as_ref().map(LogCursor::encode),
         "limit": limit,
-    })))
+    });
+    if let Some(n) = page {
+        response["page"] = json!(n);
+    }
+    Ok(Reply::ok(response))
 }

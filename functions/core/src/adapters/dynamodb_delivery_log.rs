@@ -10,8 +10,10 @@
 //!
 //! and every other field of [`Attempt`] as an attribute of its own (`outcome` as its
 //! snake_case name; fields that are `None` are left out). Recording is one `PutItem`;
-//! reading is a `Query` on `pk`, newest first (`ScanIndexForward = false`). Another owner's
-//! subscription with the same id lives under another `pk`, so it never shows up.
+//! reading a page is a `Query` on `pk`, newest first (`ScanIndexForward = false`), with
+//! `Limit` = what the page still needs plus one and `ExclusiveStartKey` = the cursor's
+//! sort key under this subscription's `pk`. Another owner's subscription with the same id
+//! lives under another `pk`, so it never shows up, whatever the cursor says.
 //!
 //! `expires_at` is kept to the second (rounded down, like the idempotency table), so it
 //! reads back as a whole number of seconds in milliseconds.
@@ -24,8 +26,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::adapters::dynamodb_idempotency::to_secs;
 use crate::adapters::dynamodb_table::{self, TableSpec, unavailable};
-use crate::clock::Millis;
-use crate::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
+use crate::delivery_log::{Attempt, AttemptOutcome, DeliveryLog, LogCursor, LogPage, page_of};
 use crate::identity::{Deployment, Owner};
 use crate::ids::SubscriptionId;
 use crate::store::StoreError;
@@ -33,9 +34,6 @@ use crate::subscription::SubscriptionRef;
 
 /// The TTL attribute.
 pub const EXPIRES_AT: &str = "expires_at";
-
-/// The largest time the 13 digits of the sort key hold (in the year 2286).
-const MAX_SORTABLE_MILLIS: Millis = 9_999_999_999_999;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -53,16 +51,9 @@ pub fn partition_key(subscription: &SubscriptionRef) -> String {
     )
 }
 
-/// The sort key of an attempt: `{at, 13 digits}#{delivery_id}#{attempt, 4 digits}`, so
-/// that string order is time order. A time before 1970 sorts as 1970 (and one after 2286
-/// as 2286); the record itself keeps the exact time.
+/// The sort key of an attempt: [`Attempt::sort_key`].
 pub fn sort_key(attempt: &Attempt) -> String {
-    format!(
-        "{:013}#{}#{:04}",
-        attempt.at.clamp(0, MAX_SORTABLE_MILLIS),
-        attempt.delivery_id,
-        attempt.attempt
-    )
+    attempt.sort_key()
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -217,34 +208,37 @@ impl DeliveryLog for DynamoDeliveryLog {
         Ok(())
     }
 
-    /// Page `page` of `limit` attempts, newest first.
+    /// At most `limit` attempts after `after`, newest first.
     ///
-    /// Cost: DynamoDB has no offset, so this reads every record of the pages before the
-    /// one asked for: `(page + 1) * limit` items (following `LastEvaluatedKey`, each
-    /// request's `Limit` set to what is still needed, so never more than that), and keeps
-    /// the last `limit`. Reading page `p` therefore costs `p + 1` times a first page, in
-    /// read units and in requests once a page outgrows one 1 MB response; fine for the
-    /// first few pages a person clicks through, not for walking a long history.
+    /// Cost: `limit + 1` items at most, whatever the position (the cursor is a key, not an
+    /// offset): one `Query` with `Limit = limit + 1`, and another only when a 1 MB
+    /// response stopped short, each asking for what is still missing. The extra item
+    /// says whether a next page exists, so `next` is `None` on the last page.
     /// Reads are eventually consistent (half the price): an attempt recorded a moment ago
     /// may be missing for up to a second.
-    async fn list(
+    async fn page(
         &self,
         subscription: &SubscriptionRef,
-        page: usize,
+        after: Option<&LogCursor>,
         limit: usize,
-    ) -> Result<Vec<Attempt>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
+    ) -> Result<LogPage, StoreError> {
+        if after.is_some_and(|c| c.subscription() != &subscription.id) {
+            return Err(StoreError::BadCursor);
         }
-        // No partition holds usize::MAX records: a page that far out is past the end.
-        let Some(wanted) = page.checked_add(1).and_then(|p| p.checked_mul(limit)) else {
-            return Ok(Vec::new());
-        };
+        if limit == 0 {
+            return Ok(page_of(Vec::new(), 0));
+        }
         let pk = partition_key(subscription);
-        let mut items: Vec<Item> = Vec::with_capacity(wanted.min(1000));
-        let mut start: Option<Item> = None;
-        while items.len() < wanted {
-            let still = (wanted - items.len()).min(i32::MAX as usize) as i32;
+        let wanted = limit.saturating_add(1);
+        let mut start: Option<Item> = after.map(|c| {
+            Item::from([
+                ("pk".to_owned(), s(&pk)),
+                ("sk".to_owned(), s(c.position())),
+            ])
+        });
+        let mut read: Vec<Attempt> = Vec::with_capacity(wanted.min(1001));
+        while read.len() < wanted {
+            let still = (wanted - read.len()).min(i32::MAX as usize) as i32;
             let out = self
                 .client
                 .query()
@@ -257,13 +251,14 @@ impl DeliveryLog for DynamoDeliveryLog {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            items.extend(out.items().iter().cloned());
+            for item in out.items() {
+                read.push(from_item(item)?);
+            }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => break,
             }
         }
-        let skip = page * limit;
-        items.iter().skip(skip).take(limit).map(from_item).collect()
+        Ok(page_of(read, limit))
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::adapters::dynamodb_delivery_log::sort_key;
-use crate::delivery_log::{Attempt, DeliveryLog};
+use crate::delivery_log::{Attempt, DeliveryLog, LogCursor, LogPage, page_of};
+use crate::idempotency::{Claim, ClaimTimes, Claimant, IdempotencyStore};
 use crate::identity::{Deployment, Owner, UserId};
 use crate::ids::SubscriptionId;
 use crate::store::{Page, StoreError, SubscriptionStore};
@@ -154,18 +154,27 @@ fn min_id() -> SubscriptionId {
     SubscriptionId::parse("000000000000000000000000").expect("valid id")
 }
 
-/// Idempotency keys in a map: `(deployment, key)` to the event holding it and the Unix
-/// second its claim ends, with the same arithmetic as the DynamoDB adapter (seconds,
-/// rounded down; a claim by the holder extends it).
+/// Idempotency keys in a map: `(deployment, key)` to the event holding it, the Unix
+/// second its claim ends, whether it is done, and the attempt holding its lease until when
+/// (milliseconds), with the same arithmetic as the DynamoDB adapter (window in seconds,
+/// rounded down; a granted claim renews window and lease). One lock makes a claim atomic.
 #[derive(Default)]
 pub struct MemoryIdempotencyStore {
     claims: Mutex<Claims>,
 }
 
+struct Held {
+    event_uid: String,
+    /// Unix seconds.
+    expires_at: i64,
+    done: bool,
+    attempt: String,
+    lease_until: crate::clock::Millis,
+}
+
 #[derive(Default)]
 struct Claims {
-    /// (deployment, key) → (event uid, expires at in seconds, done).
-    by_key: std::collections::HashMap<(String, String), (String, i64, bool)>,
+    by_key: std::collections::HashMap<(String, String), Held>,
     since_sweep: usize,
 }
 
@@ -187,37 +196,44 @@ impl MemoryIdempotencyStore {
 }
 
 #[async_trait]
-impl crate::idempotency::IdempotencyStore for MemoryIdempotencyStore {
+impl IdempotencyStore for MemoryIdempotencyStore {
     async fn claim(
         &self,
         deployment: &Deployment,
         key: &str,
-        event_uid: &str,
-        now: crate::clock::Millis,
-        window: crate::clock::Millis,
-    ) -> Result<bool, StoreError> {
-        let now_secs = now.div_euclid(1000);
-        let expires_at = now.saturating_add(window).div_euclid(1000);
+        claimant: &Claimant,
+        times: ClaimTimes,
+    ) -> Result<Claim, StoreError> {
+        let now_secs = times.now.div_euclid(1000);
         let mut claims = self.lock();
         // Forget expired claims now and then, as the table's TTL does.
         claims.since_sweep += 1;
         if claims.since_sweep >= 4096 {
             claims.since_sweep = 0;
-            claims
-                .by_key
-                .retain(|_, (_, expires, _)| *expires >= now_secs);
+            claims.by_key.retain(|_, held| held.expires_at >= now_secs);
         }
         let slot = (deployment.as_str().to_owned(), key.to_owned());
-        if let Some((uid, expires, done)) = claims.by_key.get(&slot)
-            && *expires >= now_secs
-            && (uid != event_uid || *done)
+        if let Some(held) = claims.by_key.get(&slot)
+            && held.expires_at >= now_secs
         {
-            return Ok(false);
+            if held.event_uid != claimant.event_uid || held.done {
+                return Ok(Claim::Duplicate);
+            }
+            if held.attempt != claimant.attempt && held.lease_until > times.now {
+                return Ok(Claim::InProgress);
+            }
         }
-        claims
-            .by_key
-            .insert(slot, (event_uid.to_owned(), expires_at, false));
-        Ok(true)
+        claims.by_key.insert(
+            slot,
+            Held {
+                event_uid: claimant.event_uid.clone(),
+                expires_at: times.now.saturating_add(times.window).div_euclid(1000),
+                done: false,
+                attempt: claimant.attempt.clone(),
+                lease_until: times.now.saturating_add(times.lease),
+            },
+        );
+        Ok(Claim::Granted)
     }
 
     async fn complete(
@@ -227,12 +243,12 @@ impl crate::idempotency::IdempotencyStore for MemoryIdempotencyStore {
         event_uid: &str,
     ) -> Result<(), StoreError> {
         let mut claims = self.lock();
-        if let Some((uid, _, done)) = claims
+        if let Some(held) = claims
             .by_key
             .get_mut(&(deployment.as_str().to_owned(), key.to_owned()))
-            && uid == event_uid
+            && held.event_uid == event_uid
         {
-            *done = true;
+            held.done = true;
         }
         Ok(())
     }
@@ -271,29 +287,41 @@ impl DeliveryLog for MemoryDeliveryLog {
                 &attempt.subscription.id,
             ))
             .or_default()
-            .insert(sort_key(attempt), kept);
+            .insert(attempt.sort_key(), kept);
         Ok(())
     }
 
-    async fn list(
+    /// Clones only the page's attempts (and the one past it): the walk to the cursor is a
+    /// range lookup in the ordered map, not a copy of what comes before.
+    async fn page(
         &self,
         subscription: &SubscriptionRef,
-        page: usize,
+        after: Option<&LogCursor>,
         limit: usize,
-    ) -> Result<Vec<Attempt>, StoreError> {
+    ) -> Result<LogPage, StoreError> {
+        if after.is_some_and(|c| c.subscription() != &subscription.id) {
+            return Err(StoreError::BadCursor);
+        }
+        if limit == 0 {
+            return Ok(page_of(Vec::new(), 0));
+        }
         let log = self.lock();
         let Some(attempts) = log.get(&owner_key(&subscription.owner, &subscription.id)) else {
-            return Ok(Vec::new());
+            return Ok(page_of(Vec::new(), limit));
         };
-        let Some(skip) = page.checked_mul(limit) else {
-            return Ok(Vec::new());
+        let older: Box<dyn Iterator<Item = &Attempt>> = match after {
+            None => Box::new(attempts.values().rev()),
+            Some(c) => Box::new(
+                attempts
+                    .range::<str, _>((
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Excluded(c.position()),
+                    ))
+                    .rev()
+                    .map(|(_, a)| a),
+            ),
         };
-        Ok(attempts
-            .values()
-            .rev()
-            .skip(skip)
-            .take(limit)
-            .cloned()
-            .collect())
+        let read = older.take(limit.saturating_add(1)).cloned().collect();
+        Ok(page_of(read, limit))
     }
 }
