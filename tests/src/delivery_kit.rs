@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
 use webhooks_core::adapters::memory_queue::MemoryQueue;
+use webhooks_core::breaker::{Breaker, BreakerSettings};
 use webhooks_core::clock::{Clock, ManualClock};
 use webhooks_core::crypto::SecretSealer;
 use webhooks_core::delivery::{Deliverer, DeliverySettings};
@@ -117,7 +118,8 @@ impl DeliveryKit {
             sealer: sealer.clone(),
             clock: Arc::new(clock.clone()),
             settings,
-            breaker: Default::default(),
+            // The kit tests the other rules; `with_breaker` turns the breaker on.
+            breaker: Breaker::new(BreakerSettings::off()),
         };
         Self {
             deliverer,
@@ -192,6 +194,12 @@ impl DeliveryKit {
             })
             .collect();
         webhooks_core::stage::BatchHandler::handle_batch(&self.deliverer, &messages).await
+    }
+
+    /// The same kit with the stage's breaker on, with these settings.
+    pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.deliverer.breaker = Breaker::new(settings);
+        self
     }
 
     pub async fn log_of(&self, sub: &Subscription) -> Vec<Attempt> {

@@ -153,6 +153,11 @@ impl Receiver {
         self.shared.state.lock().unwrap().script = answers.into();
     }
 
+    /// How many requests arrived so far (cheap: nothing is copied).
+    pub fn count(&self) -> usize {
+        *self.shared.count.borrow()
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.state.lock().unwrap().requests.clone()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
 use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
+use webhooks_core::breaker::BreakerSettings;
 use webhooks_core::delivery_log::AttemptOutcome;
 use webhooks_core::job::DeliveryJob;
 use webhooks_core::network::{IpRange, NetworkPolicy};
@@ -531,5 +532,51 @@ async fn a_secret_copied_from_another_subscription_does_not_sign() {
     assert_eq!(
         got[0].header("x-hub-signature-256"),
         Some(format!("sha256={expected}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_slow_receiver_gets_a_bounded_share_and_its_jobs_wait_on_the_queue() {
+    let kit = DeliveryKit::new().with_breaker(BreakerSettings {
+        unproven_in_flight: 2,
+        ..BreakerSettings::default()
+    });
+    let slow = Receiver::start().await;
+    slow.always(Behaviour::Hang);
+    let fast = Receiver::start().await;
+    let s = kit.subscribe(&slow.url, ContentType::Form, None).await;
+    let f = kit.subscribe(&fast.url, ContentType::Form, None).await;
+    // A quick delivery proves the fast receiver.
+    assert!(kit.run(&[kit.job(&f, 99)]).await.is_empty());
+
+    // Five jobs each: the slow receiver, not proven quick, gets two attempts; the others
+    // wait a moment on the queue. The fast receiver gets all five at once.
+    let mut batch: Vec<DeliveryJob> = (0..5).map(|i| kit.job(&s, i)).collect();
+    batch.extend((0..5).map(|i| kit.job(&f, 100 + i)));
+    assert!(kit.run(&batch).await.is_empty());
+    assert_eq!((slow.count(), fast.count()), (2, 6));
+    let queued = kit.queue.take_jobs();
+    let deferred: Vec<_> = queued.iter().filter(|(j, _)| j.attempt == 1).collect();
+    let retries: Vec<_> = queued.iter().filter(|(j, _)| j.attempt == 2).collect();
+    assert_eq!((deferred.len(), retries.len()), (3, 2), "{queued:?}");
+    assert!(deferred.iter().all(|(_, delay)| *delay == 1));
+    assert_eq!(
+        kit.log_of(&s).await.len(),
+        2,
+        "a deferred job is not an attempt"
+    );
+
+    // The timeouts opened its breaker: its jobs wait out the cool-down untried, while the
+    // fast receiver is served at once.
+    let batch = vec![kit.job(&s, 10), kit.job(&s, 11), kit.job(&f, 110)];
+    assert!(kit.run(&batch).await.is_empty());
+    assert_eq!((slow.count(), fast.count()), (2, 7));
+    let queued = kit.queue.take_jobs();
+    assert_eq!(queued.len(), 2);
+    assert!(
+        queued
+            .iter()
+            .all(|(j, delay)| j.attempt == 1 && (28..=30).contains(delay)),
+        "{queued:?}"
     );
 }

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 pub use crate::after_attempt::Retries;
 use crate::after_attempt::{Context, Decision, Next, Verdict, decide, timeout_rounds};
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, Ended};
 use crate::clock::{Clock, Millis};
 use crate::crypto::{SecretSealer, random_u64};
 use crate::delivery_log::{Attempt, DeliveryLog};
@@ -82,6 +82,17 @@ pub enum DeliveryError {
         #[source]
         source: crate::crypto::SealError,
     },
+}
+
+/// How an attempt ended, for the breaker.
+fn ended(attempt: &Attempt) -> Ended {
+    if attempt.outcome == crate::delivery_log::AttemptOutcome::Delivered {
+        Ended::Delivered
+    } else if crate::after_attempt::timed_out(attempt) {
+        Ended::TimedOut
+    } else {
+        Ended::Failed
+    }
 }
 
 fn random_unit() -> f64 {
@@ -341,8 +352,7 @@ impl Deliverer {
                 };
                 match self.attempt(job, subscription, Retries::Scheduled).await {
                     Ok(attempt) => {
-                        let delivered = attempt.outcome == crate::delivery_log::AttemptOutcome::Delivered;
-                        self.breaker.finish(permit, delivered, Instant::now());
+                        self.breaker.finish(permit, ended(&attempt), Instant::now());
                         None
                     }
                     Err(e) => {
