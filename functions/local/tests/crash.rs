@@ -86,7 +86,7 @@ fn event(object_id: u64) -> Value {
         "resource_url": format!("https://hq.example.com/api/v0/tasks/{object_id}"),
         "visible_to": "all",
     });
-    if object_id % 2 == 0 {
+    if object_id.is_multiple_of(2) {
         e["idempotency_key"] = json!(format!("crash-{object_id}"));
     }
     e
