@@ -148,7 +148,8 @@ fn valid_event() -> impl Strategy<Value = ValidEvent> {
     let object_id = (1..=u64::MAX, any::<bool>());
     let resource_url = (
         prop::sample::select(vec!["http", "https", "HTTPS"]),
-        "[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5}){0,2}",
+        // One hyphen at most: `xn--` starts a punycode label, which must then be valid.
+        "[a-z][a-z0-9]{0,10}(-[a-z0-9]{1,4})?(\\.[a-z]{2,5}){0,2}",
         prop::option::of(1u16..),
         "(/[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,12}){0,4}",
         prop::option::of("[A-Za-z0-9=&]{0,12}"),
