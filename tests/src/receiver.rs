@@ -148,6 +148,15 @@ impl Receiver {
         self.shared.state.lock().unwrap().default = b;
     }
 
+    /// Changes the default answer and returns how many requests had arrived, in one step:
+    /// the requests before that index were answered as before, those from it on (until
+    /// the next change) get `b`.
+    pub fn switch(&self, b: Behaviour) -> usize {
+        let mut state = self.shared.state.lock().unwrap();
+        state.default = b;
+        state.requests.len()
+    }
+
     /// Answers given in order to the next requests, before the default again.
     pub fn script(&self, answers: Vec<Behaviour>) {
         self.shared.state.lock().unwrap().script = answers.into();

@@ -96,6 +96,7 @@ impl Format {
                     Value::Object(map) if !map.is_empty() => {
                         write_yaml_map(&mut out, map, 0, false)
                     }
+                    Value::Array(items) if !items.is_empty() => write_yaml_seq(&mut out, items, 0),
                     other => {
                         yaml_scalar(&mut out, other);
                         out.push('\n');
@@ -280,11 +281,34 @@ fn yaml_scalar(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) if n.is_f64() => out.push_str(&yaml_float(&n.to_string())),
         Value::Number(n) => out.push_str(&n.to_string()),
         Value::String(s) => yaml_string(out, s),
         Value::Array(_) => out.push_str("[]"),
         Value::Object(_) => out.push_str("{}"),
     }
+}
+
+/// A float as JSON writes it (`1e300`, `1.5e-7`, `0.25`), spelled so that YAML 1.1 reads
+/// a float too: its float form needs a `.` and a signed exponent (`1.0e+300`); YAML 1.2
+/// reads both spellings alike. Without this, PyYAML reads `1e300` as a string.
+fn yaml_float(json: &str) -> String {
+    let (mantissa, exponent) = match json.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (json, None),
+    };
+    let mut out = mantissa.to_owned();
+    if !mantissa.contains('.') {
+        out.push_str(".0");
+    }
+    if let Some(e) = exponent {
+        out.push('e');
+        if !e.starts_with(['+', '-']) {
+            out.push('+');
+        }
+        out.push_str(e);
+    }
+    out
 }
 
 /// A double-quoted YAML string. Escaped: `"` and `\`, C0 and C1 controls, DEL, the
@@ -376,30 +400,36 @@ fn singular_word(word: &str) -> Option<String> {
     None
 }
 
-/// A valid XML element name for a key: characters outside the name rules become `_`, and
-/// a name that cannot start as it is gets a leading `_`.
+/// Whether XML 1.0 (fifth edition) lets `c` start a name (`NameStartChar`), the colon
+/// aside (it would make a namespace prefix).
+fn xml_name_start(c: char) -> bool {
+    matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// Whether XML 1.0 (fifth edition) allows `c` inside a name (`NameChar`), the colon aside.
+fn xml_name_char(c: char) -> bool {
+    xml_name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// A valid XML element name for a key, by XML 1.0's `Name` production: characters that
+/// cannot be in a name become `_`, and a name that cannot start as it is gets a leading
+/// `_`. (Unicode's "alphanumeric" is not that production: `ª`, `²` and `µ` are
+/// alphanumeric and no name characters, and many name characters are not alphanumeric.)
 fn element_name(key: &str) -> std::borrow::Cow<'_, str> {
-    let starts_well = key
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_');
-    let all_fit = key
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if starts_well && all_fit {
+    let starts_well = key.chars().next().is_some_and(xml_name_start);
+    if starts_well && key.chars().all(xml_name_char) {
         return std::borrow::Cow::Borrowed(key);
     }
     let mut name = String::with_capacity(key.len() + 1);
     if !starts_well {
         name.push('_');
     }
-    name.extend(key.chars().map(|c| {
-        if c.is_alphanumeric() || matches!(c, '_' | '-' | '.') {
-            c
-        } else {
-            '_'
-        }
-    }));
+    name.extend(key.chars().map(|c| if xml_name_char(c) { c } else { '_' }));
     std::borrow::Cow::Owned(name)
 }
 
@@ -667,6 +697,47 @@ mod tests {
         );
         let back: Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(back, controls);
+    }
+
+    /// Found by `tests/tests/fuzz_parsers.rs`: keys that Unicode calls alphanumeric but XML
+    /// does not allow in names (`ª`, `²`, `µ`) made documents no parser reads.
+    #[test]
+    fn xml_element_names_follow_the_xml_name_production() {
+        let tree = json!({"ª": 1, "a²": 2, "µ": 3, "x\u{e0100}": 4, "ok·name": 5});
+        let xml = String::from_utf8(Format::Xml.render(&tree)).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let names: Vec<&str> = doc
+            .root_element()
+            .children()
+            .map(|n| n.tag_name().name())
+            .collect();
+        assert_eq!(names, ["a_", "ok·name", "x\u{e0100}", "__", "__"]);
+    }
+
+    /// Found by the property tests: a top-level array was written as `[]`, whatever it held.
+    #[test]
+    fn yaml_writes_a_top_level_array_in_full() {
+        let tree = json!([null, 1, "a", [2], {"k": "v"}]);
+        let back: Value = serde_yaml::from_slice(&Format::Yaml.render(&tree)).unwrap();
+        assert_eq!(back, tree);
+    }
+
+    /// Floats are written so that YAML 1.1 (PyYAML's float form: a `.` and a signed
+    /// exponent) and YAML 1.2 both read floats.
+    #[test]
+    fn yaml_floats_read_as_floats_in_yaml_1_1() {
+        for (f, written) in [
+            (1e300, "1.0e+300"),
+            (1.5e-7, "1.5e-7"),
+            (-2e22, "-2.0e+22"),
+            (0.25, "0.25"),
+            (3.0, "3.0"),
+        ] {
+            let yaml = String::from_utf8(Format::Yaml.render(&json!({"f": f}))).unwrap();
+            assert_eq!(yaml, format!("f: {written}\n"));
+            let back: Value = serde_yaml::from_str(&yaml).unwrap();
+            assert_eq!(back["f"].as_f64(), Some(f));
+        }
     }
 
     #[test]

@@ -157,36 +157,66 @@ impl TokenVerifier {
 
 /// Reads the spec's claims. Values may be strings where JSON would have numbers or bools:
 /// API Gateway's JWT authorizer hands every claim over as a string.
+///
+/// A claim that is present but unreadable is refused with its name, never read as absent
+/// or as a default: an array `sub` is not "no sub", a `pro` of `"yes"` is not "not pro",
+/// a numeric `scope` is not "no scopes". `null` counts as absent.
 pub fn caller_from_claims(claims: &Map<String, Value>) -> Result<Caller, AuthError> {
+    // Some(Ok(text)) for a scalar, Some(Err(())) for an array or object, None when absent.
     let text = |k: &str| match claims.get(k) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        _ => None,
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Ok(s.clone())),
+        Some(Value::Number(n)) => Some(Ok(n.to_string())),
+        Some(Value::Bool(b)) => Some(Ok(b.to_string())),
+        Some(Value::Array(_) | Value::Object(_)) => Some(Err(())),
     };
-    let user_id: UserId = text("sub")
-        .ok_or(AuthError::InvalidClaims("sub is required"))?
-        .parse()
-        .map_err(|_| AuthError::InvalidClaims("sub must be a numeric user id"))?;
-    let deployment = text("deployment")
-        .ok_or(AuthError::InvalidClaims("deployment is required"))
-        .and_then(|d| {
-            Deployment::parse(&d).map_err(|_| AuthError::InvalidClaims("deployment is malformed"))
-        })?;
-    let pro = matches!(text("pro").as_deref(), Some("true" | "1"));
-    let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
+    let user_id: UserId = match text("sub") {
+        None => return Err(AuthError::InvalidClaims("sub is required")),
+        Some(t) => t
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or(AuthError::InvalidClaims("sub must be a numeric user id"))?,
+    };
+    let deployment = match text("deployment") {
+        None => return Err(AuthError::InvalidClaims("deployment is required")),
+        Some(t) => t
+            .ok()
+            .and_then(|d| Deployment::parse(&d).ok())
+            .ok_or(AuthError::InvalidClaims("deployment is malformed"))?,
+    };
+    let pro = match text("pro") {
+        None => false,
+        Some(Ok(t)) if matches!(t.as_str(), "true" | "1") => true,
+        Some(Ok(t)) if matches!(t.as_str(), "false" | "0") => false,
+        Some(_) => return Err(AuthError::InvalidClaims("pro must be true or false")),
+    };
+    let scope_error =
+        AuthError::InvalidClaims("scope must be a space-separated string or a list of strings");
+    let scope = match claims.get("scope") {
+        None | Some(Value::Null) => claims.get("scp"),
+        given => given,
+    };
+    let scopes = match scope {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
         Some(Value::Array(items)) => items
             .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(scope_error)?,
+        Some(_) => return Err(scope_error),
     };
+    let name = text("name")
+        .transpose()
+        .map_err(|()| AuthError::InvalidClaims("name must be a string"))?;
+    let email = text("email")
+        .transpose()
+        .map_err(|()| AuthError::InvalidClaims("email must be a string"))?;
     Ok(Caller {
         user_id,
         deployment,
-        name: text("name").unwrap_or_default(),
-        email: text("email").unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        email: email.unwrap_or_default(),
         pro,
         scopes,
     })
@@ -296,6 +326,54 @@ mod tests {
             v.verify(&mint_hs256(b"secret", &claims(future()))),
             Err(AuthError::UnknownDeployment)
         );
+    }
+
+    /// Found by `tests/tests/fuzz_parsers.rs`: claims present with a value that cannot be
+    /// read were taken as absent or as a default (`sub: []` "is required", `pro: "yes"`
+    /// not pro, a numeric scope no scopes, an object name an empty name).
+    #[test]
+    fn unreadable_claims_are_refused_by_name() {
+        let base = serde_json::json!({"sub": "3", "deployment": "hq"});
+        let with = |k: &str, v: Value| {
+            let mut c = base.as_object().unwrap().clone();
+            c.insert(k.into(), v);
+            caller_from_claims(&c)
+        };
+        let refused = |k: &str, v: Value| match with(k, v.clone()) {
+            Err(AuthError::InvalidClaims(m)) => m,
+            other => panic!("{k} = {v} gave {other:?}"),
+        };
+        assert_eq!(
+            refused("sub", serde_json::json!([])),
+            "sub must be a numeric user id"
+        );
+        assert_eq!(
+            refused("deployment", serde_json::json!({})),
+            "deployment is malformed"
+        );
+        assert_eq!(
+            refused("pro", serde_json::json!("yes")),
+            "pro must be true or false"
+        );
+        assert_eq!(
+            refused("pro", serde_json::json!(2)),
+            "pro must be true or false"
+        );
+        assert!(refused("scope", serde_json::json!(5)).starts_with("scope must be"));
+        assert!(refused("scp", serde_json::json!(["a", 1])).starts_with("scope must be"));
+        assert_eq!(
+            refused("name", serde_json::json!(["x"])),
+            "name must be a string"
+        );
+        assert_eq!(
+            refused("email", serde_json::json!({})),
+            "email must be a string"
+        );
+        // What is readable still reads: strings for bools, null for absent.
+        assert!(with("pro", serde_json::json!("false")).is_ok_and(|c| !c.pro));
+        assert!(with("pro", serde_json::json!(true)).is_ok_and(|c| c.pro));
+        assert!(with("name", Value::Null).is_ok_and(|c| c.name.is_empty()));
+        assert!(with("scope", Value::Null).is_ok_and(|c| c.scopes.is_empty()));
     }
 
     #[test]

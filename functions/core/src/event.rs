@@ -159,27 +159,34 @@ impl Event {
         // The fields the platform itself writes on queued events. A publisher over HTTP may
         // not set them (a chosen uid would collide with another event's delivery ids);
         // producers on the queue are trusted like the platform.
+        // On the queue a present internal field must be readable: a uid, exclusion or cursor
+        // of the wrong type is refused, not dropped (a dropped exclusion would deliver a
+        // trigger to the subscription that asked to be left out; a dropped uid would change
+        // the delivery ids of a retried event).
         let internal = origin.deployment.is_none();
-        let event_uid = match obj.get("event_uid") {
-            Some(Value::String(u)) if internal && !u.is_empty() && u.len() <= 128 => u.clone(),
+        let field = |k: &str| obj.get(k).filter(|v| internal && !v.is_null());
+        let event_uid = match field("event_uid") {
+            Some(Value::String(u)) if !u.is_empty() && u.len() <= 128 => u.clone(),
+            Some(_) => return Err(bad("event_uid must be a string of 1 to 128 bytes")),
             // A keyed event sent to the queue directly takes its uid from the key, so that a
             // redrive from the dead-letter queue (a new message id) is the same event.
-            _ if internal && idempotency_key.is_some() => {
+            None if internal && idempotency_key.is_some() => {
                 keyed_uid(&deployment, idempotency_key.as_deref().unwrap_or_default())
             }
-            _ => origin.fallback_uid.to_owned(),
+            None => origin.fallback_uid.to_owned(),
         };
-        let exclude_subscription = match obj.get("exclude_subscription") {
-            Some(Value::String(id)) if internal => Some(
+        let exclude_subscription = match field("exclude_subscription") {
+            None => None,
+            Some(Value::String(id)) => Some(
                 SubscriptionId::parse(id).map_err(|e| bad(format!("exclude_subscription: {e}")))?,
             ),
-            _ => None,
+            Some(_) => return Err(bad("exclude_subscription must be a subscription id")),
         };
-        let resume_after = obj
-            .get("resume_after")
-            .and_then(Value::as_str)
-            .filter(|_| internal)
-            .map(str::to_owned);
+        let resume_after = match field("resume_after") {
+            None => None,
+            Some(Value::String(cursor)) => Some(cursor.clone()),
+            Some(_) => return Err(bad("resume_after must be a string")),
+        };
         Ok(Self {
             event_uid,
             deployment,
@@ -459,6 +466,42 @@ mod tests {
         let on_queue = Event::parse(&e, &Catalogue::default(), &origin(None)).unwrap();
         assert_eq!(on_queue.event_uid, "evt_chosen");
         assert_eq!(on_queue.resume_after.as_deref(), Some("cursor"));
+    }
+
+    /// Found by `tests/tests/fuzz_parsers.rs`: on the queue, an internal field of the wrong
+    /// type was dropped silently (a trigger's exclusion lost, a uid replaced).
+    #[test]
+    fn unreadable_internal_fields_on_the_queue_are_refused() {
+        let hq = Deployment::parse("hq").unwrap();
+        for (k, v, msg) in [
+            ("event_uid", json!(7), "event_uid must be"),
+            ("event_uid", json!(""), "event_uid must be"),
+            ("event_uid", json!("u".repeat(129)), "event_uid must be"),
+            (
+                "exclude_subscription",
+                json!(123),
+                "exclude_subscription must be",
+            ),
+            (
+                "exclude_subscription",
+                json!("nope"),
+                "exclude_subscription:",
+            ),
+            ("resume_after", json!({"k": 1}), "resume_after must be"),
+        ] {
+            let mut e = example("hq", "assign_task", 1, json!("all"));
+            e[k] = v.clone();
+            let err = Event::parse(&e, &Catalogue::default(), &origin(None)).unwrap_err();
+            assert!(err.0.starts_with(msg), "{k} = {v}: {}", err.0);
+            // Over HTTP the platform's fields are ignored, whatever they hold.
+            let http = Event::parse(&e, &Catalogue::default(), &origin(Some(&hq))).unwrap();
+            assert_eq!(http.event_uid, "uid-1");
+            e[k] = Value::Null;
+            assert!(
+                Event::parse(&e, &Catalogue::default(), &origin(None)).is_ok(),
+                "null is absent"
+            );
+        }
     }
 
     #[test]

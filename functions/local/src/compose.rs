@@ -32,6 +32,66 @@ pub const MAX_RECEIVES: u32 = 5;
 pub const EVENTS_VISIBILITY: Duration = Duration::from_secs(360);
 pub const DELIVERIES_VISIBILITY: Duration = Duration::from_secs(180);
 
+/// The variable that sets both queues' visibility timeout, in seconds.
+pub const VISIBILITY_VARIABLE: &str = "WEBHOOKS_LOCAL_VISIBILITY_SECS";
+/// SQS's longest visibility timeout (12 hours).
+const MAX_VISIBILITY_SECS: u64 = 43_200;
+
+/// How long a received message stays invisible before it is handed out again, per queue.
+///
+/// A message received by a process that dies before settling it (a crash, `kill -9`) is
+/// received again only after this timeout. The defaults are the template's; a shorter one
+/// (`WEBHOOKS_LOCAL_VISIBILITY_SECS`) makes the runner pick up a killed predecessor's
+/// messages sooner, at the price of handing a message out twice when handling it takes
+/// longer than the timeout (at least once either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visibility {
+    pub events: Duration,
+    pub deliveries: Duration,
+}
+
+impl Default for Visibility {
+    fn default() -> Self {
+        Self {
+            events: EVENTS_VISIBILITY,
+            deliveries: DELIVERIES_VISIBILITY,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{VISIBILITY_VARIABLE} must be a whole number of seconds from 1 to {MAX_VISIBILITY_SECS}, not `{given}`"
+)]
+pub struct InvalidVisibility {
+    given: String,
+    #[source]
+    source: Option<std::num::ParseIntError>,
+}
+
+impl Visibility {
+    /// Both queues at `secs`, given as [`VISIBILITY_VARIABLE`] is; `None` or an empty value
+    /// keeps the defaults.
+    pub fn from_setting(value: Option<&str>) -> Result<Self, InvalidVisibility> {
+        let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(Self::default());
+        };
+        let invalid = |source| InvalidVisibility {
+            given: text.to_owned(),
+            source,
+        };
+        let secs: u64 = text.parse().map_err(|e| invalid(Some(e)))?;
+        if !(1..=MAX_VISIBILITY_SECS).contains(&secs) {
+            return Err(invalid(None));
+        }
+        let both = Duration::from_secs(secs);
+        Ok(Self {
+            events: both,
+            deliveries: both,
+        })
+    }
+}
+
 /// A queue seen from both ends.
 #[derive(Clone)]
 pub struct QueuePair {
@@ -70,7 +130,7 @@ struct Parts {
     deliveries_dead_letters: QueuePair,
 }
 
-async fn memory_parts() -> Parts {
+async fn memory_parts(visibility: Visibility) -> Parts {
     let queue = |name: &str, visibility| {
         let dead = Arc::new(MemoryQueue::simple(format!("{name}-dlq")));
         let main = MemoryQueue::new(name, visibility, MAX_RECEIVES, Some(dead.clone()));
@@ -82,8 +142,8 @@ async fn memory_parts() -> Parts {
             },
         )
     };
-    let (events, events_dead_letters) = queue("events", EVENTS_VISIBILITY);
-    let (deliveries, deliveries_dead_letters) = queue("deliveries", DELIVERIES_VISIBILITY);
+    let (events, events_dead_letters) = queue("events", visibility.events);
+    let (deliveries, deliveries_dead_letters) = queue("deliveries", visibility.deliveries);
     Parts {
         store: Arc::new(MemorySubscriptionStore::default()),
         idempotency: Arc::new(MemoryIdempotencyStore::default()),
@@ -95,7 +155,11 @@ async fn memory_parts() -> Parts {
     }
 }
 
-async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<Parts, LocalError> {
+async fn aws_parts(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    visibility: Visibility,
+) -> Result<Parts, LocalError> {
     let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.api.subscriptions_table);
     store.ensure_table().await?;
     let idempotency = DynamoIdempotencyStore::from_sdk(sdk, &settings.fanout.idempotency_table);
@@ -119,8 +183,8 @@ async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<P
             Ok::<_, LocalError>((QueuePair::of(main), QueuePair::of(dead)))
         }
     };
-    let (events, events_dead_letters) = queue("events", EVENTS_VISIBILITY).await?;
-    let (deliveries, deliveries_dead_letters) = queue("deliveries", DELIVERIES_VISIBILITY).await?;
+    let (events, events_dead_letters) = queue("events", visibility.events).await?;
+    let (deliveries, deliveries_dead_letters) = queue("deliveries", visibility.deliveries).await?;
     Ok(Parts {
         store: Arc::new(store),
         idempotency: Arc::new(idempotency),
@@ -132,11 +196,21 @@ async fn aws_parts(sdk: &aws_config::SdkConfig, settings: &Settings) -> Result<P
     })
 }
 
-/// Composes the platform on a backend.
+/// Composes the platform on a backend, with the template's visibility timeouts.
 pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, LocalError> {
+    compose_with(backend, settings, Visibility::default()).await
+}
+
+/// Composes the platform on a backend, with these visibility timeouts (on the `aws`
+/// backend they are set on the queues, existing ones included).
+pub async fn compose_with(
+    backend: &Backend,
+    settings: Settings,
+    visibility: Visibility,
+) -> Result<Platform, LocalError> {
     let parts = match backend {
-        Backend::Memory => memory_parts().await,
-        Backend::Aws(sdk) => aws_parts(sdk, &settings).await?,
+        Backend::Memory => memory_parts(visibility).await,
+        Backend::Aws(sdk) => aws_parts(sdk, &settings, visibility).await?,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let fanout = FanOut {
@@ -175,4 +249,31 @@ pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, 
         deliveries: parts.deliveries,
         deliveries_dead_letters: parts.deliveries_dead_letters,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_defaults_to_the_template_and_takes_one_number_for_both() {
+        assert_eq!(
+            Visibility::from_setting(None).unwrap(),
+            Visibility::default()
+        );
+        assert_eq!(
+            Visibility::from_setting(Some(" ")).unwrap(),
+            Visibility::default()
+        );
+        let v = Visibility::from_setting(Some("7")).unwrap();
+        assert_eq!(
+            (v.events, v.deliveries),
+            (Duration::from_secs(7), Duration::from_secs(7))
+        );
+        for bad in ["0", "-1", "5s", "43201", "1.5"] {
+            let e = Visibility::from_setting(Some(bad)).unwrap_err();
+            assert!(e.to_string().contains(VISIBILITY_VARIABLE), "{e}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
 }

@@ -23,7 +23,7 @@ use webhooks_core::stage::consume;
 use webhooks_core::store::StoreError;
 
 pub mod compose;
-pub use compose::{Platform, QueuePair, compose};
+pub use compose::{Platform, QueuePair, Visibility, compose, compose_with};
 
 /// Delivery batches the local runner handles at once (Lambda's counterpart is the
 /// delivery function's concurrency).
@@ -104,7 +104,17 @@ pub async fn start(
     backend: &Backend,
     settings: Settings,
 ) -> Result<Running, LocalError> {
-    let platform = Arc::new(compose(backend, settings).await?);
+    start_with(addr, backend, settings, Visibility::default()).await
+}
+
+/// [`start`] with these queue visibility timeouts.
+pub async fn start_with(
+    addr: SocketAddr,
+    backend: &Backend,
+    settings: Settings,
+    visibility: Visibility,
+) -> Result<Running, LocalError> {
+    let platform = Arc::new(compose_with(backend, settings, visibility).await?);
     let mut running = serve(addr, platform.app.clone()).await?;
     let stop = running.shutdown.subscribe();
     running.stages.push(tokio::spawn(consume(

@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use webhooks_core::auth::TokenClaims;
 use webhooks_core::clock::{Clock, SystemClock};
 use webhooks_core::config::{DEV_JWT_SECRET, Defaults, Settings};
-use webhooks_local::{Backend, default_claims, mint_token, start};
+use webhooks_local::compose::VISIBILITY_VARIABLE;
+use webhooks_local::{Backend, Visibility, default_claims, mint_token, start_with};
 
 const HELP: &str = "\
 webhooks-local: the webhook platform in one process, for development, demos and tests:
@@ -51,6 +52,9 @@ ENVIRONMENT:
                              per store page, pages per message (default: 1 MB pages, 30 s)
     WEBHOOKS_SUBSCRIPTIONS_TABLE, WEBHOOKS_IDEMPOTENCY_TABLE, WEBHOOKS_DELIVERY_LOG_TABLE,
     WEBHOOKS_QUEUE_PREFIX    names of the tables and queues on the aws backend
+    WEBHOOKS_LOCAL_VISIBILITY_SECS  visibility timeout of both queues: how long a message
+                             a stopped or killed runner had received waits before it is
+                             handed out again (default 360 events, 180 deliveries, as on AWS)
     RUST_LOG                 log filter (default info)
 ";
 
@@ -107,11 +111,13 @@ async fn main() -> anyhow::Result<()> {
     let backend = Backend::from_name(&backend_name)
         .await
         .context("WEBHOOKS_BACKEND must be memory or aws")?;
+    let visibility = Visibility::from_setting(std::env::var(VISIBILITY_VARIABLE).ok().as_deref())?;
     let using_dev_secret = secret == DEV_JWT_SECRET;
-    let running = start(
+    let running = start_with(
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         &backend,
         settings,
+        visibility,
     )
     .await?;
     let token = mint_token(&secret, &default_claims(&SystemClock));

@@ -154,6 +154,7 @@ fn help_names_every_setting() {
         "WEBHOOKS_BACKEND",
         "WEBHOOKS_JWT_SECRET",
         "WEBHOOKS_SECRET_KEY",
+        "WEBHOOKS_LOCAL_VISIBILITY_SECS",
         "token",
     ] {
         assert!(help.contains(name), "--help should mention {name}");
