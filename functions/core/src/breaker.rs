@@ -60,7 +60,7 @@ impl Default for BreakerSettings {
             max_cooldown: Duration::from_secs(300),
             unproven_in_flight: 2,
             proven_for: Duration::from_secs(300),
-            busy_wait: Duration::from_secs(10),
+            busy_wait: Duration::from_secs(30),
             unproven_wait: Duration::from_secs(1),
         }
     }

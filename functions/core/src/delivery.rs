@@ -84,6 +84,13 @@ pub enum DeliveryError {
     },
 }
 
+/// The queue message of `job`, delayed (at most SQS's 15 minutes; `due_at` carries the rest).
+fn delayed(job: &DeliveryJob, delay: Duration) -> OutgoingMessage {
+    let mut message = OutgoingMessage::new(job.to_message());
+    message.delay_secs = delay.as_secs().min(MAX_DELAY_SECS as u64) as u32;
+    message
+}
+
 /// How an attempt ended, for the breaker.
 fn ended(attempt: &Attempt) -> Ended {
     if attempt.outcome == crate::delivery_log::AttemptOutcome::Delivered {
@@ -268,9 +275,7 @@ impl Deliverer {
     }
 
     async fn enqueue(&self, job: &DeliveryJob, delay: Duration) -> Result<(), QueueError> {
-        let mut message = OutgoingMessage::new(job.to_message());
-        message.delay_secs = delay.as_secs().min(MAX_DELAY_SECS as u64) as u32;
-        send_all(self.deliveries.as_ref(), vec![message], 1).await
+        send_all(self.deliveries.as_ref(), vec![delayed(job, delay)], 1).await
     }
 
     async fn park(&self, message: &IncomingMessage, reason: String) -> Result<(), QueueError> {
@@ -327,42 +332,56 @@ impl Deliverer {
                 return failed;
             }
         };
-        let attempts = due.iter().map(|(message, job)| {
-            let subscription = subscriptions.iter().find(|s| s.id == job.subscription.id && s.owner == job.subscription.owner);
-            let span = tracing::info_span!("delivery", delivery_id = %job.delivery_id);
-            async move {
-                let Some(subscription) = subscription else {
-                    tracing::info!(delivery_id = %job.delivery_id, "the subscription is gone; nothing is sent");
-                    return None;
-                };
-                let permit = match self.breaker.admit(&subscription.id, Instant::now()) {
-                    Ok(permit) => permit,
-                    Err(wait) => {
-                        // Its receiver is slow or failing: the job waits on the queue.
-                        let later = DeliveryJob {
-                            due_at: Some(self.clock.now_millis() + wait.as_millis() as i64),
-                            ..job.clone()
-                        };
-                        crate::metrics::deferred();
-                        return match self.enqueue(&later, wait).await {
-                            Ok(()) => None,
-                            Err(_) => Some(message.message_id.clone()),
-                        };
-                    }
-                };
-                match self.attempt(job, subscription, Retries::Scheduled).await {
-                    Ok(attempt) => {
-                        self.breaker.finish(permit, ended(&attempt), Instant::now());
-                        None
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "delivery failed; the job will be retried");
-                        Some(message.message_id.clone())
-                    }
+        // Jobs whose receiver is slow or failing wait on the queue, untried, in one send.
+        let mut admitted = Vec::new();
+        let mut deferred: Vec<(&IncomingMessage, OutgoingMessage)> = Vec::new();
+        for (message, job) in &due {
+            let found = subscriptions
+                .iter()
+                .find(|s| s.id == job.subscription.id && s.owner == job.subscription.owner);
+            let Some(subscription) = found else {
+                tracing::info!(delivery_id = %job.delivery_id, "the subscription is gone; nothing is sent");
+                continue;
+            };
+            match self.breaker.admit(&subscription.id, Instant::now()) {
+                Ok(permit) => admitted.push((*message, job, subscription, permit)),
+                Err(wait) => {
+                    crate::metrics::deferred();
+                    let later = DeliveryJob {
+                        due_at: Some(now + wait.as_millis() as i64),
+                        ..job.clone()
+                    };
+                    deferred.push((*message, delayed(&later, wait)));
                 }
             }
-            .instrument(span)
-        });
+        }
+        if !deferred.is_empty() {
+            let messages = deferred.iter().map(|(_, m)| m.clone()).collect();
+            if send_all(self.deliveries.as_ref(), messages, 4)
+                .await
+                .is_err()
+            {
+                failed.extend(deferred.iter().map(|(m, _)| m.message_id.clone()));
+            }
+        }
+        let attempts = admitted
+            .into_iter()
+            .map(|(message, job, subscription, permit)| {
+                let span = tracing::info_span!("delivery", delivery_id = %job.delivery_id);
+                async move {
+                    match self.attempt(job, subscription, Retries::Scheduled).await {
+                        Ok(attempt) => {
+                            self.breaker.finish(permit, ended(&attempt), Instant::now());
+                            None
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "delivery failed; the job will be retried");
+                            Some(message.message_id.clone())
+                        }
+                    }
+                }
+                .instrument(span)
+            });
         failed.extend(
             futures::future::join_all(attempts)
                 .await

@@ -21,12 +21,14 @@
 //! * at most [`MAX_BATCH`] messages per send and per receive (SQS's
 //!   `TooManyEntriesInBatchRequest`); an empty send is a no-op.
 //!
-//! Messages are received in the order they were sent (among the visible ones), which SQS
-//! standard queues do not promise; nothing should rely on it.
+//! Messages are received in the order they became visible (then in the order they were
+//! sent), which SQS standard queues do not promise; nothing should rely on it. A receive
+//! reads an index by visibility time, so messages that are delayed or in flight cost it
+//! nothing, however many there are.
 //!
 //! Time is [`tokio::time::Instant`], so a test may pause and advance it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -56,6 +58,8 @@ struct Stored {
 struct State {
     /// By arrival sequence number.
     messages: BTreeMap<u64, Stored>,
+    /// Every message's (visible_at, seq): the visible ones are a prefix.
+    by_visibility: BTreeSet<(Instant, u64)>,
     next_seq: u64,
 }
 
@@ -63,7 +67,22 @@ impl State {
     fn push(&mut self, message: Stored) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.by_visibility.insert((message.visible_at, seq));
         self.messages.insert(seq, message);
+    }
+
+    fn set_visible_at(&mut self, seq: u64, at: Instant) {
+        if let Some(m) = self.messages.get_mut(&seq) {
+            self.by_visibility.remove(&(m.visible_at, seq));
+            m.visible_at = at;
+            self.by_visibility.insert((at, seq));
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Stored> {
+        let m = self.messages.remove(&seq)?;
+        self.by_visibility.remove(&(m.visible_at, seq));
+        Some(m)
     }
 }
 
@@ -204,23 +223,29 @@ impl MemoryQueue {
     fn take(&self, max: usize, now: Instant) -> (Vec<Received>, Option<Instant>) {
         let mut state = self.lock();
         let mut received = Vec::new();
-        let mut to_dead_letter = Vec::new();
-        let mut next_visible: Option<Instant> = None;
-        for (&seq, message) in state.messages.iter_mut() {
-            if received.len() == max {
+        let mut moved = Vec::new();
+        while received.len() < max {
+            let Some(&(visible_at, seq)) = state.by_visibility.first() else {
+                break;
+            };
+            if visible_at > now {
                 break;
             }
-            if message.visible_at > now {
-                next_visible =
-                    Some(next_visible.map_or(message.visible_at, |t| t.min(message.visible_at)));
+            let dead = self.dead_letter.is_some()
+                && state
+                    .messages
+                    .get(&seq)
+                    .is_some_and(|m| m.receive_count >= self.max_receives);
+            if dead {
+                moved.extend(state.remove(seq));
                 continue;
             }
-            if self.dead_letter.is_some() && message.receive_count >= self.max_receives {
-                to_dead_letter.push(seq);
-                continue;
-            }
+            state.set_visible_at(seq, now + self.visibility_timeout);
+            let message = state
+                .messages
+                .get_mut(&seq)
+                .expect("indexed messages exist");
             message.receive_count = message.receive_count.saturating_add(1);
-            message.visible_at = now + self.visibility_timeout;
             let receipt = new_receipt(seq);
             message.receipt = Some(receipt.clone());
             received.push(Received {
@@ -233,10 +258,11 @@ impl MemoryQueue {
                 receipt,
             });
         }
-        let moved: Vec<Stored> = to_dead_letter
-            .into_iter()
-            .filter_map(|seq| state.messages.remove(&seq))
-            .collect();
+        let next_visible = state
+            .by_visibility
+            .first()
+            .map(|(at, _)| *at)
+            .filter(|at| *at > now);
         drop(state);
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.accept_dead_letters(moved);
@@ -318,16 +344,14 @@ impl QueueReceiver for MemoryQueue {
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         self.with_current(receipt, |state, seq| {
-            state.messages.remove(&seq);
+            state.remove(seq);
         })?;
         Ok(())
     }
 
     async fn release(&self, receipt: &str) -> Result<(), QueueError> {
         let released = self.with_current(receipt, |state, seq| {
-            if let Some(m) = state.messages.get_mut(&seq) {
-                m.visible_at = Instant::now();
-            }
+            state.set_visible_at(seq, Instant::now());
         })?;
         if released.is_some() {
             self.arrived.notify_waiters();
