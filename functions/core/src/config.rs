@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use crate::auth::TokenVerifier;
+use crate::breaker::BreakerSettings;
 use crate::catalogue::Catalogue;
 use crate::crypto::SecretSealer;
 use crate::delivery::DeliverySettings;
@@ -181,6 +182,22 @@ impl<'a> Env<'a> {
             };
         }
         Ok(delivery)
+    }
+
+    /// `WEBHOOKS_BREAKER_COOLDOWN_SECS`: how long a slow failure holds a subscription's
+    /// jobs back at first; 0 turns the breaker off.
+    fn breaker(&self) -> Result<BreakerSettings, ConfigError> {
+        let default = BreakerSettings::default();
+        Ok(
+            match self.number("WEBHOOKS_BREAKER_COOLDOWN_SECS", default.cooldown.as_secs())? {
+                0 => BreakerSettings::off(),
+                secs => BreakerSettings {
+                    cooldown: Duration::from_secs(secs),
+                    max_cooldown: Duration::from_secs(secs).max(default.max_cooldown),
+                    ..default
+                },
+            },
+        )
     }
 
     fn subscriptions_table(&self) -> String {
@@ -403,6 +420,8 @@ pub struct DeliveryStageSettings {
     /// The deliveries queue (retries) and its dead-letter queue (unreadable jobs).
     pub queues: QueueUrls,
     pub delivery: DeliverySettings,
+    /// The share limits per subscription (see `crate::breaker`).
+    pub breaker: BreakerSettings,
 }
 
 impl DeliveryStageSettings {
@@ -425,6 +444,7 @@ impl DeliveryStageSettings {
             delivery_log_table: env.delivery_log_table(),
             queues: env.queues(&[Queue::Deliveries, Queue::DeliveriesDeadLetters]),
             delivery: env.delivery()?,
+            breaker: env.breaker()?,
         })
     }
 }
@@ -549,7 +569,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.delivery.timeout_limit, 3);
+        assert!(s.breaker.enabled);
         assert!(!asked.into_inner().iter().any(|k| k.contains("JWT")));
+        let off = DeliveryStageSettings::from_lookup(
+            &Defaults::lambda(),
+            lookup(&[
+                (SECRET_KEY, DEV_SECRET_KEY),
+                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert!(!off.breaker.enabled);
+        let slow = DeliveryStageSettings::from_lookup(
+            &Defaults::lambda(),
+            lookup(&[
+                (SECRET_KEY, DEV_SECRET_KEY),
+                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "90"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(slow.breaker.cooldown, Duration::from_secs(90));
     }
 
     #[test]

@@ -232,7 +232,7 @@ pub async fn compose_with(
         sealer: settings.delivery.sealer.clone(),
         clock: clock.clone(),
         settings: settings.delivery.delivery.clone(),
-        breaker: Default::default(),
+        breaker: webhooks_core::breaker::Breaker::new(settings.delivery.breaker),
     });
     let ports = Ports {
         store: parts.store,

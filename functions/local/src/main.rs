@@ -44,6 +44,8 @@ ENVIRONMENT:
     WEBHOOKS_RATE_LIMIT_PER_MINUTE  API requests per user and minute (default 600, 0 = off)
     WEBHOOKS_DELIVERY_TIMEOUT_SECS  limit on one delivery request (default 10)
     WEBHOOKS_TIMEOUT_LIMIT   timeouts in a row that delete a subscription (default 5)
+    WEBHOOKS_BREAKER_COOLDOWN_SECS  how long a receiver that failed slowly has its jobs
+                             held back at first (default 30; 0 turns the breaker off)
     WEBHOOKS_RETRY_SCHEDULE  delays before each retry (default 5s,5m,30m,2h,5h,10h,10h)
     WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS  how long attempts stay in the log (default 30)
     WEBHOOKS_RESOURCE_URL_TEMPLATE  resource_url for trigger/dispatch, with {deployment},

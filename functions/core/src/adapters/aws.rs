@@ -90,19 +90,27 @@ impl Aws {
             return Ok(env);
         }
         let client = aws_sdk_secretsmanager::Client::new(&self.sdk);
-        for (name, arn) in wanted {
-            let value = client
-                .get_secret_value()
-                .secret_id(arn.trim())
-                .send()
-                .await
-                .map_err(|e| SecretError {
-                    variable: format!("{name}_ARN"),
-                    source: Box::new(e),
-                })?;
-            let text = value.secret_string().unwrap_or_default().trim().to_owned();
-            env.secrets.insert(name.to_owned(), text);
-        }
+        // At the same time: each read is a round trip of the cold start.
+        let reads = wanted.into_iter().map(|(name, arn)| {
+            let client = client.clone();
+            async move {
+                let value = client
+                    .get_secret_value()
+                    .secret_id(arn.trim())
+                    .send()
+                    .await
+                    .map_err(|e| SecretError {
+                        variable: format!("{name}_ARN"),
+                        source: Box::new(e),
+                    })?;
+                let text = value.secret_string().unwrap_or_default().trim().to_owned();
+                Ok::<_, SecretError>((name.to_owned(), text))
+            }
+        });
+        env.secrets = futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .collect();
         Ok(env)
     }
 
@@ -165,7 +173,7 @@ impl Aws {
         let dead_letters = self
             .queue(&settings.queues, Queue::DeliveriesDeadLetters)
             .await?;
-        Ok(self.deliverer(
+        let mut deliverer = self.deliverer(
             DelivererParts {
                 subscriptions_table: &settings.subscriptions_table,
                 delivery_log_table: &settings.delivery_log_table,
@@ -175,7 +183,9 @@ impl Aws {
             },
             deliveries,
             dead_letters,
-        ))
+        );
+        deliverer.breaker = crate::breaker::Breaker::new(settings.breaker);
+        Ok(deliverer)
     }
 
     /// The delivery stage as the API's `dispatch` uses it: one attempt, logged, and never a
