@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use webhooks_core::config::{Defaults, Settings};
+use webhooks_core::config::{Defaults, FromEnv, Settings};
 use webhooks_local::{Backend, Running};
 
 use crate::{moto, unique};

@@ -9,7 +9,7 @@ use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
 use webhooks_core::clock::SystemClock;
-use webhooks_core::config::{ApiSettings, Defaults, JWT_SECRET, Queue, SECRET_KEY};
+use webhooks_core::config::{ApiSettings, Defaults, FromEnv, JWT_SECRET, Queue, SECRET_KEY};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

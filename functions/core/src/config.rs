@@ -220,6 +220,23 @@ impl<'a> Env<'a> {
     }
 }
 
+/// Settings read from variables: the process environment, or any lookup (the secrets
+/// fetched at start laid over it, a test's map).
+pub trait FromEnv: Sized {
+    fn parse(env: &Env) -> Result<Self, ConfigError>;
+
+    fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, |k| std::env::var(k).ok())
+    }
+
+    fn from_lookup(
+        defaults: &Defaults,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse(&Env::new(defaults, &get))
+    }
+}
+
 /// The queues, as the functions see them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
@@ -295,18 +312,7 @@ pub struct ApiSettings {
     pub delivery: DeliverySettings,
 }
 
-impl ApiSettings {
-    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
-        Self::from_lookup(defaults, |k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(
-        defaults: &Defaults,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        Self::parse(&Env::new(defaults, &get))
-    }
-
+impl FromEnv for ApiSettings {
     fn parse(env: &Env) -> Result<Self, ConfigError> {
         let jwt_secret = env
             .var(JWT_SECRET)
@@ -375,18 +381,7 @@ pub struct FanoutSettings {
     pub stage: FanOutSettings,
 }
 
-impl FanoutSettings {
-    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
-        Self::from_lookup(defaults, |k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(
-        defaults: &Defaults,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        Self::parse(&Env::new(defaults, &get))
-    }
-
+impl FromEnv for FanoutSettings {
     fn parse(env: &Env) -> Result<Self, ConfigError> {
         let default = FanOutSettings::default();
         let stage = FanOutSettings {
@@ -424,18 +419,7 @@ pub struct DeliveryStageSettings {
     pub breaker: BreakerSettings,
 }
 
-impl DeliveryStageSettings {
-    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
-        Self::from_lookup(defaults, |k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(
-        defaults: &Defaults,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        Self::parse(&Env::new(defaults, &get))
-    }
-
+impl FromEnv for DeliveryStageSettings {
     fn parse(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             network: env.network()?,
@@ -457,23 +441,17 @@ pub struct Settings {
     pub delivery: DeliveryStageSettings,
 }
 
-impl Settings {
-    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
-        Self::from_lookup(defaults, |k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(
-        defaults: &Defaults,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let env = Env::new(defaults, &get);
+impl FromEnv for Settings {
+    fn parse(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            api: ApiSettings::parse(&env)?,
-            fanout: FanoutSettings::parse(&env)?,
-            delivery: DeliveryStageSettings::parse(&env)?,
+            api: ApiSettings::parse(env)?,
+            fanout: FanoutSettings::parse(env)?,
+            delivery: DeliveryStageSettings::parse(env)?,
         })
     }
+}
 
+impl Settings {
     /// The name prefix of the queues the local runner creates on the `aws` backend.
     pub fn queue_prefix(&self) -> &str {
         &self.api.queues.prefix

@@ -249,7 +249,7 @@ impl Deliverer {
             // The delivery itself is done; redoing it to save its log line would send it twice.
             tracing::error!(error = %e, delivery_id = %record.delivery_id, "could not write the delivery log");
         }
-        crate::metrics::delivery_attempt(outcome.metric(), Duration::from_millis(duration_ms));
+        crate::metrics::delivery_attempt(outcome, Duration::from_millis(duration_ms));
         tracing::info!(
             subscription_id = %key.id,
             attempt = record.attempt,

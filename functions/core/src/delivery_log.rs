@@ -46,18 +46,6 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    /// The outcome as the metrics count it.
-    pub fn metric(self) -> crate::metrics::DeliveryOutcome {
-        use crate::metrics::DeliveryOutcome as M;
-        match self {
-            Self::Delivered => M::Delivered,
-            Self::Retrying => M::Retrying,
-            Self::GaveUp => M::GaveUp,
-            Self::Unsubscribed => M::Unsubscribed,
-            Self::Failed => M::Failed,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
+use crate::delivery_log::AttemptOutcome;
+
 /// The `tracing` target of metric documents.
 pub const TARGET: &str = "webhooks::metrics";
 
@@ -30,32 +32,8 @@ impl Unit {
     }
 }
 
-/// How one delivery attempt ended, as the metrics name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    Delivered,
-    Retrying,
-    GaveUp,
-    /// The subscription was removed or disabled (410 Gone, the timeout limit).
-    Unsubscribed,
-    /// Failed, and no retry is scheduled by this path (`dispatch`).
-    Failed,
-}
-
-impl DeliveryOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Retrying => "retrying",
-            Self::GaveUp => "gave_up",
-            Self::Unsubscribed => "unsubscribed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
 /// One delivery attempt: `Deliveries` (count) and `DeliveryDuration` by `Outcome`.
-pub fn delivery_attempt(outcome: DeliveryOutcome, duration: Duration) {
+pub fn delivery_attempt(outcome: AttemptOutcome, duration: Duration) {
     emit(
         &[
             ("Deliveries", 1.0, Unit::Count),

@@ -253,7 +253,7 @@ mod tests {
         let _guard = tracing::subscriber::set_default(subscriber(logs.clone(), metrics.clone()));
         async {
             crate::metrics::delivery_attempt(
-                crate::metrics::DeliveryOutcome::Retrying,
+                crate::delivery_log::AttemptOutcome::Retrying,
                 std::time::Duration::from_millis(42),
             );
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
-use webhooks_core::config::{Defaults, DeliveryStageSettings, SECRET_KEY};
+use webhooks_core::config::{Defaults, DeliveryStageSettings, FromEnv, SECRET_KEY};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

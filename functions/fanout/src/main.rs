@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws_sdk_config;
-use webhooks_core::config::{Defaults, FanoutSettings};
+use webhooks_core::config::{Defaults, FanoutSettings, FromEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use anyhow::{Context, bail};
 use webhooks_core::auth::TokenClaims;
 use webhooks_core::clock::{Clock, SystemClock};
-use webhooks_core::config::{DEV_JWT_SECRET, Defaults, Settings};
+use webhooks_core::config::{DEV_JWT_SECRET, Defaults, FromEnv, Settings};
 use webhooks_local::compose::VISIBILITY_VARIABLE;
 use webhooks_local::{Backend, Visibility, default_claims, mint_token, start_with};
 

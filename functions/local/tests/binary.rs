@@ -132,6 +132,7 @@ fn token_command_mints_tokens_the_runner_accepts() {
         .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap();
+    use webhooks_core::config::FromEnv;
     let settings = webhooks_core::config::Settings::from_lookup(
         &webhooks_core::config::Defaults::local(),
         |_| None,
