@@ -92,7 +92,10 @@ async fn form_deliveries_carry_the_exact_body_and_every_signature() {
         (log[0].outcome, log[0].http_status, log[0].attempt),
         (AttemptOutcome::Delivered, Some(200), 1)
     );
-    assert_eq!(log[0].response_body, "ok");
+    assert_eq!(
+        log[0].response_body, "",
+        "a success's answer is not kept: its log line stays one write unit"
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::clock::Millis;
 use crate::delivery_log::{Attempt, DeliveryLog, LogCursor, LogPage, page_of};
 use crate::idempotency::{Claim, ClaimTimes, Claimant, IdempotencyStore};
 use crate::identity::{Deployment, Owner, UserId};
@@ -259,13 +260,45 @@ type LogKey = (String, UserId, SubscriptionId);
 /// Delivery attempts in a map, per subscription (owner and id), each ordered by the same
 /// sort key as the DynamoDB table's (time, then delivery id, then attempt number), so
 /// both list in the same order and an attempt recorded twice is kept once. `expires_at`
-/// is kept to the second, rounded down, as the table keeps it; nothing is swept.
+/// is kept to the second, rounded down, as the table keeps it.
+///
+/// Bounded, so a runner left up for days stays flat: recording an attempt drops that
+/// subscription's attempts that have expired (as DynamoDB's TTL would, eventually) and its
+/// oldest beyond [`MemoryDeliveryLog::PER_SUBSCRIPTION`]; every
+/// [`MemoryDeliveryLog::SWEEP_EVERY`] records, every subscription's expired attempts go.
 #[derive(Default)]
 pub struct MemoryDeliveryLog {
     attempts: Mutex<std::collections::HashMap<LogKey, BTreeMap<String, Attempt>>>,
+    recorded: std::sync::atomic::AtomicU64,
+}
+
+/// Drops a subscription's expired attempts: the oldest first, as the sort key starts
+/// with the attempt's time (and retention is the same for all), so this stops at the
+/// first one still kept.
+fn drop_expired(attempts: &mut BTreeMap<String, Attempt>, now: Millis) {
+    while attempts
+        .first_key_value()
+        .is_some_and(|(_, a)| a.expires_at <= now)
+    {
+        attempts.pop_first();
+    }
 }
 
 impl MemoryDeliveryLog {
+    /// The most attempts kept per subscription (the newest).
+    pub const PER_SUBSCRIPTION: usize = 10_000;
+    /// Records between sweeps of the whole log.
+    pub const SWEEP_EVERY: u64 = 4_096;
+
+    /// Attempts kept in all.
+    pub fn len(&self) -> usize {
+        self.lock().values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<LogKey, BTreeMap<String, Attempt>>>
@@ -281,13 +314,30 @@ impl DeliveryLog for MemoryDeliveryLog {
     async fn record(&self, attempt: &Attempt) -> Result<(), StoreError> {
         let mut kept = attempt.clone();
         kept.expires_at = kept.expires_at.div_euclid(1000).saturating_mul(1000);
-        self.lock()
+        let now = attempt.at;
+        let sweep = self
+            .recorded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % Self::SWEEP_EVERY
+            == Self::SWEEP_EVERY - 1;
+        let mut log = self.lock();
+        let attempts = log
             .entry(owner_key(
                 &attempt.subscription.owner,
                 &attempt.subscription.id,
             ))
-            .or_default()
-            .insert(attempt.sort_key(), kept);
+            .or_default();
+        attempts.insert(attempt.sort_key(), kept);
+        drop_expired(attempts, now);
+        while attempts.len() > Self::PER_SUBSCRIPTION {
+            attempts.pop_first();
+        }
+        if sweep {
+            log.retain(|_, attempts| {
+                drop_expired(attempts, now);
+                !attempts.is_empty()
+            });
+        }
         Ok(())
     }
 
@@ -323,5 +373,78 @@ impl DeliveryLog for MemoryDeliveryLog {
         };
         let read = older.take(limit.saturating_add(1)).cloned().collect();
         Ok(page_of(read, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery_log::AttemptOutcome;
+    use crate::identity::Deployment;
+
+    fn attempt(sub: u8, at: Millis, expires_at: Millis) -> Attempt {
+        Attempt {
+            subscription: SubscriptionRef {
+                id: SubscriptionId::parse(&format!("{sub:024x}")).unwrap(),
+                owner: Owner {
+                    deployment: Deployment::parse("hq").unwrap(),
+                    user_id: 1,
+                },
+            },
+            delivery_id: format!("msg_{at}"),
+            event_id: "create_task".into(),
+            object_id: 1,
+            attempt: 1,
+            outcome: AttemptOutcome::Delivered,
+            http_status: Some(200),
+            duration_ms: 1,
+            error_kind: None,
+            reason: None,
+            response_body: String::new(),
+            next_attempt_at: None,
+            at,
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_keeps_its_retention_and_a_cap_per_subscription() {
+        let log = MemoryDeliveryLog::default();
+        let day = 86_400_000;
+        // Two subscriptions, one attempt a minute for two days, kept for a day.
+        for i in 0..2 * 24 * 60 {
+            let at = 1_700_000_000_000 + i * 60_000;
+            log.record(&attempt(1, at, at + day)).await.unwrap();
+            log.record(&attempt(2, at, at + day)).await.unwrap();
+        }
+        assert_eq!(log.len(), 2 * 24 * 60, "a day's worth each, no more");
+
+        // A busy subscription keeps its newest attempts only.
+        let log = MemoryDeliveryLog::default();
+        let n = MemoryDeliveryLog::PER_SUBSCRIPTION as i64 + 500;
+        for i in 0..n {
+            log.record(&attempt(3, 1_700_000_000_000 + i, i64::MAX))
+                .await
+                .unwrap();
+        }
+        assert_eq!(log.len(), MemoryDeliveryLog::PER_SUBSCRIPTION);
+        let sub = attempt(3, 0, 0).subscription;
+        let newest = log.page(&sub, None, 1).await.unwrap();
+        assert_eq!(newest.attempts[0].at, 1_700_000_000_000 + n - 1);
+
+        // A subscription that stopped getting attempts is swept by the others' records.
+        let log = MemoryDeliveryLog::default();
+        log.record(&attempt(4, 0, 1_000)).await.unwrap();
+        for i in 0..MemoryDeliveryLog::SWEEP_EVERY as i64 {
+            log.record(&attempt(5, 10_000 + i, i64::MAX)).await.unwrap();
+        }
+        let quiet = attempt(4, 0, 0).subscription;
+        assert!(
+            log.page(&quiet, None, 10)
+                .await
+                .unwrap()
+                .attempts
+                .is_empty()
+        );
     }
 }
