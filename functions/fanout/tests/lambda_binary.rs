@@ -156,3 +156,19 @@ async fn the_fanout_binary_turns_sqs_batches_into_jobs_within_its_role() {
 
     fanout.assert_role_is_exact();
 }
+
+#[test]
+fn the_claim_lease_ends_before_the_events_queue_shows_a_message_again() {
+    // A copy of a keyed event left "in progress" comes back after the visibility timeout:
+    // by then the lease must have ended, or a crashed fan-out's own message is refused
+    // until it lands in the dead-letter queue.
+    let template = webhooks_tests::stack::transformed();
+    let visibility = template["Resources"]["EventsQueue"]["Properties"]["VisibilityTimeout"]
+        .as_u64()
+        .expect("the events queue sets its visibility timeout");
+    let lease = webhooks_core::fanout::FanOutSettings::default().claim_lease;
+    assert!(
+        lease.as_secs() * 2 <= visibility,
+        "lease {lease:?}, visibility {visibility} s"
+    );
+}

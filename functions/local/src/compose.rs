@@ -19,7 +19,7 @@ use webhooks_core::clock::{Clock, SystemClock};
 use webhooks_core::config::Settings;
 use webhooks_core::delivery::Deliverer;
 use webhooks_core::delivery_log::DeliveryLog;
-use webhooks_core::fanout::FanOut;
+use webhooks_core::fanout::{FanOut, FanOutSettings};
 use webhooks_core::idempotency::IdempotencyStore;
 use webhooks_core::queue::{QueueReceiver, QueueSender};
 use webhooks_core::store::SubscriptionStore;
@@ -196,6 +196,15 @@ async fn aws_parts(
     })
 }
 
+/// A keyed event's claim lease that ends before its message shows again: a third of the
+/// events queue's visibility timeout at most (the template's 120 s of 360 s). A copy left
+/// "in progress" comes back after the visibility timeout; with a lease still live then,
+/// a crashed fan-out's own message would be refused until it reached the dead-letter
+/// queue.
+fn lease_within(events_visibility: Duration, lease: Duration) -> Duration {
+    lease.min(events_visibility / 3)
+}
+
 /// Composes the platform on a backend, with the template's visibility timeouts.
 pub async fn compose(backend: &Backend, settings: Settings) -> Result<Platform, LocalError> {
     compose_with(backend, settings, Visibility::default()).await
@@ -221,7 +230,10 @@ pub async fn compose_with(
         dead_letters: parts.events_dead_letters.sender.clone(),
         catalogue: settings.fanout.catalogue.clone(),
         clock: clock.clone(),
-        settings: settings.fanout.stage.clone(),
+        settings: FanOutSettings {
+            claim_lease: lease_within(visibility.events, settings.fanout.stage.claim_lease),
+            ..settings.fanout.stage.clone()
+        },
     };
     let deliverer = Arc::new(Deliverer {
         store: parts.store.clone(),
@@ -254,6 +266,14 @@ pub async fn compose_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claim_lease_ends_before_an_events_message_shows_again() {
+        let default = FanOutSettings::default().claim_lease;
+        assert_eq!(lease_within(EVENTS_VISIBILITY, default), default);
+        let short = lease_within(Duration::from_secs(4), default);
+        assert!(short < Duration::from_secs(4));
+    }
 
     #[test]
     fn visibility_defaults_to_the_template_and_takes_one_number_for_both() {
