@@ -118,7 +118,8 @@ fn render(a: &Attempt) -> Value {
         // HTTP failures keep their `http_NNN`; others say only timeout, blocked or connection.
         "error_kind": public_kind.map(str::to_owned).or_else(|| a.error_kind.clone()),
         "reason": reason,
-        "response_body": a.response_body,
+        // Kept for attempts that did not deliver; null when none was kept (a success).
+        "response_body": (!a.response_body.is_empty()).then_some(&a.response_body),
         "attempted_at": format_millis(a.at),
         "next_attempt_at": a.next_attempt_at.map(format_millis),
     })
