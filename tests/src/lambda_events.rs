@@ -7,6 +7,16 @@ use webhooks_core::queue::IncomingMessage;
 
 pub const SQS_FIXTURE: &str = include_str!("../../infra/events/sqs-receive-message.json");
 
+/// A message as SQS hands it over the first time.
+pub fn message(id: &str, body: String) -> IncomingMessage {
+    IncomingMessage {
+        message_id: id.into(),
+        body,
+        receive_count: 1,
+        attributes: Default::default(),
+    }
+}
+
 /// An `SqsEvent` carrying these messages.
 pub fn sqs_event(messages: &[IncomingMessage]) -> SqsEvent {
     let fixture: Value = serde_json::from_str(SQS_FIXTURE).unwrap();

@@ -188,34 +188,14 @@ pub fn timeout_rounds(now_started: Millis, recent: &[Attempt], request_limit: Du
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Deployment, Owner};
-    use crate::ids::SubscriptionId;
-    use crate::subscription::SubscriptionRef;
 
     const LIMIT: Duration = Duration::from_secs(10);
 
     fn logged(at: Millis, outcome: AttemptOutcome, kind: Option<&str>) -> Attempt {
         Attempt {
-            subscription: SubscriptionRef {
-                id: SubscriptionId::parse("0123456789abcdef01234567").unwrap(),
-                owner: Owner {
-                    deployment: Deployment::parse("hq").unwrap(),
-                    user_id: 1,
-                },
-            },
-            delivery_id: format!("msg_{at}"),
-            event_id: "create_task".into(),
-            object_id: 1,
-            attempt: 1,
             outcome,
-            http_status: None,
-            duration_ms: 0,
             error_kind: kind.map(str::to_owned),
-            reason: None,
-            response_body: String::new(),
-            next_attempt_at: None,
-            at,
-            expires_at: at,
+            ..Attempt::example(1, at)
         }
     }
 

@@ -84,6 +84,36 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// A delivered first attempt of object 1 to subscription `sub` (its id is the byte
+    /// written as 24 hex digits) of user 1 of `hq`, at `at`, kept until `at`; for tests.
+    #[cfg(test)]
+    pub(crate) fn example(sub: u8, at: Millis) -> Self {
+        use crate::identity::{Deployment, Owner};
+        use crate::ids::SubscriptionId;
+        Attempt {
+            subscription: SubscriptionRef {
+                id: SubscriptionId::parse(&format!("{sub:024x}")).unwrap(),
+                owner: Owner {
+                    deployment: Deployment::parse("hq").unwrap(),
+                    user_id: 1,
+                },
+            },
+            delivery_id: format!("msg_{at}"),
+            event_id: "create_task".into(),
+            object_id: 1,
+            attempt: 1,
+            outcome: AttemptOutcome::Delivered,
+            http_status: None,
+            duration_ms: 0,
+            error_kind: None,
+            reason: None,
+            response_body: String::new(),
+            next_attempt_at: None,
+            at,
+            expires_at: at,
+        }
+    }
+
     /// The attempt's place in its subscription's log: `{at, 13 digits}#{delivery_id}#{attempt,
     /// 4 digits}`, so that string order is time order (then delivery id, then attempt). A
     /// time before 1970 sorts as 1970 (and one after 2286 as 2286); the record itself keeps

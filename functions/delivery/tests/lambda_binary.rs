@@ -16,22 +16,13 @@ use webhooks_core::queue::IncomingMessage;
 use webhooks_core::subscription::SubscriptionRef;
 use webhooks_tests::client::{Client, claims, token};
 use webhooks_tests::deployed::{Deployed, Function};
-use webhooks_tests::lambda_events::sqs_event;
+use webhooks_tests::lambda_events::{message, sqs_event};
 use webhooks_tests::receiver::{Behaviour, Receiver};
 
 const DELIVERY: Function = Function {
     logical_id: "DeliveryFunction",
     binary: env!("CARGO_BIN_EXE_delivery"),
 };
-
-fn message(id: &str, body: String) -> IncomingMessage {
-    IncomingMessage {
-        message_id: id.into(),
-        body,
-        receive_count: 1,
-        attributes: Default::default(),
-    }
-}
 
 fn job(id: &SubscriptionId, user: u64, delivery_id: &str) -> DeliveryJob {
     DeliveryJob {

@@ -12,21 +12,12 @@ use webhooks_core::job::DeliveryJob;
 use webhooks_core::queue::IncomingMessage;
 use webhooks_tests::client::{claims, token};
 use webhooks_tests::deployed::{Deployed, Function};
-use webhooks_tests::lambda_events::sqs_event;
+use webhooks_tests::lambda_events::{message, sqs_event};
 
 const FANOUT: Function = Function {
     logical_id: "FanoutFunction",
     binary: env!("CARGO_BIN_EXE_fanout"),
 };
-
-fn message(id: &str, body: String) -> IncomingMessage {
-    IncomingMessage {
-        message_id: id.into(),
-        body,
-        receive_count: 1,
-        attributes: Default::default(),
-    }
-}
 
 #[tokio::test]
 async fn the_fanout_binary_turns_sqs_batches_into_jobs_within_its_role() {

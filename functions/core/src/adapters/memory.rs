@@ -379,31 +379,11 @@ impl DeliveryLog for MemoryDeliveryLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery_log::AttemptOutcome;
-    use crate::identity::Deployment;
 
     fn attempt(sub: u8, at: Millis, expires_at: Millis) -> Attempt {
         Attempt {
-            subscription: SubscriptionRef {
-                id: SubscriptionId::parse(&format!("{sub:024x}")).unwrap(),
-                owner: Owner {
-                    deployment: Deployment::parse("hq").unwrap(),
-                    user_id: 1,
-                },
-            },
-            delivery_id: format!("msg_{at}"),
-            event_id: "create_task".into(),
-            object_id: 1,
-            attempt: 1,
-            outcome: AttemptOutcome::Delivered,
-            http_status: Some(200),
-            duration_ms: 1,
-            error_kind: None,
-            reason: None,
-            response_body: String::new(),
-            next_attempt_at: None,
-            at,
             expires_at,
+            ..Attempt::example(sub, at)
         }
     }
 
