@@ -1,53 +1,11 @@
 //! The `webhooks-local` binary as a newcomer runs it: it prints where it listens and a
 //! ready token, and serves the API with that token, on both backends.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-struct Runner {
-    child: Child,
-    base: String,
-    token: String,
-}
+use std::process::Command;
 
-impl Drop for Runner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(envs: &[(&str, &str)]) -> Runner {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooks-local"));
-    cmd.env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").unwrap();
-    let base = first
-        .strip_prefix("webhooks-local listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    let mut token = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with("ready bearer token") {
-            token = Some(lines.next().unwrap().unwrap().trim().to_owned());
-            break;
-        }
-    }
-    Runner {
-        child,
-        base,
-        token: token.expect("a ready token is printed"),
-    }
-}
+use common::{Runner, spawn};
 
 async fn create_and_list(r: &Runner) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();

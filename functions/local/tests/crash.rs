@@ -15,11 +15,12 @@
 //! so those jobs must come back from the queue after the restart: with the template's
 //! visibility timeout (minutes), this test fails.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::spawn;
 use serde_json::{Value, json};
 use webhooks_tests::receiver::{Behaviour, Receiver};
 
@@ -30,54 +31,6 @@ const BATCH: u64 = 20;
 const KILL_AFTER: usize = 30;
 /// Visibility timeout of the runner's queues, in seconds.
 const VISIBILITY_SECS: &str = "4";
-
-struct Runner {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with `envs`, and reads its address and ready token. Its standard
-/// output is drained to the end on a thread, so that the runner never writes to a closed
-/// pipe.
-fn spawn(envs: &[(&str, &str)]) -> Runner {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooks-local"));
-    cmd.env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").unwrap();
-    let base = first
-        .strip_prefix("webhooks-local listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    let mut token = None;
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("ready bearer token") {
-            token = lines.next().and_then(Result::ok);
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Runner {
-        child,
-        base,
-        token: token.expect("a ready token is printed").trim().to_owned(),
-    }
-}
 
 fn event(object_id: u64) -> Value {
     let mut e = json!({
