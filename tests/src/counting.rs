@@ -15,7 +15,10 @@ use webhooks_core::subscription::{Subscription, SubscriptionRef};
 /// Requests made through the wrappers sharing it.
 #[derive(Debug, Default)]
 pub struct Counts {
+    /// Index pages read (`page_by_event`).
     pub queries: AtomicUsize,
+    /// Per-user lookups of the audience path (`list_by_owner_event`).
+    pub audience_queries: AtomicUsize,
     pub batch_gets: AtomicUsize,
     pub sends: AtomicUsize,
     pub messages: AtomicUsize,
@@ -35,6 +38,7 @@ impl Counts {
     pub fn reset(&self) {
         for c in [
             &self.queries,
+            &self.audience_queries,
             &self.batch_gets,
             &self.sends,
             &self.messages,
@@ -77,6 +81,14 @@ impl SubscriptionStore for CountingStore {
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError> {
         self.inner.delete(o, id).await
+    }
+    async fn list_by_owner_event(
+        &self,
+        o: &Owner,
+        e: &str,
+    ) -> Result<Vec<SubscriptionRef>, StoreError> {
+        self.counts.audience_queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_by_owner_event(o, e).await
     }
     async fn page_by_event(
         &self,

@@ -27,7 +27,7 @@ pub struct Kit {
     pub dead_letters: Arc<MemoryQueue>,
     pub counts: Arc<Counts>,
     pub clock: ManualClock,
-    ids: IdGenerator,
+    pub ids: IdGenerator,
 }
 
 impl Kit {
@@ -98,6 +98,13 @@ impl Kit {
     }
 }
 
+pub fn owner(deployment: &str, user_id: u64) -> Owner {
+    Owner {
+        deployment: Deployment::parse(deployment).unwrap(),
+        user_id,
+    }
+}
+
 pub fn subscription(
     ids: &IdGenerator,
     clock: &ManualClock,
@@ -107,10 +114,7 @@ pub fn subscription(
 ) -> Subscription {
     Subscription {
         id: ids.next(clock),
-        owner: Owner {
-            deployment: Deployment::parse(deployment).unwrap(),
-            user_id,
-        },
+        owner: owner(deployment, user_id),
         owner_name: String::new(),
         owner_email: String::new(),
         event_id: event_id.to_owned(),

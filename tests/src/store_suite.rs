@@ -92,6 +92,54 @@ pub async fn run(store: &dyn SubscriptionStore) {
     );
     assert_eq!(page.next, None);
 
+    // by owner and event: one user's subscriptions to one event, nothing of other users,
+    // other events or other deployments.
+    let a3 = m.sub(&alice, "assign_task");
+    store.put(&a3).await.unwrap();
+    let mine: Vec<_> = store
+        .list_by_owner_event(&alice, "assign_task")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.owner))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![
+            (a1.id.clone(), alice.clone()),
+            (a3.id.clone(), alice.clone())
+        ]
+    );
+    let bobs = store
+        .list_by_owner_event(&bob, "assign_task")
+        .await
+        .unwrap();
+    assert_eq!(bobs.iter().map(|r| &r.id).collect::<Vec<_>>(), vec![&b1.id]);
+    assert_eq!(
+        store
+            .list_by_owner_event(&owner("hq", 99), "assign_task")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .list_by_owner_event(&alice, "delete_task")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    store.delete(&alice, &a3.id).await.unwrap();
+    assert_eq!(
+        store
+            .list_by_owner_event(&alice, "assign_task")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a deleted subscription leaves the index"
+    );
+
     // get_many: what still exists, ignoring what does not and duplicates.
     let ghost = SubscriptionRef {
         id: m.ids.next(&m.clock),

@@ -649,6 +649,13 @@ async fn store_failures_are_server_errors_on_memory_too() {
         ) -> Result<Option<webhooks_core::subscription::Subscription>, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
+        async fn list_by_owner_event(
+            &self,
+            _: &webhooks_core::identity::Owner,
+            _: &str,
+        ) -> Result<Vec<webhooks_core::subscription::SubscriptionRef>, StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
         async fn page_by_event(
             &self,
             _: &webhooks_core::identity::Deployment,

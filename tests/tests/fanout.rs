@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 
 use serde_json::json;
 use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
@@ -44,11 +45,12 @@ async fn only_visible_owners_of_the_deployment_and_event_get_jobs() {
         .handle_message(&message("m1", body))
         .await
         .unwrap();
+    // Visible to three users: one lookup of each user's subscriptions to the event.
     assert_eq!(
         outcome,
         Outcome::FannedOut {
             jobs: 3,
-            pages: 1,
+            pages: 3,
             continued: false
         }
     );
@@ -333,4 +335,192 @@ async fn ten_thousand_subscriptions_fan_out_through_continuations() {
     );
     let (queries, sends, sent, claims) = kit.counts.get();
     assert_eq!((queries, sends, sent, claims), (10, 1000, 10_000, 0));
+}
+
+/// The jobs (subscription and delivery id) an event gave, sorted.
+fn job_ids(jobs: &[DeliveryJob]) -> Vec<(String, String)> {
+    let mut ids: Vec<_> = jobs
+        .iter()
+        .map(|j| (j.subscription.id.to_string(), j.delivery_id.clone()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn an_event_for_a_few_users_reads_their_subscriptions_only_and_sends_the_same_jobs() {
+    let audience = Kit::new(FanOutSettings::default());
+    let catalogue = Kit::new(FanOutSettings {
+        audience_limit: 0,
+        ..Default::default()
+    });
+    // 3,000 subscriptions to one type over 300 users, the same in both stores.
+    for n in 0..3000u64 {
+        let sub = webhooks_tests::fanout_kit::subscription(
+            &audience.ids,
+            &audience.clock,
+            "hq",
+            n % 300,
+            "assign_task",
+        );
+        audience.store.put(&sub).await.unwrap();
+        catalogue.store.put(&sub).await.unwrap();
+    }
+    let excluded = audience
+        .store
+        .list_by_owner_event(&webhooks_tests::fanout_kit::owner("hq", 7), "assign_task")
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let mut event = example("hq", "assign_task", 42, json!([7, 8, 9, 100_000]));
+    event["event_uid"] = json!("evt_fixed");
+    event["exclude_subscription"] = json!(excluded.to_string());
+    for kit in [&audience, &catalogue] {
+        kit.counts.reset();
+        kit.fanout
+            .handle_message(&message("m", event.to_string()))
+            .await
+            .unwrap();
+    }
+
+    let from_audience = drain_jobs(audience.deliveries.as_ref()).await;
+    let from_catalogue = drain_jobs(catalogue.deliveries.as_ref()).await;
+    assert_eq!(
+        from_audience.len(),
+        29,
+        "10 each of users 7, 8, 9, one excluded"
+    );
+    assert_eq!(job_ids(&from_audience), job_ids(&from_catalogue));
+    assert_eq!(
+        (
+            audience.counts.audience_queries.load(SeqCst),
+            audience.counts.queries.load(SeqCst)
+        ),
+        (4, 0),
+        "one lookup per user listed, no index page"
+    );
+    assert_eq!(
+        (
+            catalogue.counts.audience_queries.load(SeqCst),
+            catalogue.counts.queries.load(SeqCst)
+        ),
+        (0, 1)
+    );
+
+    // A list longer than the limit, or "all", reads every subscription to the type.
+    let many: Vec<u64> = (0..=FanOutSettings::default().audience_limit as u64).collect();
+    audience.counts.reset();
+    for (id, visible_to) in [("long", json!(many)), ("all", json!("all"))] {
+        let body = event_body("hq", "assign_task", 43, visible_to);
+        audience
+            .fanout
+            .handle_message(&message(id, body))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        (
+            audience.counts.audience_queries.load(SeqCst),
+            audience.counts.queries.load(SeqCst)
+        ),
+        (0, 2)
+    );
+    assert_eq!(
+        drain_jobs(audience.deliveries.as_ref()).await.len(),
+        10 * many.len() + 3000
+    );
+}
+
+#[tokio::test]
+async fn a_batch_reads_each_event_type_once_and_shares_send_requests() {
+    let kit = Kit::new(FanOutSettings::default());
+    let single = Kit::new(FanOutSettings::default());
+    let types = [
+        "assign_task",
+        "create_task",
+        "create_quote",
+        "create_request",
+    ];
+    for (n, event_id) in types.iter().enumerate() {
+        let sub = kit.subscribe("hq", n as u64, event_id).await;
+        single.store.put(&sub).await.unwrap();
+    }
+    // Ten events of four types, one subscriber each.
+    let messages: Vec<_> = (0..10u64)
+        .map(|n| {
+            let event_id = types[n as usize % types.len()];
+            message(
+                &format!("m{n}"),
+                event_body("hq", event_id, n + 1, json!("all")),
+            )
+        })
+        .collect();
+    let mut one_by_one = Vec::new();
+    for m in &messages {
+        single.fanout.handle_message(m).await.unwrap();
+        one_by_one.extend(drain_jobs(single.deliveries.as_ref()).await);
+    }
+
+    kit.counts.reset();
+    let failed = webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(&messages)).await;
+    assert!(failed.batch_item_failures.is_empty());
+    let jobs = drain_jobs(kit.deliveries.as_ref()).await;
+    assert_eq!(jobs.len(), 10);
+    let (queries, sends, sent, _) = kit.counts.get();
+    assert_eq!(queries, types.len(), "one index read per event type");
+    assert_eq!(
+        (sends, sent),
+        (1, 10),
+        "ten jobs of ten events, one send request"
+    );
+    // The same jobs and delivery ids as the events fanned out one at a time.
+    let mut batched: Vec<_> = jobs
+        .iter()
+        .map(|j| (j.event_id.clone(), j.delivery_id.clone()))
+        .collect();
+    batched.sort();
+    let mut single: Vec<_> = one_by_one
+        .iter()
+        .map(|j| (j.event_id.clone(), j.delivery_id.clone()))
+        .collect();
+    single.sort();
+    assert_eq!(batched, single);
+}
+
+#[tokio::test]
+async fn a_send_that_fails_retries_only_the_events_whose_jobs_did_not_go() {
+    // The deliveries queue takes one send request, then fails.
+    let failing = Arc::new(std::sync::Mutex::new(None));
+    let kit = Kit::with_deliveries(FanOutSettings::default(), {
+        let failing = failing.clone();
+        move |inner| {
+            let f = Arc::new(FailingAfter::new(inner, 1));
+            *failing.lock().unwrap() = Some(f.clone());
+            f
+        }
+    });
+    // Event a has 10 subscribers (one full request), event b has 5.
+    for user in 0..10 {
+        kit.subscribe("hq", user, "assign_task").await;
+    }
+    for user in 0..5 {
+        kit.subscribe("hq", user, "create_task").await;
+    }
+    let messages = vec![
+        message("a", event_body("hq", "assign_task", 1, json!("all"))),
+        message("b", event_body("hq", "create_task", 2, json!("all"))),
+    ];
+    let answer = webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(&messages)).await;
+    let failed: Vec<_> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["b".to_owned()],
+        "a's ten jobs went out in the first request"
+    );
+    assert_eq!(drain_jobs(kit.deliveries.as_ref()).await.len(), 10);
 }

@@ -19,22 +19,36 @@
 //!   event's uid and the subscription id), so receivers drop the duplicates by `webhook-id`.
 //! * A fan-out larger than one invocation's budget enqueues a continuation message that
 //!   resumes at the next page: nothing is lost, nothing waits for the Lambda timeout.
+//! * A batch is handled as a whole, with the same jobs and delivery ids as its events one
+//!   by one: events of one (deployment, event) read the subscriptions once per batch, and
+//!   the jobs of every event share send requests (ten jobs each). An event is done only
+//!   when all its jobs (and its continuation) went out; otherwise its message is retried
+//!   and sends them again, with the same delivery ids.
+//! * Reads follow the audience: an event that few users may see (at most
+//!   [`FanOutSettings::audience_limit`] across its group) reads only those users'
+//!   subscriptions to it; an event for `"all"` or a long list pages through every
+//!   subscription to its type and filters.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::catalogue::Catalogue;
 use crate::clock::Clock;
-use crate::event::Event;
+use crate::event::{Event, Visibility};
 use crate::idempotency::{
     Claim, ClaimTimes, Claimant, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyStore,
 };
+use crate::identity::{Owner, UserId};
 use crate::job::DeliveryJob;
-use crate::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender, send_all};
+use crate::queue::{
+    IncomingMessage, MAX_BATCH, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
+};
 use crate::stage::BatchHandler;
 use crate::store::{StoreError, SubscriptionStore};
+use crate::subscription::SubscriptionRef;
 
 #[derive(Debug, Clone)]
 pub struct FanOutSettings {
@@ -52,6 +66,10 @@ pub struct FanOutSettings {
     /// fan-out keeps it; shorter than the events queue's visibility timeout (360 s), so a
     /// copy left on the queue comes back after it has ended.
     pub claim_lease: Duration,
+    /// An event visible to at most this many users (all events of its group in a batch
+    /// together) reads those users' subscriptions to it, one lookup each, instead of
+    /// every subscription to it. 0: always read every subscription.
+    pub audience_limit: usize,
 }
 
 impl Default for FanOutSettings {
@@ -62,9 +80,17 @@ impl Default for FanOutSettings {
             max_pages_per_message: 0,
             send_concurrency: 16,
             claim_lease: Duration::from_secs(120),
+            audience_limit: AUDIENCE_LIMIT,
         }
     }
 }
+
+/// The default [`FanOutSettings::audience_limit`]. A lookup per user costs at least half a
+/// read unit (DynamoDB rounds each up to 4 KB) and a request; a keys-only index page
+/// costs half a unit per ~50 subscriptions. Sixteen users cost at most 8 units and
+/// requests that run at once, and pay off as soon as the event's type has more than ~800
+/// subscriptions, which is when reading them all starts to hurt.
+pub const AUDIENCE_LIMIT: usize = 16;
 
 pub struct FanOut {
     pub store: Arc<dyn SubscriptionStore>,
@@ -79,7 +105,7 @@ pub struct FanOut {
     pub settings: FanOutSettings,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FanOutError {
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -109,23 +135,65 @@ pub enum Outcome {
 /// The message attribute that says why a message was parked.
 pub const PARKED_REASON_ATTRIBUTE: &str = "webhooks_reason";
 
+/// Events of a batch that read the same subscriptions: same deployment, same event type,
+/// same place in the index (a continuation's cursor).
+type GroupKey<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// What one group's lookups and jobs came to.
+struct GroupEnd {
+    /// Jobs per member, in the group's member order.
+    jobs: Vec<usize>,
+    /// Store reads: index pages, or one per user on the audience path.
+    reads: usize,
+    /// Where the rest of the index starts, when a continuation carries it.
+    next: Option<String>,
+}
+
 impl FanOut {
     pub async fn handle_message(&self, message: &IncomingMessage) -> Result<Outcome, FanOutError> {
+        let mut results = self.handle_messages(std::slice::from_ref(message)).await;
+        results.pop().expect("one result per message")
+    }
+
+    /// Every message of a batch, one result each, in order. Lookups and sends are shared
+    /// across the batch: events of one (deployment, event) read the subscriptions once,
+    /// and the jobs of all events go out together, ten to a send request.
+    pub async fn handle_messages(
+        &self,
+        messages: &[IncomingMessage],
+    ) -> Vec<Result<Outcome, FanOutError>> {
         let now = self.clock.now_millis();
-        match Event::from_message(&message.body, &self.catalogue, &message.message_id, now) {
-            Ok(event) => match self.fan_out(&event).await {
+        let mut results: Vec<Option<Result<Outcome, FanOutError>>> =
+            messages.iter().map(|_| None).collect();
+        let mut readable = Vec::new();
+        let mut events = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            match Event::from_message(&message.body, &self.catalogue, &message.message_id, now) {
+                Ok(event) => {
+                    readable.push(i);
+                    events.push(event);
+                }
+                Err(reason) => results[i] = Some(self.park(message, reason.0).await),
+            }
+        }
+        let outcomes = self.fan_out_all(&events).await;
+        for (i, outcome) in readable.into_iter().zip(outcomes) {
+            results[i] = Some(match outcome {
                 // A continuation whose cursor the store does not know will never work.
                 Err(FanOutError::Store(StoreError::BadCursor)) => {
                     self.park(
-                        message,
+                        &messages[i],
                         "resume_after is not a cursor this store issued".into(),
                     )
                     .await
                 }
                 other => other,
-            },
-            Err(reason) => self.park(message, reason.0).await,
+            });
         }
+        results
+            .into_iter()
+            .map(|r| r.expect("every message answered"))
+            .collect()
     }
 
     /// Puts an unusable message on the dead-letter queue with its reason.
@@ -147,99 +215,345 @@ impl FanOut {
         Ok(Outcome::Parked(reason))
     }
 
+    /// One event on its own (a batch of one).
     pub async fn fan_out(&self, event: &Event) -> Result<Outcome, FanOutError> {
-        if event.resume_after.is_none()
-            && let Some(key) = &event.idempotency_key
-        {
-            let claimant = Claimant {
-                event_uid: event.event_uid.clone(),
-                attempt: attempt_id(),
-            };
-            let times = ClaimTimes {
-                now: self.clock.now_millis(),
-                window: IDEMPOTENCY_WINDOW_MILLIS,
-                lease: self.settings.claim_lease.as_millis() as i64,
-            };
-            match self
-                .idempotency
-                .claim(&event.deployment, key, &claimant, times)
-                .await?
-            {
-                Claim::Granted => {}
-                Claim::Duplicate => {
-                    tracing::info!(event_uid = %event.event_uid, "idempotency key seen within 24 hours; not fanned out again");
-                    return Ok(Outcome::Duplicate);
+        let mut results = self.fan_out_all(std::slice::from_ref(event)).await;
+        results.pop().expect("one result per event")
+    }
+
+    /// The events of a batch: claims, shared lookups, shared sends, continuations, and
+    /// the claims marked done. An event's result is an error when any of its jobs or its
+    /// continuation did not go out: its message is retried, and sends the same delivery
+    /// ids again.
+    pub async fn fan_out_all(&self, events: &[Event]) -> Vec<Result<Outcome, FanOutError>> {
+        let mut results: Vec<Option<Result<Outcome, FanOutError>>> =
+            events.iter().map(|_| None).collect();
+        let claims = futures::future::join_all(events.iter().map(|e| self.claim(e))).await;
+        let mut groups: BTreeMap<GroupKey<'_>, Vec<usize>> = BTreeMap::new();
+        for (i, claim) in claims.into_iter().enumerate() {
+            match claim {
+                Ok(None) => {
+                    let e = &events[i];
+                    groups
+                        .entry((
+                            e.deployment.as_str(),
+                            e.event_id.as_str(),
+                            e.resume_after.as_deref(),
+                        ))
+                        .or_default()
+                        .push(i);
                 }
-                Claim::InProgress => {
-                    tracing::info!(event_uid = %event.event_uid, "another copy of this event is fanning out; left on the queue for later");
-                    return Ok(Outcome::InProgress);
-                }
+                Ok(Some(stopped)) => results[i] = Some(Ok(stopped)),
+                Err(e) => results[i] = Some(Err(e)),
             }
         }
+        let outbox = Outbox::new(self.deliveries.as_ref(), self.settings.send_concurrency);
+        let ends = futures::future::join_all(
+            groups
+                .iter()
+                .map(|(key, members)| self.fan_out_group(*key, members, events, &outbox)),
+        )
+        .await;
+        outbox.flush().await;
+        let unsent = outbox.unsent();
+
+        let mut jobs = vec![0usize; events.len()];
+        let mut reads = vec![0usize; events.len()];
+        let mut next: Vec<Option<&str>> = vec![None; events.len()];
+        for ((_, members), end) in groups.iter().zip(&ends) {
+            for (k, &i) in members.iter().enumerate() {
+                results[i] = match end {
+                    Ok(end) => {
+                        jobs[i] = end.jobs[k];
+                        reads[i] = end.reads;
+                        next[i] = end.next.as_deref();
+                        unsent
+                            .get(&i)
+                            .map(|&n| Err(QueueError::Partial(n, end.jobs[k]).into()))
+                    }
+                    Err(e) => Some(Err(e.clone())),
+                };
+            }
+        }
+
+        // The rest of large fan-outs, as continuation messages on the events queue.
+        let going_on: Vec<usize> = (0..events.len())
+            .filter(|&i| results[i].is_none() && next[i].is_some())
+            .collect();
+        let continuations: Vec<OutgoingMessage> = going_on
+            .iter()
+            .map(|&i| {
+                let mut rest = events[i].clone();
+                rest.resume_after = next[i].map(str::to_owned);
+                OutgoingMessage::new(rest.to_message())
+            })
+            .collect();
+        let sent = send_each(self.events.as_ref(), &continuations, 4).await;
+        for (&i, ok) in going_on.iter().zip(sent) {
+            if !ok {
+                results[i] = Some(Err(QueueError::Partial(1, 1).into()));
+            }
+        }
+
+        // Keyed events that finished: their claims are done.
+        let finished: Vec<usize> = (0..events.len())
+            .filter(|&i| results[i].is_none() && next[i].is_none())
+            .collect();
+        let completions = futures::future::join_all(finished.iter().map(|&i| async move {
+            match &events[i].idempotency_key {
+                Some(key) => {
+                    self.idempotency
+                        .complete(&events[i].deployment, key, &events[i].event_uid)
+                        .await
+                }
+                None => Ok(()),
+            }
+        }))
+        .await;
+        for (&i, done) in finished.iter().zip(completions) {
+            if let Err(e) = done {
+                results[i] = Some(Err(e.into()));
+            }
+        }
+
+        for (i, event) in events.iter().enumerate() {
+            if results[i].is_none() {
+                let continued = next[i].is_some();
+                if continued {
+                    tracing::info!(event_uid = %event.event_uid, jobs = jobs[i], reads = reads[i], "fan-out continues in a new message");
+                } else {
+                    tracing::info!(event_uid = %event.event_uid, event_id = %event.event_id, jobs = jobs[i], reads = reads[i], "fanned out");
+                }
+                crate::metrics::fanned_out(jobs[i]);
+                results[i] = Some(Ok(Outcome::FannedOut {
+                    jobs: jobs[i],
+                    pages: reads[i],
+                    continued,
+                }));
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every event answered"))
+            .collect()
+    }
+
+    /// Claims a keyed event's idempotency key; `Some` when the event stops here.
+    async fn claim(&self, event: &Event) -> Result<Option<Outcome>, FanOutError> {
+        let Some(key) = &event.idempotency_key else {
+            return Ok(None);
+        };
+        if event.resume_after.is_some() {
+            return Ok(None);
+        }
+        let claimant = Claimant {
+            event_uid: event.event_uid.clone(),
+            attempt: attempt_id(),
+        };
+        let times = ClaimTimes {
+            now: self.clock.now_millis(),
+            window: IDEMPOTENCY_WINDOW_MILLIS,
+            lease: self.settings.claim_lease.as_millis() as i64,
+        };
+        match self
+            .idempotency
+            .claim(&event.deployment, key, &claimant, times)
+            .await?
+        {
+            Claim::Granted => Ok(None),
+            Claim::Duplicate => {
+                tracing::info!(event_uid = %event.event_uid, "idempotency key seen within 24 hours; not fanned out again");
+                Ok(Some(Outcome::Duplicate))
+            }
+            Claim::InProgress => {
+                tracing::info!(event_uid = %event.event_uid, "another copy of this event is fanning out; left on the queue for later");
+                Ok(Some(Outcome::InProgress))
+            }
+        }
+    }
+
+    /// The users whose subscriptions a group reads on the audience path: every member is
+    /// visible to a short list of users, and together they name at most
+    /// [`FanOutSettings::audience_limit`]. `None`: read every subscription to the event.
+    fn audience(&self, members: &[usize], events: &[Event]) -> Option<BTreeSet<UserId>> {
+        let mut users = BTreeSet::new();
+        for &i in members {
+            match &events[i].visible_to {
+                Visibility::Users(list) => users.extend(list.iter().copied()),
+                Visibility::All(_) => return None,
+            }
+            if users.len() > self.settings.audience_limit {
+                return None;
+            }
+        }
+        Some(users)
+    }
+
+    /// Reads the subscriptions of one group and queues its members' jobs.
+    async fn fan_out_group(
+        &self,
+        (_, event_id, cursor): GroupKey<'_>,
+        members: &[usize],
+        events: &[Event],
+        outbox: &Outbox<'_>,
+    ) -> Result<GroupEnd, FanOutError> {
+        let mut jobs = vec![0usize; members.len()];
+        // The group's key was taken from its members: they share this deployment.
+        let deployment = &events[members[0]].deployment;
+        if cursor.is_none()
+            && let Some(users) = self.audience(members, events)
+        {
+            let lookups = futures::future::join_all(users.iter().map(|&user_id| {
+                let owner = Owner {
+                    deployment: deployment.clone(),
+                    user_id,
+                };
+                async move { self.store.list_by_owner_event(&owner, event_id).await }
+            }))
+            .await;
+            let mut subscriptions = Vec::new();
+            for found in lookups {
+                subscriptions.extend(found?);
+            }
+            outbox
+                .push(jobs_for(members, events, subscriptions, &mut jobs))
+                .await;
+            return Ok(GroupEnd {
+                jobs,
+                reads: users.len(),
+                next: None,
+            });
+        }
         let started = Instant::now();
-        let mut cursor = event.resume_after.clone();
-        let (mut jobs, mut pages) = (0usize, 0usize);
+        let mut cursor = cursor.map(str::to_owned);
+        let mut reads = 0usize;
         loop {
             let page = self
                 .store
                 .page_by_event(
-                    &event.deployment,
-                    &event.event_id,
+                    deployment,
+                    event_id,
                     cursor.as_deref(),
                     self.settings.page_size,
                 )
                 .await?;
-            pages += 1;
-            let messages: Vec<OutgoingMessage> = page
-                .items
-                .into_iter()
-                .filter(|s| event.visible_to.allows(s.owner.user_id))
-                .filter(|s| event.exclude_subscription.as_ref() != Some(&s.id))
-                .map(|s| OutgoingMessage::new(DeliveryJob::for_event(event, s).to_message()))
-                .collect();
-            jobs += messages.len();
-            send_all(
-                self.deliveries.as_ref(),
-                messages,
-                self.settings.send_concurrency,
-            )
-            .await?;
+            reads += 1;
+            outbox
+                .push(jobs_for(members, events, page.items, &mut jobs))
+                .await;
             let Some(next) = page.next else {
-                if let Some(key) = &event.idempotency_key {
-                    self.idempotency
-                        .complete(&event.deployment, key, &event.event_uid)
-                        .await?;
-                }
-                tracing::info!(event_uid = %event.event_uid, event_id = %event.event_id, jobs, pages, "fanned out");
-                crate::metrics::fanned_out(jobs);
-                return Ok(Outcome::FannedOut {
+                return Ok(GroupEnd {
                     jobs,
-                    pages,
-                    continued: false,
+                    reads,
+                    next: None,
                 });
             };
             let out_of_pages = self.settings.max_pages_per_message > 0
-                && pages >= self.settings.max_pages_per_message;
+                && reads >= self.settings.max_pages_per_message;
             if out_of_pages || started.elapsed() >= self.settings.time_budget {
-                let mut rest = event.clone();
-                rest.resume_after = Some(next);
-                send_all(
-                    self.events.as_ref(),
-                    vec![OutgoingMessage::new(rest.to_message())],
-                    1,
-                )
-                .await?;
-                tracing::info!(event_uid = %event.event_uid, jobs, pages, "fan-out continues in a new message");
-                crate::metrics::fanned_out(jobs);
-                return Ok(Outcome::FannedOut {
+                return Ok(GroupEnd {
                     jobs,
-                    pages,
-                    continued: true,
+                    reads,
+                    next: Some(next),
                 });
             }
             cursor = Some(next);
         }
     }
+}
+
+/// The jobs of a group's members for these subscriptions: one per subscription whose
+/// owner may view the member's object (a trigger's own subscription excepted), counted
+/// per member.
+fn jobs_for(
+    members: &[usize],
+    events: &[Event],
+    subscriptions: Vec<SubscriptionRef>,
+    jobs: &mut [usize],
+) -> Vec<(usize, OutgoingMessage)> {
+    let mut out = Vec::new();
+    for subscription in subscriptions {
+        for (k, &i) in members.iter().enumerate() {
+            let event = &events[i];
+            if event.visible_to.allows(subscription.owner.user_id)
+                && event.exclude_subscription.as_ref() != Some(&subscription.id)
+            {
+                jobs[k] += 1;
+                let job = DeliveryJob::for_event(event, subscription.clone());
+                out.push((i, OutgoingMessage::new(job.to_message())));
+            }
+        }
+    }
+    out
+}
+
+/// Jobs of a whole batch on their way to the deliveries queue: held until there are
+/// enough to fill send requests (ten jobs each, of any events), then sent. Remembers the
+/// events some of whose jobs did not go out.
+struct Outbox<'a> {
+    queue: &'a dyn QueueSender,
+    concurrency: usize,
+    pending: Mutex<Vec<(usize, OutgoingMessage)>>,
+    /// Jobs that did not go out, by event.
+    unsent: Mutex<BTreeMap<usize, usize>>,
+}
+
+/// Held jobs are sent once there are this many (a large page sends as it is read).
+const OUTBOX_FLUSH_AT: usize = 1000;
+
+impl<'a> Outbox<'a> {
+    fn new(queue: &'a dyn QueueSender, concurrency: usize) -> Self {
+        Self {
+            queue,
+            concurrency,
+            pending: Mutex::new(Vec::new()),
+            unsent: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    async fn push(&self, jobs: Vec<(usize, OutgoingMessage)>) {
+        let full = {
+            let mut pending = lock(&self.pending);
+            pending.extend(jobs);
+            if pending.len() < OUTBOX_FLUSH_AT {
+                return;
+            }
+            // Whole send requests now; the rest waits for more jobs or the end.
+            let keep = pending.len() % MAX_BATCH;
+            let split = pending.len() - keep;
+            let rest = pending.split_off(split);
+            std::mem::replace(&mut *pending, rest)
+        };
+        self.send(full).await;
+    }
+
+    async fn flush(&self) {
+        let all = std::mem::take(&mut *lock(&self.pending));
+        self.send(all).await;
+    }
+
+    async fn send(&self, jobs: Vec<(usize, OutgoingMessage)>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let (owners, messages): (Vec<usize>, Vec<OutgoingMessage>) = jobs.into_iter().unzip();
+        let sent = send_each(self.queue, &messages, self.concurrency).await;
+        let mut unsent = lock(&self.unsent);
+        for (owner, ok) in owners.into_iter().zip(sent) {
+            if !ok {
+                *unsent.entry(owner).or_default() += 1;
+            }
+        }
+    }
+
+    /// The events (by index) with jobs that did not go out, and how many.
+    fn unsent(&self) -> BTreeMap<usize, usize> {
+        lock(&self.unsent).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A fresh attempt id: `att_` and 32 hex characters, different for every handling of a
@@ -253,8 +567,7 @@ fn attempt_id() -> String {
 #[async_trait]
 impl BatchHandler for FanOut {
     async fn handle_batch(&self, messages: &[IncomingMessage]) -> Vec<String> {
-        let results =
-            futures::future::join_all(messages.iter().map(|m| self.handle_message(m))).await;
+        let results = self.handle_messages(messages).await;
         messages
             .iter()
             .zip(results)

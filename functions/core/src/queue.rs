@@ -53,7 +53,7 @@ pub struct Received {
     pub receipt: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue is unavailable: {0}")]
     Unavailable(String),

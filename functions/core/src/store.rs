@@ -8,7 +8,7 @@ use crate::identity::{Deployment, Owner};
 use crate::ids::SubscriptionId;
 use crate::subscription::{Subscription, SubscriptionRef};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -51,6 +51,15 @@ pub trait SubscriptionStore: Send + Sync {
         owner: &Owner,
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError>;
+
+    /// The subscriptions of one owner to one event, in id order: the fan-out's audience
+    /// path, for an event only a few users may see. Its cost follows that owner's
+    /// subscriptions to the event, not every subscription to it.
+    async fn list_by_owner_event(
+        &self,
+        owner: &Owner,
+        event_id: &str,
+    ) -> Result<Vec<SubscriptionRef>, StoreError>;
 
     /// A page of the subscriptions of a deployment to one event, in id order.
     async fn page_by_event(

@@ -8,12 +8,15 @@
 //! | `pk` (partition key) | `{deployment}#{user_id}`: the owner |
 //! | `sk` (sort key) | `{subscription_id}`: time-ordered, so a query lists oldest first |
 //! | `gsi1pk` | `{deployment}#{event_id}`: partition key of the `by_event` index (sort key `sk`, keys only) |
+//! | `gsi2pk` | `{deployment}#{user_id}#{event_id}`: partition key of the `by_owner_event` index (sort key `sk`, keys only) |
 //!
 //! * get one: `GetItem(pk, sk)`; another owner's id is simply absent.
 //! * list by owner: `Query(pk)`, following `LastEvaluatedKey`.
 //! * delete: `DeleteItem(pk, sk)` returning the old item, so existence costs nothing extra.
 //! * fan-out "subscriptions of deployment D to event E": `Query` on `by_event`
 //!   (`gsi1pk = D#E`), paginated; keys only, so a 1 MB page holds thousands.
+//! * fan-out "subscriptions of user U of D to event E" (an event few users may see):
+//!   `Query` on `by_owner_event` (`gsi2pk = D#U#E`); half a read unit for up to ~40.
 //! * delivery "these subscriptions still exist?": `BatchGetItem` of up to 100 keys.
 
 use std::collections::HashMap;
@@ -31,6 +34,7 @@ use crate::store::{Page, StoreError, SubscriptionStore};
 use crate::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
 
 pub const BY_EVENT_INDEX: &str = "by_event";
+pub const BY_OWNER_EVENT_INDEX: &str = "by_owner_event";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -46,6 +50,10 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn owner_pk(owner: &Owner) -> String {
     format!("{}#{}", owner.deployment, owner.user_id)
+}
+
+fn owner_event_pk(owner: &Owner, event_id: &str) -> String {
+    format!("{}#{}#{}", owner.deployment, owner.user_id, event_id)
 }
 
 fn key(owner: &Owner, id: &SubscriptionId) -> Item {
@@ -69,6 +77,10 @@ fn to_item(sub: &Subscription) -> Item {
     item.insert(
         "gsi1pk".into(),
         s(format!("{}#{}", sub.owner.deployment, sub.event_id)),
+    );
+    item.insert(
+        "gsi2pk".into(),
+        s(owner_event_pk(&sub.owner, &sub.event_id)),
     );
     item.insert("user_name".into(), s(&sub.owner_name));
     item.insert("user_email".into(), s(&sub.owner_email));
@@ -118,6 +130,15 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
     })
 }
 
+/// The subscription an index item (keys only) points to.
+fn key_ref(item: &Item) -> Result<SubscriptionRef, StoreError> {
+    Ok(SubscriptionRef {
+        owner: parse_owner_pk(text(item, "pk")?)?,
+        id: SubscriptionId::parse(text(item, "sk")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
 /// `LastEvaluatedKey` as an opaque cursor: its string attributes, JSON, base64url.
 fn encode_cursor(key: &Item) -> Result<String, StoreError> {
     let mut plain = std::collections::BTreeMap::new();
@@ -155,13 +176,16 @@ impl DynamoSubscriptionStore {
         Self::new(Client::new(config), table)
     }
 
-    /// Creates the table (on-demand, with the `by_event` index) when it does not exist.
+    /// Creates the table (on-demand, with the `by_event` and `by_owner_event` indexes) when it does not exist.
     /// The local runner and the tests use it; on AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
         let spec = TableSpec {
             partition_key: "pk",
             sort_key: Some("sk"),
-            index: Some((BY_EVENT_INDEX, "gsi1pk", "sk")),
+            indexes: &[
+                (BY_EVENT_INDEX, "gsi1pk", "sk"),
+                (BY_OWNER_EVENT_INDEX, "gsi2pk", "sk"),
+            ],
             ttl_attribute: None,
         };
         dynamodb_table::ensure(&self.client, &self.table, &spec).await
@@ -298,6 +322,35 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         }
     }
 
+    async fn list_by_owner_event(
+        &self,
+        owner: &Owner,
+        event_id: &str,
+    ) -> Result<Vec<SubscriptionRef>, StoreError> {
+        let mut refs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_OWNER_EVENT_INDEX)
+                .key_condition_expression("gsi2pk = :p")
+                .expression_attribute_values(":p", s(owner_event_pk(owner, event_id)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                refs.push(key_ref(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(refs),
+            }
+        }
+    }
+
     async fn page_by_event(
         &self,
         deployment: &Deployment,
@@ -322,13 +375,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         let items = out
             .items()
             .iter()
-            .map(|item| {
-                Ok(SubscriptionRef {
-                    owner: parse_owner_pk(text(item, "pk")?)?,
-                    id: SubscriptionId::parse(text(item, "sk")?)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
-            })
+            .map(key_ref)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let next = match out.last_evaluated_key() {
             Some(k) if !k.is_empty() => Some(encode_cursor(k)?),

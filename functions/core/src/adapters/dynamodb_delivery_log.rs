@@ -188,7 +188,7 @@ impl DynamoDeliveryLog {
         let spec = TableSpec {
             partition_key: "pk",
             sort_key: Some("sk"),
-            index: None,
+            indexes: &[],
             ttl_attribute: Some(EXPIRES_AT),
         };
         dynamodb_table::ensure(&self.client, &self.table, &spec).await

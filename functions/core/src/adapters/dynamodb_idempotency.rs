@@ -79,7 +79,7 @@ impl DynamoIdempotencyStore {
         let spec = TableSpec {
             partition_key: "pk",
             sort_key: None,
-            index: None,
+            indexes: &[],
             ttl_attribute: Some(EXPIRES_AT),
         };
         dynamodb_table::ensure(&self.client, &self.table, &spec).await

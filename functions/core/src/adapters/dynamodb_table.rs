@@ -20,12 +20,12 @@ where
     StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
-/// A table's shape: string keys, at most one keys-only global index, and a TTL attribute.
+/// A table's shape: string keys, keys-only global indexes, and a TTL attribute.
 pub(crate) struct TableSpec<'a> {
     pub partition_key: &'a str,
     pub sort_key: Option<&'a str>,
-    /// `(index name, partition key, sort key)`.
-    pub index: Option<(&'a str, &'a str, &'a str)>,
+    /// `(index name, partition key, sort key)` of each index.
+    pub indexes: &'a [(&'a str, &'a str, &'a str)],
     pub ttl_attribute: Option<&'a str>,
 }
 
@@ -57,8 +57,8 @@ pub(crate) async fn ensure(
     if !exists {
         let mut names = vec![spec.partition_key];
         names.extend(spec.sort_key);
-        if let Some((_, hash, range)) = spec.index {
-            names.extend([hash, range]);
+        for (_, hash, range) in spec.indexes {
+            names.extend([*hash, *range]);
         }
         names.sort_unstable();
         names.dedup();
@@ -79,10 +79,10 @@ pub(crate) async fn ensure(
         if let Some(sort) = spec.sort_key {
             create = create.key_schema(key(sort, KeyType::Range));
         }
-        if let Some((index, hash, range)) = spec.index {
+        for (index, hash, range) in spec.indexes {
             create = create.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
-                    .index_name(index)
+                    .index_name(*index)
                     .key_schema(key(hash, KeyType::Hash))
                     .key_schema(key(range, KeyType::Range))
                     .projection(

@@ -106,6 +106,24 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(removed)
     }
 
+    async fn list_by_owner_event(
+        &self,
+        owner: &Owner,
+        event_id: &str,
+    ) -> Result<Vec<SubscriptionRef>, StoreError> {
+        let t = self.lock();
+        let dep = owner.deployment.as_str().to_owned();
+        Ok(t.by_owner
+            .range((dep.clone(), owner.user_id, min_id())..)
+            .take_while(|((d, u, _), _)| *d == dep && *u == owner.user_id)
+            .filter(|(_, s)| s.event_id == event_id)
+            .map(|((_, _, id), s)| SubscriptionRef {
+                id: id.clone(),
+                owner: s.owner.clone(),
+            })
+            .collect())
+    }
+
     async fn page_by_event(
         &self,
         deployment: &Deployment,
