@@ -182,12 +182,16 @@ impl QueueSender for FailingAfter {
     }
 }
 
-/// Counts delivery log writes (one `PutItem` each on DynamoDB) and reads: the records a
+/// Counts delivery log writes and write requests, and reads: the records a
 /// page read touched by the port's contract (its attempts, and one more when it has a
 /// next page), and the largest such read of one call.
 pub struct CountingLog {
     pub inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>,
+    /// Log lines written.
     pub writes: AtomicUsize,
+    /// Write requests on DynamoDB: one `PutItem` per line recorded alone, one
+    /// `BatchWriteItem` per 25 lines recorded together.
+    pub write_requests: AtomicUsize,
     pub reads: AtomicUsize,
     pub largest_read: AtomicUsize,
 }
@@ -197,6 +201,7 @@ impl CountingLog {
         Self {
             inner,
             writes: AtomicUsize::new(0),
+            write_requests: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             largest_read: AtomicUsize::new(0),
         }
@@ -218,7 +223,17 @@ impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
         attempt: &webhooks_core::delivery_log::Attempt,
     ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
+        self.write_requests.fetch_add(1, Ordering::SeqCst);
         self.inner.record(attempt).await
+    }
+    async fn record_all(
+        &self,
+        attempts: &[webhooks_core::delivery_log::Attempt],
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(attempts.len(), Ordering::SeqCst);
+        self.write_requests
+            .fetch_add(attempts.len().div_ceil(25), Ordering::SeqCst);
+        self.inner.record_all(attempts).await
     }
     async fn page(
         &self,

@@ -22,12 +22,16 @@ use webhooks_core::retry::RetryPolicy;
 use webhooks_core::store::SubscriptionStore;
 use webhooks_core::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
 
-use crate::counting::{CountingStore, Counts};
+use crate::counting::{CountingLog, CountingStore, Counts};
 
 /// A queue that keeps what is sent to it, for looking at delays and jobs.
 #[derive(Default)]
 pub struct RecordingQueue {
     pub sent: Mutex<Vec<OutgoingMessage>>,
+    /// Send requests answered.
+    pub requests: std::sync::atomic::AtomicUsize,
+    /// While set, every send request fails.
+    pub refusing: std::sync::atomic::AtomicBool,
 }
 
 impl RecordingQueue {
@@ -47,6 +51,11 @@ impl RecordingQueue {
 #[async_trait]
 impl QueueSender for RecordingQueue {
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.requests.fetch_add(1, SeqCst);
+        if self.refusing.load(SeqCst) {
+            return Err(QueueError::Unavailable("refusing on purpose".into()));
+        }
         self.sent.lock().unwrap().extend_from_slice(messages);
         Ok(Vec::new())
     }
@@ -61,6 +70,8 @@ pub struct DeliveryKit {
     pub clock: ManualClock,
     pub sealer: SecretSealer,
     pub counts: Arc<Counts>,
+    /// Counts the stage's log writes and reads.
+    pub log_counts: Arc<CountingLog>,
     ids: IdGenerator,
 }
 
@@ -106,12 +117,13 @@ impl DeliveryKit {
             ..DeliverySettings::default()
         };
         tune(&mut settings);
+        let log_counts = Arc::new(CountingLog::new(log.clone()));
         let deliverer = Deliverer {
             store: Arc::new(CountingStore {
                 inner: store.clone(),
                 counts: counts.clone(),
             }),
-            log: log.clone(),
+            log: log_counts.clone(),
             deliveries: queue.clone(),
             dead_letters: dead_letters.clone(),
             sender: Arc::new(ReqwestSender::new(policy)),
@@ -130,6 +142,7 @@ impl DeliveryKit {
             clock,
             sealer,
             counts,
+            log_counts,
             ids: IdGenerator::default(),
         }
     }

@@ -298,6 +298,32 @@ pub async fn run(log: &dyn DeliveryLog) {
     assert_eq!(list(&retried, 10).await.len(), 4);
     assert_eq!(list(&sub, 10).await.len(), 5);
     assert_eq!(list(&next_ref(&alice), 10).await, vec![]);
+
+    // Many at once (a batch's lines): more than one write request's worth, over two
+    // subscriptions, the same attempt twice (a job handed over twice in one batch): each
+    // attempt is kept once, as written.
+    let (one, two) = (next_ref(&alice), next_ref(&owner("hq", 2)));
+    let mut batch: Vec<Attempt> = (0..40)
+        .map(|n| {
+            attempt(
+                if n % 2 == 0 { &one } else { &two },
+                &format!("msg_b{n}"),
+                1,
+                T0 + n * 1000,
+            )
+        })
+        .collect();
+    batch.push(batch[0].clone());
+    log.record_all(&batch).await.unwrap();
+    let mut expected: Vec<Attempt> = batch[..40]
+        .iter()
+        .filter(|a| a.subscription == one)
+        .cloned()
+        .collect();
+    expected.reverse();
+    assert_eq!(list(&one, 100).await, expected);
+    assert_eq!(list(&two, 100).await.len(), 20);
+    log.record_all(&[]).await.unwrap();
 }
 
 /// Every attempt of `sub`, newest first, following the cursors with pages of `limit`.

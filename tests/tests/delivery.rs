@@ -583,3 +583,52 @@ async fn a_slow_receiver_gets_a_bounded_share_and_its_jobs_wait_on_the_queue() {
         "{queued:?}"
     );
 }
+
+/// A batch's aftermath goes out together: its retries in shared send requests, its log
+/// lines in shared writes. A message whose retry could not be queued is received again,
+/// and its log line waits for that attempt; its neighbours are done.
+#[tokio::test]
+async fn a_batch_queues_its_retries_and_writes_its_log_lines_together() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let kit = DeliveryKit::new();
+    let failing = Receiver::start().await;
+    failing.always(Behaviour::Status(500));
+    let fine = Receiver::start().await;
+    let down = kit.subscribe(&failing.url, ContentType::Form, None).await;
+    let up = kit.subscribe(&fine.url, ContentType::Json, None).await;
+    let mut jobs: Vec<DeliveryJob> = (1..=30).map(|n| kit.job(&down, n)).collect();
+    jobs.extend((31..=60).map(|n| kit.job(&up, n)));
+
+    assert!(kit.run(&jobs).await.is_empty());
+    assert_eq!(kit.queue.take_jobs().len(), 30, "one retry per failed job");
+    assert_eq!(
+        kit.queue.requests.load(SeqCst),
+        3,
+        "thirty retries, ten to a send request"
+    );
+    assert_eq!(
+        (
+            kit.log_counts.writes.load(SeqCst),
+            kit.log_counts.write_requests.load(SeqCst)
+        ),
+        (60, 3),
+        "sixty log lines, 25 to a write request"
+    );
+    assert_eq!(kit.counts.batch_gets.load(SeqCst), 1);
+    assert_eq!(
+        (kit.log_of(&down).await.len(), kit.log_of(&up).await.len()),
+        (30, 30)
+    );
+
+    // The queue refuses: the failed jobs' messages come back, unlogged; the delivered
+    // ones are done and logged.
+    kit.queue.refusing.store(true, SeqCst);
+    let again = vec![kit.job(&down, 61), kit.job(&up, 62), kit.job(&down, 63)];
+    let mut failed = kit.run(&again).await;
+    failed.sort();
+    assert_eq!(failed, vec!["m0".to_owned(), "m2".to_owned()]);
+    assert_eq!(
+        (kit.log_of(&down).await.len(), kit.log_of(&up).await.len()),
+        (30, 31)
+    );
+}

@@ -159,12 +159,36 @@ pub fn timed_out(attempt: &Attempt) -> bool {
 /// that started within `request_limit` of the round's earliest one belong to that round;
 /// a delivered attempt that started after a timeout ends the row.
 pub fn timeout_rounds(now_started: Millis, recent: &[Attempt], request_limit: Duration) -> u32 {
+    timeout_rounds_of(
+        now_started,
+        recent.iter().filter_map(RowMark::of).collect(),
+        request_limit,
+    )
+}
+
+/// What the timeout count needs of an attempt: when it started, and whether it delivered
+/// or timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowMark {
+    pub at: Millis,
+    pub delivered: bool,
+}
+
+impl RowMark {
+    /// The mark of an attempt that delivered or timed out; other attempts leave none.
+    pub fn of(attempt: &Attempt) -> Option<Self> {
+        let delivered = attempt.outcome == AttemptOutcome::Delivered;
+        (delivered || timed_out(attempt)).then_some(Self {
+            at: attempt.at,
+            delivered,
+        })
+    }
+}
+
+/// [`timeout_rounds`] over marks (any order; the same attempt twice counts once).
+pub fn timeout_rounds_of(now_started: Millis, marks: Vec<RowMark>, request_limit: Duration) -> u32 {
     let limit = request_limit.as_millis() as i64;
-    let mut entries: Vec<(Millis, bool)> = recent
-        .iter()
-        .filter(|a| a.outcome == AttemptOutcome::Delivered || timed_out(a))
-        .map(|a| (a.at, a.outcome == AttemptOutcome::Delivered))
-        .collect();
+    let mut entries: Vec<(Millis, bool)> = marks.iter().map(|m| (m.at, m.delivered)).collect();
     entries.push((now_started, false));
     // Newest first; at the same instant a delivery sorts first, so it ends the row.
     entries.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));

@@ -8,6 +8,12 @@
 //! carries `due_at`, and a job received before it is due goes back on the queue with the
 //! remaining delay (at most 15 minutes a hop) without touching the store or the receiver.
 //! Every attempt lands in the delivery log, automatic deletions with their reason.
+//!
+//! A batch is handled as a whole: its subscriptions are read at once, its attempts run
+//! together, and what they leave behind goes out together at the end: every message put
+//! back on the queue (retries, hops, deferred jobs) in shared send requests, every log
+//! line in shared writes. A message is done only when what it put back went out;
+//! otherwise it is received again (and sends the same `webhook-id` again).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,15 +22,16 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 pub use crate::after_attempt::Retries;
-use crate::after_attempt::{Context, Decision, Next, Verdict, decide, timeout_rounds};
+use crate::after_attempt::{Context, Decision, Next, RowMark, Verdict, decide, timeout_rounds_of};
 use crate::breaker::{Breaker, Ended};
 use crate::clock::{Clock, Millis};
 use crate::crypto::{SecretSealer, random_u64};
 use crate::delivery_log::{Attempt, DeliveryLog};
 use crate::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
+use crate::ids::SubscriptionId;
 use crate::job::DeliveryJob;
 use crate::queue::{
-    IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all,
+    IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
 };
 use crate::retry::RetryPolicy;
 use crate::signing;
@@ -112,13 +119,37 @@ fn random_unit() -> f64 {
 const TIMEOUT_HISTORY: usize = 100;
 
 impl Deliverer {
-    /// One attempt of `job` to `subscription`, and everything that follows from it.
+    /// One attempt of `job` to `subscription`, and everything that follows from it, on
+    /// its own: the retry queued and the log line written before it returns (a
+    /// `dispatch`). A batch settles its attempts first and sends and writes them together.
     pub async fn attempt(
         &self,
         job: &DeliveryJob,
         subscription: &Subscription,
         retries: Retries,
     ) -> Result<Attempt, DeliveryError> {
+        let alone = BatchMarks::default();
+        let Settled { record, retry } = self.try_once(job, subscription, retries, &alone).await?;
+        if let Some(retry) = retry {
+            send_all(self.deliveries.as_ref(), vec![retry], 1).await?;
+        }
+        if let Err(e) = self.log.record(&record).await {
+            // The delivery itself is done; redoing it to save its log line would send it twice.
+            tracing::error!(error = %e, delivery_id = %record.delivery_id, "could not write the delivery log");
+        }
+        Ok(record)
+    }
+
+    /// Prepare, call, and decide: the attempt made and what it leaves to send and write.
+    /// `batch` holds what the batch's earlier attempts did, whose log lines are not
+    /// written yet.
+    async fn try_once(
+        &self,
+        job: &DeliveryJob,
+        subscription: &Subscription,
+        retries: Retries,
+        batch: &BatchMarks,
+    ) -> Result<Settled, DeliveryError> {
         let key = SubscriptionRef {
             id: subscription.id.clone(),
             owner: subscription.owner.clone(),
@@ -128,7 +159,7 @@ impl Deliverer {
         let started = Instant::now();
         let result = self.sender.post(&request).await;
         let duration_ms = started.elapsed().as_millis() as u64;
-        self.handle(job, &key, at, duration_ms, result, retries)
+        self.handle(job, &key, at, duration_ms, result, retries, batch)
             .await
     }
 
@@ -170,7 +201,8 @@ impl Deliverer {
         })
     }
 
-    /// Decides what the answer means and carries it out.
+    /// Decides what the answer means and carries out what cannot wait (removing the
+    /// subscription); the retry and the log line are left to the caller.
     async fn handle(
         &self,
         job: &DeliveryJob,
@@ -179,10 +211,11 @@ impl Deliverer {
         duration_ms: u64,
         result: Result<HttpResponse, SendError>,
         retries: Retries,
-    ) -> Result<Attempt, DeliveryError> {
+        batch: &BatchMarks,
+    ) -> Result<Settled, DeliveryError> {
         let verdict = Verdict::of(&result, at.div_euclid(1000));
         let timeout_rounds = match verdict {
-            Verdict::TimedOut => self.timeout_rounds(key, at).await,
+            Verdict::TimedOut => self.timeout_rounds(key, at, batch).await,
             _ => 0,
         };
         let Decision { outcome, next } = decide(
@@ -229,6 +262,10 @@ impl Deliverer {
                 record.reason = Some(e.to_string());
             }
         }
+        if let Some(mark) = RowMark::of(&record) {
+            batch.add(&key.id, mark);
+        }
+        let mut retry = None;
         match next {
             Next::Done => {}
             Next::Remove(removal) => {
@@ -243,13 +280,9 @@ impl Deliverer {
                     due_at: Some(due),
                     ..job.clone()
                 };
-                self.enqueue(&next, delay).await?;
+                retry = Some(delayed(&next, delay));
                 record.next_attempt_at = Some(due);
             }
-        }
-        if let Err(e) = self.log.record(&record).await {
-            // The delivery itself is done; redoing it to save its log line would send it twice.
-            tracing::error!(error = %e, delivery_id = %record.delivery_id, "could not write the delivery log");
         }
         crate::metrics::delivery_attempt(outcome, Duration::from_millis(duration_ms));
         tracing::info!(
@@ -260,24 +293,25 @@ impl Deliverer {
             duration_ms,
             "delivery attempt"
         );
-        Ok(record)
+        Ok(Settled { record, retry })
     }
 
     /// Timeout rounds in a row, this attempt's included, from the subscription's latest
     /// attempts in the log. A log that cannot be read counts this round alone: the job is
     /// retried, and the next timeout counts again.
-    async fn timeout_rounds(&self, key: &SubscriptionRef, at: Millis) -> u32 {
+    async fn timeout_rounds(&self, key: &SubscriptionRef, at: Millis, batch: &BatchMarks) -> u32 {
         match self.log.page(key, None, TIMEOUT_HISTORY).await {
-            Ok(recent) => timeout_rounds(at, &recent.attempts, self.settings.timeout),
+            Ok(recent) => {
+                let mut marks: Vec<RowMark> =
+                    recent.attempts.iter().filter_map(RowMark::of).collect();
+                marks.extend(batch.of(&key.id));
+                timeout_rounds_of(at, marks, self.settings.timeout)
+            }
             Err(e) => {
                 tracing::error!(error = %e, subscription_id = %key.id, "could not read the delivery log to count timeouts");
                 1
             }
         }
-    }
-
-    async fn enqueue(&self, job: &DeliveryJob, delay: Duration) -> Result<(), QueueError> {
-        send_all(self.deliveries.as_ref(), vec![delayed(job, delay)], 1).await
     }
 
     async fn park(&self, message: &IncomingMessage, reason: String) -> Result<(), QueueError> {
@@ -290,9 +324,16 @@ impl Deliverer {
     }
 
     /// Handles a batch; returns the ids of the messages to receive again.
+    ///
+    /// Requests per batch: one `BatchGetItem` per 100 jobs that are due, one send request
+    /// per ten messages put back on the queue (retries, hops, deferred jobs, all
+    /// together, at the end), one `BatchWriteItem` per 25 log lines. A message is done
+    /// only when what it leaves on the queue went out; its log line is written then.
     async fn deliver_batch(&self, messages: &[IncomingMessage]) -> Vec<String> {
         let now = self.clock.now_millis();
         let mut failed = Vec::new();
+        // Messages that go back on the queue, with the message each one settles.
+        let mut requeue: Vec<(&IncomingMessage, OutgoingMessage)> = Vec::new();
         let mut due: Vec<(&IncomingMessage, DeliveryJob)> = Vec::new();
         for message in messages {
             let job = match DeliveryJob::from_message(&message.body) {
@@ -311,33 +352,73 @@ impl Deliverer {
             match job.due_at.map(|d| d - now).filter(|wait| *wait > 1000) {
                 // Not due yet: another hop on the queue, no store read, no request.
                 Some(wait) => {
-                    if self
-                        .enqueue(&job, Duration::from_millis(wait as u64))
-                        .await
-                        .is_err()
-                    {
-                        failed.push(message.message_id.clone());
-                    }
+                    requeue.push((message, delayed(&job, Duration::from_millis(wait as u64))))
                 }
                 None => due.push((message, job)),
             }
         }
-        if due.is_empty() {
-            return failed;
-        }
-        let keys: Vec<SubscriptionRef> = due.iter().map(|(_, j)| j.subscription.clone()).collect();
-        let subscriptions = match self.store.get_many(&keys).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::error!(error = %e, "could not read the batch's subscriptions; the batch will be retried");
-                failed.extend(due.iter().map(|(m, _)| m.message_id.clone()));
-                return failed;
+        let mut settled: Vec<(&IncomingMessage, Attempt)> = Vec::new();
+        if !due.is_empty() {
+            match self.attempt_due(&due, now, &mut requeue).await {
+                Ok(attempts) => {
+                    for (message, result) in attempts {
+                        match result {
+                            Ok(Settled { record, retry }) => {
+                                if let Some(retry) = retry {
+                                    requeue.push((message, retry));
+                                }
+                                settled.push((message, record));
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, message_id = %message.message_id, "delivery failed; the job will be retried");
+                                failed.push(message.message_id.clone());
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the batch's subscriptions; the batch will be retried");
+                    failed.extend(due.iter().map(|(m, _)| m.message_id.clone()));
+                }
             }
-        };
-        // Jobs whose receiver is slow or failing wait on the queue, untried, in one send.
+        }
+        let outgoing: Vec<OutgoingMessage> = requeue.iter().map(|(_, m)| m.clone()).collect();
+        let sent = send_each(self.deliveries.as_ref(), &outgoing, 4).await;
+        let mut unsent = std::collections::HashSet::new();
+        for ((message, _), ok) in requeue.iter().zip(sent) {
+            if !ok {
+                unsent.insert(message.message_id.as_str());
+            }
+        }
+        failed.extend(unsent.iter().map(|id| (*id).to_owned()));
+        // Attempts whose retry did not go out are tried again from the queue; their log
+        // line is written then.
+        let lines: Vec<Attempt> = settled
+            .into_iter()
+            .filter(|(m, _)| !unsent.contains(m.message_id.as_str()))
+            .map(|(_, record)| record)
+            .collect();
+        if let Err(e) = self.log.record_all(&lines).await {
+            // The deliveries are done; redoing them to save their log lines would send
+            // them twice.
+            tracing::error!(error = %e, lines = lines.len(), "could not write the delivery log");
+        }
+        failed
+    }
+
+    /// The due jobs of a batch: their subscriptions read at once, jobs of slow or
+    /// failing receivers deferred (added to `requeue`), the others attempted together.
+    async fn attempt_due<'m>(
+        &self,
+        due: &[(&'m IncomingMessage, DeliveryJob)],
+        now: Millis,
+        requeue: &mut Vec<(&'m IncomingMessage, OutgoingMessage)>,
+    ) -> Result<Vec<(&'m IncomingMessage, Result<Settled, DeliveryError>)>, StoreError> {
+        let keys: Vec<SubscriptionRef> = due.iter().map(|(_, j)| j.subscription.clone()).collect();
+        let subscriptions = self.store.get_many(&keys).await?;
         let mut admitted = Vec::new();
-        let mut deferred: Vec<(&IncomingMessage, OutgoingMessage)> = Vec::new();
-        for (message, job) in &due {
+        let marks = &BatchMarks::default();
+        for (message, job) in due {
             let found = subscriptions
                 .iter()
                 .find(|s| s.id == job.subscription.id && s.owner == job.subscription.owner);
@@ -347,23 +428,15 @@ impl Deliverer {
             };
             match self.breaker.admit(&subscription.id, Instant::now()) {
                 Ok(permit) => admitted.push((*message, job, subscription, permit)),
+                // A slow or failing receiver's job waits on the queue, untried.
                 Err(wait) => {
                     crate::metrics::deferred();
                     let later = DeliveryJob {
                         due_at: Some(now + wait.as_millis() as i64),
                         ..job.clone()
                     };
-                    deferred.push((*message, delayed(&later, wait)));
+                    requeue.push((*message, delayed(&later, wait)));
                 }
-            }
-        }
-        if !deferred.is_empty() {
-            let messages = deferred.iter().map(|(_, m)| m.clone()).collect();
-            if send_all(self.deliveries.as_ref(), messages, 4)
-                .await
-                .is_err()
-            {
-                failed.extend(deferred.iter().map(|(m, _)| m.message_id.clone()));
             }
         }
         let attempts = admitted
@@ -371,27 +444,51 @@ impl Deliverer {
             .map(|(message, job, subscription, permit)| {
                 let span = tracing::info_span!("delivery", delivery_id = %job.delivery_id);
                 async move {
-                    match self.attempt(job, subscription, Retries::Scheduled).await {
-                        Ok(attempt) => {
-                            self.breaker.finish(permit, ended(&attempt), Instant::now());
-                            None
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "delivery failed; the job will be retried");
-                            Some(message.message_id.clone())
-                        }
+                    let result = self
+                        .try_once(job, subscription, Retries::Scheduled, marks)
+                        .await;
+                    if let Ok(settled) = &result {
+                        self.breaker
+                            .finish(permit, ended(&settled.record), Instant::now());
                     }
+                    (message, result)
                 }
                 .instrument(span)
             });
-        failed.extend(
-            futures::future::join_all(attempts)
-                .await
-                .into_iter()
-                .flatten(),
-        );
-        failed
+        Ok(futures::future::join_all(attempts).await)
     }
+}
+
+/// What the attempts of a batch did, by subscription, before their log lines are
+/// written: a success in the batch ends a row of timeouts that another attempt of the
+/// same batch counts.
+#[derive(Default)]
+struct BatchMarks(std::sync::Mutex<Vec<(SubscriptionId, RowMark)>>);
+
+impl BatchMarks {
+    fn add(&self, subscription: &SubscriptionId, mark: RowMark) {
+        self.lock().push((subscription.clone(), mark));
+    }
+
+    fn of(&self, subscription: &SubscriptionId) -> Vec<RowMark> {
+        self.lock()
+            .iter()
+            .filter(|(s, _)| s == subscription)
+            .map(|(_, m)| *m)
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SubscriptionId, RowMark)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// An attempt made and decided: its log line, and the job of its retry when one is due.
+struct Settled {
+    record: Attempt,
+    retry: Option<OutgoingMessage>,
 }
 
 #[async_trait]

@@ -238,6 +238,16 @@ fn is_sort_key(key: &str) -> bool {
 pub trait DeliveryLog: Send + Sync {
     async fn record(&self, attempt: &Attempt) -> Result<(), StoreError>;
 
+    /// Several attempts at once: the delivery stage writes a batch's lines together. The
+    /// same attempt twice (a job SQS handed over twice, attempted in the same
+    /// millisecond) is kept once. The default writes them one by one.
+    async fn record_all(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        for attempt in attempts {
+            self.record(attempt).await?;
+        }
+        Ok(())
+    }
+
     /// Attempts for one subscription of its owner, newest first: at most `limit`, starting
     /// after `after` (from the newest when `None`), reading at most `limit + 1` records.
     /// `next` is set exactly when older attempts exist. `limit` 0 reads nothing and

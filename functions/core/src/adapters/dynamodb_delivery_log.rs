@@ -9,7 +9,8 @@
 //! | `expires_at` (N) | Unix **seconds** after which the record may go; the table's TTL attribute |
 //!
 //! and every other field of [`Attempt`] as an attribute of its own (`outcome` as its
-//! snake_case name; fields that are `None` are left out). Recording is one `PutItem`;
+//! snake_case name; fields that are `None` are left out). Recording one attempt is one
+//! `PutItem` (a dispatch); recording a batch's attempts is one `BatchWriteItem` per 25;
 //! reading a page is a `Query` on `pk`, newest first (`ScanIndexForward = false`), with
 //! `Limit` = what the page still needs plus one and `ExclusiveStartKey` = the cursor's
 //! sort key under this subscription's `pk`. Another owner's subscription with the same id
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 use crate::adapters::dynamodb_idempotency::to_secs;
 use crate::adapters::dynamodb_table::{self, TableSpec, unavailable};
@@ -195,6 +196,56 @@ impl DynamoDeliveryLog {
     }
 }
 
+/// The items of `attempts` as `BatchWriteItem` requests: at most 25 each, each attempt
+/// once (a request may not name a key twice).
+fn write_chunks(attempts: &[Attempt]) -> Result<Vec<Vec<WriteRequest>>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let requests: Vec<WriteRequest> = attempts
+        .iter()
+        .filter(|a| seen.insert((partition_key(&a.subscription), sort_key(a))))
+        .map(|a| {
+            let put = PutRequest::builder()
+                .set_item(Some(to_item(a)))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(requests.chunks(25).map(<[_]>::to_vec).collect())
+}
+
+impl DynamoDeliveryLog {
+    /// One `BatchWriteItem` of at most 25 items, and again for what it left unprocessed.
+    async fn write_chunk(&self, chunk: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut pending = chunk;
+        for attempt in 0u32.. {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            pending = out
+                .unprocessed_items()
+                .and_then(|u| u.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if attempt >= 8 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "BatchWriteItem kept {} delivery log items unprocessed",
+            pending.len()
+        )))
+    }
+}
+
 #[async_trait]
 impl DeliveryLog for DynamoDeliveryLog {
     async fn record(&self, attempt: &Attempt) -> Result<(), StoreError> {
@@ -205,6 +256,20 @@ impl DeliveryLog for DynamoDeliveryLog {
             .send()
             .await
             .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// `BatchWriteItem`, 25 items a request, up to four requests at once; items left
+    /// unprocessed are sent again with a growing pause. A request may not name one key
+    /// twice, so the same attempt twice is written once.
+    async fn record_all(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let chunks = write_chunks(attempts)?;
+        stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 
@@ -260,5 +325,29 @@ impl DeliveryLog for DynamoDeliveryLog {
             }
         }
         Ok(page_of(read, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_requests_hold_25_items_and_never_one_attempt_twice() {
+        let mut attempts: Vec<Attempt> = (0..60).map(|n| Attempt::example(1, n)).collect();
+        // The same job handed over twice, attempted in the same millisecond.
+        attempts.insert(3, attempts[2].clone());
+        let chunks = write_chunks(&attempts).unwrap();
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![25, 25, 10]
+        );
+        let mut keys = std::collections::HashSet::new();
+        for request in chunks.iter().flatten() {
+            let item = request.put_request().unwrap().item();
+            let key = (item["pk"].as_s().unwrap(), item["sk"].as_s().unwrap());
+            assert!(keys.insert(key), "{key:?} twice");
+        }
+        assert!(write_chunks(&[]).unwrap().is_empty());
     }
 }
