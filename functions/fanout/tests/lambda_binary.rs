@@ -40,8 +40,9 @@ async fn the_fanout_binary_turns_sqs_batches_into_jobs_within_its_role() {
         );
     }
 
-    // One subscription per page and one page per message: every event with more than
-    // one subscriber continues in a new message on the events queue.
+    // One subscription per page and one page per message: an event for everyone with
+    // more than one subscriber continues in a new message on the events queue. Events
+    // for a few users read those users' subscriptions (by_owner_event) at once.
     let mut fanout = stack
         .spawn(
             FANOUT,
@@ -65,6 +66,16 @@ async fn the_fanout_binary_turns_sqs_batches_into_jobs_within_its_role() {
     let answer = fanout
         .runtime
         .invoke(serde_json::to_value(sqs_event(&batch)).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    // For everyone: read from the by_event index, a page at a time.
+    let everyone = message(
+        "m-5",
+        example("hq", "create_issue", 79, json!("all")).to_string(),
+    );
+    let answer = fanout
+        .runtime
+        .invoke(serde_json::to_value(sqs_event(&[everyone])).unwrap())
         .await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
 
@@ -122,6 +133,7 @@ async fn the_fanout_binary_turns_sqs_batches_into_jobs_within_its_role() {
     got.sort();
     let mut want = vec![(77, ids[0].clone())];
     want.extend(ids.iter().map(|id| (78, id.clone())));
+    want.extend(ids.iter().map(|id| (79, id.clone())));
     want.sort();
     assert_eq!(
         got, want,
