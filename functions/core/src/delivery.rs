@@ -158,9 +158,12 @@ impl Deliverer {
         let request = self.prepare(job, subscription, &key, at)?;
         let started = Instant::now();
         let result = self.sender.post(&request).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        self.handle(job, &key, at, duration_ms, result, retries, batch)
-            .await
+        let call = Call {
+            at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            result,
+        };
+        self.handle(job, &key, call, retries, batch).await
     }
 
     /// The signed request: the secret opened for this subscription alone.
@@ -207,12 +210,15 @@ impl Deliverer {
         &self,
         job: &DeliveryJob,
         key: &SubscriptionRef,
-        at: Millis,
-        duration_ms: u64,
-        result: Result<HttpResponse, SendError>,
+        call: Call,
         retries: Retries,
         batch: &BatchMarks,
     ) -> Result<Settled, DeliveryError> {
+        let Call {
+            at,
+            duration_ms,
+            result,
+        } = call;
         let verdict = Verdict::of(&result, at.div_euclid(1000));
         let timeout_rounds = match verdict {
             Verdict::TimedOut => self.timeout_rounds(key, at, batch).await,
@@ -483,6 +489,13 @@ impl BatchMarks {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// One request made: when it started, how long it took, and what came back.
+struct Call {
+    at: Millis,
+    duration_ms: u64,
+    result: Result<HttpResponse, SendError>,
 }
 
 /// An attempt made and decided: its log line, and the job of its retry when one is due.
