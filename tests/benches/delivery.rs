@@ -59,6 +59,9 @@ async fn main() {
             content_type: ContentType::Json,
             sealed_secret,
             created_at: 0,
+            active: true,
+            disabled_reason: None,
+            previous_secret: None,
         };
         store.put(&sub).await.unwrap();
         jobs.push(DeliveryJob {

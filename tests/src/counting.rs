@@ -59,6 +59,9 @@ impl SubscriptionStore for CountingStore {
     async fn put(&self, s: &Subscription) -> Result<(), StoreError> {
         self.inner.put(s).await
     }
+    async fn replace(&self, s: &Subscription) -> Result<bool, StoreError> {
+        self.inner.replace(s).await
+    }
     async fn get(
         &self,
         o: &Owner,

@@ -171,6 +171,9 @@ impl DeliveryKit {
             content_type,
             sealed_secret,
             created_at: 0,
+            active: true,
+            disabled_reason: None,
+            previous_secret: None,
         };
         self.store.put(&sub).await.unwrap();
         sub

@@ -122,6 +122,9 @@ pub fn subscription(
         content_type: ContentType::Form,
         sealed_secret: Some("v1:SEALED-SECRET".into()),
         created_at: 0,
+        active: true,
+        disabled_reason: None,
+        previous_secret: None,
     }
 }
 

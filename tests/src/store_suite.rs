@@ -3,8 +3,10 @@
 use webhooks_core::clock::ManualClock;
 use webhooks_core::identity::{Deployment, Owner};
 use webhooks_core::ids::{IdGenerator, SubscriptionId};
-use webhooks_core::store::{StoreError, SubscriptionStore};
-use webhooks_core::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use webhooks_core::store::{Page, StoreError, SubscriptionStore};
+use webhooks_core::subscription::{
+    ContentType, PreviousSecret, Subscription, SubscriptionRef, TriggerUrl,
+};
 
 fn owner(deployment: &str, user_id: u64) -> Owner {
     Owner {
@@ -31,6 +33,9 @@ impl Maker {
             content_type: ContentType::Json,
             sealed_secret: Some("v1:sealed".to_owned()),
             created_at: 42,
+            active: true,
+            disabled_reason: None,
+            previous_secret: None,
         }
     }
 }
@@ -139,6 +144,63 @@ pub async fn run(store: &dyn SubscriptionStore) {
         1,
         "a deleted subscription leaves the index"
     );
+
+    // replace: a changed subscription reads back as written; a paused one leaves the
+    // fan-out's indexes and comes back when resumed; a deleted one is not brought back.
+    let mut changed = store.get(&alice, &a1.id).await.unwrap().unwrap();
+    changed.trigger_url = TriggerUrl::from_stored("https://new.example.com/hook".into());
+    changed.content_type = ContentType::Json;
+    changed.active = false;
+    changed.disabled_reason = Some("the receiver answered 410 Gone".into());
+    changed.previous_secret = Some(PreviousSecret {
+        sealed: "v2:OLD".into(),
+        until: 1_700_000_000_123,
+    });
+    assert!(store.replace(&changed).await.unwrap());
+    assert_eq!(
+        store.get(&alice, &a1.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    let in_index = |page: Page<SubscriptionRef>| page.items.iter().any(|r| r.id == a1.id);
+    assert!(!in_index(
+        store
+            .page_by_event(&alice.deployment, "assign_task", None, 100)
+            .await
+            .unwrap()
+    ));
+    assert!(
+        store
+            .list_by_owner_event(&alice, "assign_task")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != a1.id)
+    );
+    assert_eq!(
+        store.list_by_owner(&alice).await.unwrap().len(),
+        2,
+        "still listed"
+    );
+    changed.active = true;
+    changed.disabled_reason = None;
+    changed.previous_secret = None;
+    assert!(store.replace(&changed).await.unwrap());
+    assert_eq!(
+        store.get(&alice, &a1.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert!(in_index(
+        store
+            .page_by_event(&alice.deployment, "assign_task", None, 100)
+            .await
+            .unwrap()
+    ));
+    let ghost_change = Subscription {
+        id: m.ids.next(&m.clock),
+        ..changed.clone()
+    };
+    assert!(!store.replace(&ghost_change).await.unwrap());
+    assert_eq!(store.get(&alice, &ghost_change.id).await.unwrap(), None);
 
     // get_many: what still exists, ignoring what does not and duplicates.
     let ghost = SubscriptionRef {

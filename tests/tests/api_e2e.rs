@@ -619,6 +619,12 @@ async fn store_failures_are_server_errors_on_memory_too() {
                 "table webhooks-secret-name is on fire".into(),
             ))
         }
+        async fn replace(
+            &self,
+            _: &webhooks_core::subscription::Subscription,
+        ) -> Result<bool, StoreError> {
+            Err(StoreError::Unavailable("on fire".into()))
+        }
         async fn get(
             &self,
             _: &webhooks_core::identity::Owner,
@@ -863,6 +869,9 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
         content_type: ContentType::Form,
         sealed_secret: None,
         created_at: 0,
+        active: true,
+        disabled_reason: None,
+        previous_secret: None,
     };
     Arc::clone(&platform.app.store).put(&private).await.unwrap();
     let private = private.id.to_string();

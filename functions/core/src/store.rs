@@ -31,6 +31,10 @@ pub trait SubscriptionStore: Send + Sync {
     /// Stores a new subscription (ids are unique; an existing one is replaced).
     async fn put(&self, subscription: &Subscription) -> Result<(), StoreError>;
 
+    /// Writes a changed subscription over the stored one; `false` (and nothing written)
+    /// when it no longer exists, so a deleted subscription is never brought back.
+    async fn replace(&self, subscription: &Subscription) -> Result<bool, StoreError>;
+
     /// One subscription of this owner, or `None` (also when it belongs to someone else).
     async fn get(
         &self,
@@ -52,7 +56,7 @@ pub trait SubscriptionStore: Send + Sync {
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError>;
 
-    /// The subscriptions of one owner to one event, in id order: the fan-out's audience
+    /// The active subscriptions of one owner to one event, in id order: the fan-out's audience
     /// path, for an event only a few users may see. Its cost follows that owner's
     /// subscriptions to the event, not every subscription to it.
     async fn list_by_owner_event(
@@ -61,7 +65,7 @@ pub trait SubscriptionStore: Send + Sync {
         event_id: &str,
     ) -> Result<Vec<SubscriptionRef>, StoreError>;
 
-    /// A page of the subscriptions of a deployment to one event, in id order.
+    /// A page of the active subscriptions of a deployment to one event, in id order.
     async fn page_by_event(
         &self,
         deployment: &Deployment,

@@ -227,6 +227,40 @@ pub struct Subscription {
     pub content_type: ContentType,
     pub sealed_secret: Option<String>,
     pub created_at: Millis,
+    /// False when paused by its owner or disabled automatically: it gets no jobs from
+    /// the fan-out (it is not in the indexes) and no deliveries.
+    pub active: bool,
+    /// Why it was disabled automatically (410, the timeout limit); `None` when active or
+    /// paused by its owner.
+    pub disabled_reason: Option<String>,
+    /// The secret before the last rotation, which keeps signing beside the new one for a
+    /// while.
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A rotated-out secret, sealed like the current one, and when it stops signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub sealed: String,
+    pub until: Millis,
+}
+
+impl Subscription {
+    /// Its key: owner and id.
+    pub fn key(&self) -> SubscriptionRef {
+        SubscriptionRef {
+            id: self.id.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+
+    /// The previous secret, while it still signs at `now`.
+    pub fn previous_secret_at(&self, now: Millis) -> Option<&str> {
+        self.previous_secret
+            .as_ref()
+            .filter(|p| p.until > now)
+            .map(|p| p.sealed.as_str())
+    }
 }
 
 /// What the fan-out needs of a subscription: enough to address it and to filter by owner.

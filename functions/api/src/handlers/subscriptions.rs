@@ -93,6 +93,9 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
         content_type: new.content_type,
         sealed_secret,
         created_at: app.clock.now_millis(),
+        active: true,
+        disabled_reason: None,
+        previous_secret: None,
     };
     app.store.put(&subscription).await.map_err(store_failed)?;
     tracing::info!(subscription_id = %subscription.id, event_id = %subscription.event_id, "subscription created");

@@ -9,10 +9,14 @@
 //! | `sk` (sort key) | `{subscription_id}`: time-ordered, so a query lists oldest first |
 //! | `gsi1pk` | `{deployment}#{event_id}`: partition key of the `by_event` index (sort key `sk`, keys only) |
 //! | `gsi2pk` | `{deployment}#{user_id}#{event_id}`: partition key of the `by_owner_event` index (sort key `sk`, keys only) |
+//! | `active` | `false` when paused or disabled (absent: active); such an item has no `gsi1pk`/`gsi2pk`, so no index holds it |
+//! | `disabled_reason`, `previous_secret`, `previous_secret_until` | when set |
 //!
 //! * get one: `GetItem(pk, sk)`; another owner's id is simply absent.
 //! * list by owner: `Query(pk)`, following `LastEvaluatedKey`.
 //! * delete: `DeleteItem(pk, sk)` returning the old item, so existence costs nothing extra.
+//! * replace (update, pause, rotate, disable): `PutItem` of the whole item, on condition
+//!   that it exists, so a subscription deleted meanwhile stays deleted.
 //! * fan-out "subscriptions of deployment D to event E": `Query` on `by_event`
 //!   (`gsi1pk = D#E`), paginated; keys only, so a 1 MB page holds thousands.
 //! * fan-out "subscriptions of user U of D to event E" (an event few users may see):
@@ -31,7 +35,7 @@ use crate::adapters::dynamodb_table::{self, TableSpec, unavailable};
 use crate::identity::{Deployment, Owner};
 use crate::ids::SubscriptionId;
 use crate::store::{Page, StoreError, SubscriptionStore};
-use crate::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use crate::subscription::{ContentType, PreviousSecret, Subscription, SubscriptionRef, TriggerUrl};
 
 pub const BY_EVENT_INDEX: &str = "by_event";
 pub const BY_OWNER_EVENT_INDEX: &str = "by_owner_event";
@@ -74,14 +78,30 @@ fn parse_owner_pk(pk: &str) -> Result<Owner, StoreError> {
 
 fn to_item(sub: &Subscription) -> Item {
     let mut item = key(&sub.owner, &sub.id);
-    item.insert(
-        "gsi1pk".into(),
-        s(format!("{}#{}", sub.owner.deployment, sub.event_id)),
-    );
-    item.insert(
-        "gsi2pk".into(),
-        s(owner_event_pk(&sub.owner, &sub.event_id)),
-    );
+    // Only an active subscription is in the fan-out's indexes: a paused one costs nothing
+    // per event.
+    if sub.active {
+        item.insert(
+            "gsi1pk".into(),
+            s(format!("{}#{}", sub.owner.deployment, sub.event_id)),
+        );
+        item.insert(
+            "gsi2pk".into(),
+            s(owner_event_pk(&sub.owner, &sub.event_id)),
+        );
+    } else {
+        item.insert("active".into(), AttributeValue::Bool(false));
+    }
+    if let Some(reason) = &sub.disabled_reason {
+        item.insert("disabled_reason".into(), s(reason));
+    }
+    if let Some(previous) = &sub.previous_secret {
+        item.insert("previous_secret".into(), s(&previous.sealed));
+        item.insert(
+            "previous_secret_until".into(),
+            AttributeValue::N(previous.until.to_string()),
+        );
+    }
     item.insert("user_name".into(), s(&sub.owner_name));
     item.insert("user_email".into(), s(&sub.owner_email));
     item.insert("event_id".into(), s(&sub.event_id));
@@ -127,6 +147,20 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
             .ok_or_else(|| StoreError::Corrupt("content_type".into()))?,
         sealed_secret: text(item, "secret").ok().map(str::to_owned),
         created_at,
+        active: !matches!(item.get("active"), Some(AttributeValue::Bool(false))),
+        disabled_reason: text(item, "disabled_reason").ok().map(str::to_owned),
+        previous_secret: match (
+            text(item, "previous_secret"),
+            item.get("previous_secret_until"),
+        ) {
+            (Ok(sealed), Some(AttributeValue::N(until))) => Some(PreviousSecret {
+                sealed: sealed.to_owned(),
+                until: until
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("previous_secret_until".into()))?,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -203,6 +237,27 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn replace(&self, sub: &Subscription) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(sub)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn get(

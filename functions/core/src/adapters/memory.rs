@@ -37,6 +37,24 @@ fn owner_key(owner: &Owner, id: &SubscriptionId) -> OwnerKey {
     )
 }
 
+impl Tables {
+    /// Stores a subscription; only an active one is in the fan-out's index, as on
+    /// DynamoDB.
+    fn write(&mut self, s: &Subscription) {
+        let index_key = (
+            s.owner.deployment.as_str().to_owned(),
+            s.event_id.clone(),
+            s.id.clone(),
+        );
+        if s.active {
+            self.by_event.insert(index_key, s.owner.clone());
+        } else {
+            self.by_event.remove(&index_key);
+        }
+        self.by_owner.insert(owner_key(&s.owner, &s.id), s.clone());
+    }
+}
+
 impl MemorySubscriptionStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables
@@ -48,17 +66,17 @@ impl MemorySubscriptionStore {
 #[async_trait]
 impl SubscriptionStore for MemorySubscriptionStore {
     async fn put(&self, s: &Subscription) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        t.by_event.insert(
-            (
-                s.owner.deployment.as_str().to_owned(),
-                s.event_id.clone(),
-                s.id.clone(),
-            ),
-            s.owner.clone(),
-        );
-        t.by_owner.insert(owner_key(&s.owner, &s.id), s.clone());
+        self.lock().write(s);
         Ok(())
+    }
+
+    async fn replace(&self, s: &Subscription) -> Result<bool, StoreError> {
+        let mut t = self.lock();
+        if !t.by_owner.contains_key(&owner_key(&s.owner, &s.id)) {
+            return Ok(false);
+        }
+        t.write(s);
+        Ok(true)
     }
 
     async fn get(
@@ -116,7 +134,7 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(t.by_owner
             .range((dep.clone(), owner.user_id, min_id())..)
             .take_while(|((d, u, _), _)| *d == dep && *u == owner.user_id)
-            .filter(|(_, s)| s.event_id == event_id)
+            .filter(|(_, s)| s.event_id == event_id && s.active)
             .map(|((_, _, id), s)| SubscriptionRef {
                 id: id.clone(),
                 owner: s.owner.clone(),
