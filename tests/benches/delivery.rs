@@ -135,6 +135,7 @@ async fn main() {
                 0,
                 &body,
                 Some("bench-secret"),
+                None,
             );
             (body, headers)
         })

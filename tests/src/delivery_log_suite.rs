@@ -31,6 +31,8 @@ fn attempt(sub: &SubscriptionRef, delivery: &str, number: u32, at: Millis) -> At
         error_kind: Some("http_status".to_owned()),
         reason: Some("the receiver answered 503".to_owned()),
         response_body: "busy".to_owned(),
+        resource_url: Some("https://hq.example.com/api/v0/tasks/123".to_owned()),
+        occurred_at: Some("2023-11-14T22:13:20Z".to_owned()),
         next_attempt_at: Some(at + 5_000),
         at,
         expires_at: at + 30 * DAY,
@@ -87,6 +89,8 @@ pub async fn run(log: &dyn DeliveryLog) {
         error_kind: None,
         reason: None,
         response_body: String::new(),
+        resource_url: None,
+        occurred_at: None,
         next_attempt_at: None,
         duration_ms: 0,
         object_id: 0,
@@ -99,6 +103,8 @@ pub async fn run(log: &dyn DeliveryLog) {
         error_kind: Some("http_status".to_owned()),
         reason: Some("the receiver answered 410 Gone; the subscription was deleted".to_owned()),
         response_body: "gone".to_owned(),
+        resource_url: None,
+        occurred_at: None,
         next_attempt_at: None,
         ..attempt(&sub, "msg_gone", 2, T0 + 30_000)
     };
@@ -108,6 +114,8 @@ pub async fn run(log: &dyn DeliveryLog) {
         error_kind: None,
         reason: None,
         response_body: String::new(),
+        resource_url: None,
+        occurred_at: None,
         next_attempt_at: None,
         ..attempt(&sub, "msg_ok", 1, T0 + 40_000)
     };

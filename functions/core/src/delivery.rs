@@ -183,6 +183,15 @@ impl Deliverer {
             ),
             None => None,
         };
+        // After a rotation the previous secret signs beside the new one for a while.
+        let previous = match subscription.previous_secret_at(at) {
+            Some(sealed) => Some(
+                self.sealer
+                    .open_for(sealed, key)
+                    .map_err(|source| DeliveryError::Secret { source })?,
+            ),
+            None => None,
+        };
         let body = signing::body(
             subscription.content_type,
             job.object_id,
@@ -195,6 +204,7 @@ impl Deliverer {
             at.div_euclid(1000),
             &body,
             secret.as_deref(),
+            previous.as_deref(),
         );
         Ok(OutgoingRequest {
             url: subscription.trigger_url.as_str().to_owned(),
@@ -248,6 +258,8 @@ impl Deliverer {
             error_kind: None,
             reason: None,
             response_body: String::new(),
+            resource_url: job.resource_url.clone(),
+            occurred_at: Some(job.occurred_at.clone()),
             next_attempt_at: None,
             at,
             expires_at: at + self.settings.log_retention.as_millis() as i64,

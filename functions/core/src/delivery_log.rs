@@ -76,6 +76,13 @@ pub struct Attempt {
     pub reason: Option<String>,
     /// The first 4 KB of the response body.
     pub response_body: String,
+    /// The job's `resource_url` and `occurred_at`, so the delivery can be sent again
+    /// (resend, recover) from its log line alone. `None` on lines written before they
+    /// were kept.
+    #[serde(default)]
+    pub resource_url: Option<String>,
+    #[serde(default)]
+    pub occurred_at: Option<String>,
     pub next_attempt_at: Option<Millis>,
     /// When the attempt started.
     pub at: Millis,
@@ -108,6 +115,8 @@ impl Attempt {
             error_kind: None,
             reason: None,
             response_body: String::new(),
+            resource_url: None,
+            occurred_at: None,
             next_attempt_at: None,
             at,
             expires_at: at,

@@ -30,7 +30,10 @@ pub fn body(content_type: ContentType, object_id: u64, resource_url: Option<&str
     }
 }
 
-/// The headers of one attempt. `secret` is the subscription's secret, when it has one.
+/// The headers of one attempt. `secret` is the subscription's secret, when it has one;
+/// `previous` the secret it replaced, while that still signs after a rotation: then
+/// `webhook-signature` carries both `v1,` signatures (the new one first, space-separated,
+/// as Standard Webhooks allows), and the `X-Hub-Signature` headers the new one only.
 pub fn headers(
     content_type: ContentType,
     event_id: &str,
@@ -38,6 +41,7 @@ pub fn headers(
     timestamp: i64,
     body: &[u8],
     secret: Option<&str>,
+    previous: Option<&str>,
 ) -> Vec<(String, String)> {
     let mut h = vec![
         ("Content-Type".to_owned(), content_type.as_str().to_owned()),
@@ -50,7 +54,7 @@ pub fn headers(
         ("webhook-timestamp".to_owned(), timestamp.to_string()),
     ];
     if let Some(secret) = secret {
-        let key = secret.as_bytes();
+        let key: &[u8] = &key_bytes(secret);
         h.push((
             "X-Hub-Signature".to_owned(),
             format!("sha1={}", hex::encode(hmac_sha1(key, body))),
@@ -59,12 +63,33 @@ pub fn headers(
             "X-Hub-Signature-256".to_owned(),
             format!("sha256={}", hex::encode(hmac_sha256(key, body))),
         ));
-        h.push((
-            "webhook-signature".to_owned(),
-            standard_signature(key, delivery_id, timestamp, body),
-        ));
+        let mut signatures = standard_signature(key, delivery_id, timestamp, body);
+        if let Some(previous) = previous {
+            signatures.push(' ');
+            signatures.push_str(&standard_signature(
+                &key_bytes(previous),
+                delivery_id,
+                timestamp,
+                body,
+            ));
+        }
+        h.push(("webhook-signature".to_owned(), signatures));
     }
     h
+}
+
+/// The bytes a secret signs with. A secret in Standard Webhooks' spelling (`whsec_` and
+/// base64, as the platform generates them) signs with the bytes it encodes, so receivers
+/// pass it to the standard libraries as it is; any other secret signs with its own bytes.
+pub fn key_bytes(secret: &str) -> std::borrow::Cow<'_, [u8]> {
+    match secret
+        .strip_prefix("whsec_")
+        .and_then(|encoded| B64.decode(encoded).ok())
+        .filter(|bytes| !bytes.is_empty())
+    {
+        Some(bytes) => std::borrow::Cow::Owned(bytes),
+        None => std::borrow::Cow::Borrowed(secret.as_bytes()),
+    }
 }
 
 /// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` (Standard Webhooks).
@@ -78,10 +103,17 @@ pub fn standard_signature(key: &[u8], delivery_id: &str, timestamp: i64, body: &
     format!("v1,{}", B64.encode(hmac_sha256(key, &signed)))
 }
 
-/// The Standard Webhooks spelling of a secret (`whsec_` and base64 of its bytes), which
-/// receivers pass to the standard libraries.
+/// The Standard Webhooks spelling of a secret (`whsec_` and base64 of the bytes it signs
+/// with), which receivers pass to the standard libraries.
 pub fn whsec(secret: &str) -> String {
-    format!("whsec_{}", B64.encode(secret.as_bytes()))
+    format!("whsec_{}", B64.encode(key_bytes(secret)))
+}
+
+/// A new secret: 32 random bytes in Standard Webhooks' spelling.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    crate::crypto::random_bytes(&mut bytes);
+    format!("whsec_{}", B64.encode(bytes))
 }
 
 #[cfg(test)]
@@ -104,7 +136,15 @@ mod tests {
 
     #[test]
     fn unsigned_deliveries_carry_no_signatures() {
-        let h = headers(ContentType::Form, "assign_task", "msg_1", 1, b"id=1", None);
+        let h = headers(
+            ContentType::Form,
+            "assign_task",
+            "msg_1",
+            1,
+            b"id=1",
+            None,
+            None,
+        );
         assert!(
             h.iter()
                 .all(|(k, _)| !k.to_ascii_lowercase().contains("signature"))
@@ -122,6 +162,7 @@ mod tests {
             1_700_000_000,
             br#"{"id":1}"#,
             Some("s3cret"),
+            None,
         );
         let get = |name: &str| {
             h.iter()
@@ -141,6 +182,47 @@ mod tests {
             get("webhook-signature"),
             "v1,eHbQcD49Vi330nsuAxPVTI6bXZzeamAa+ZIUQraOpXM="
         );
+        // After a rotation: the new secret's signature first, then the old one's; the
+        // X-Hub headers carry the new one only.
+        let rotated = headers(
+            ContentType::Json,
+            "create_task",
+            "msg_abc",
+            1_700_000_000,
+            br#"{"id":1}"#,
+            Some("n3w"),
+            Some("s3cret"),
+        );
+        let new_only = headers(
+            ContentType::Json,
+            "create_task",
+            "msg_abc",
+            1_700_000_000,
+            br#"{"id":1}"#,
+            Some("n3w"),
+            None,
+        );
+        let value = |h: &[(String, String)], name: &str| {
+            h.iter().find(|(k, _)| k == name).unwrap().1.clone()
+        };
+        assert_eq!(
+            value(&rotated, "webhook-signature"),
+            format!(
+                "{} v1,eHbQcD49Vi330nsuAxPVTI6bXZzeamAa+ZIUQraOpXM=",
+                value(&new_only, "webhook-signature")
+            )
+        );
+        assert_eq!(
+            value(&rotated, "X-Hub-Signature-256"),
+            value(&new_only, "X-Hub-Signature-256")
+        );
         assert_eq!(whsec("s3cret"), "whsec_czNjcmV0");
+        // A secret already in that spelling is its own.
+        assert_eq!(whsec("whsec_czNjcmV0"), "whsec_czNjcmV0");
+        assert_eq!(&*key_bytes("whsec_czNjcmV0"), b"s3cret");
+        assert_eq!(&*key_bytes("whsec_not base64!"), b"whsec_not base64!");
+        let generated = generate_secret();
+        assert_eq!(key_bytes(&generated).len(), 32);
+        assert_ne!(generated, generate_secret());
     }
 }

@@ -88,6 +88,12 @@ fn to_item(a: &Attempt) -> Item {
     if let Some(reason) = &a.reason {
         item.insert("reason".into(), s(reason));
     }
+    if let Some(url) = &a.resource_url {
+        item.insert("resource_url".into(), s(url));
+    }
+    if let Some(occurred) = &a.occurred_at {
+        item.insert("occurred_at".into(), s(occurred));
+    }
     if let Some(next) = a.next_attempt_at {
         item.insert("next_attempt_at".into(), n(next));
     }
@@ -164,6 +170,8 @@ fn from_item(item: &Item) -> Result<Attempt, StoreError> {
         error_kind: opt_text(item, "error_kind")?,
         reason: opt_text(item, "reason")?,
         response_body: opt_text(item, "response_body")?.unwrap_or_default(),
+        resource_url: opt_text(item, "resource_url")?,
+        occurred_at: opt_text(item, "occurred_at")?,
         next_attempt_at: opt_number(item, "next_attempt_at")?,
         at: number(item, "at")?,
         expires_at: number::<i64>(item, EXPIRES_AT)?.saturating_mul(1000),
