@@ -681,6 +681,7 @@ async fn store_failures_are_server_errors_on_memory_too() {
         webhooks_api::app::Ports {
             store: Arc::new(Broken),
             events: platform.events.sender.clone(),
+            deliveries: platform.deliveries.sender.clone(),
             clock: Arc::new(webhooks_core::clock::SystemClock),
             deliverer: platform.deliverer.clone(),
         },
@@ -857,7 +858,7 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
     // A private address cannot be subscribed through the API; a row written otherwise (or
     // a name that resolves there) is refused when sending.
     let private = Subscription {
-        id: platform.app.ids.next(&webhooks_core::clock::SystemClock),
+        id: webhooks_core::ids::IdGenerator::default().next(&webhooks_core::clock::SystemClock),
         owner: webhooks_core::identity::Owner {
             deployment: Deployment::parse("hq").unwrap(),
             user_id: 43,

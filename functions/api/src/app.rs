@@ -8,6 +8,7 @@ use webhooks_core::config::ApiSettings;
 use webhooks_core::delivery::Deliverer;
 use webhooks_core::ids::IdGenerator;
 use webhooks_core::queue::QueueSender;
+use webhooks_core::service::{ServiceSettings, Subscriptions};
 use webhooks_core::store::SubscriptionStore;
 
 use crate::guard::RateLimiter;
@@ -18,6 +19,8 @@ pub struct Ports {
     pub store: Arc<dyn SubscriptionStore>,
     /// The events queue: published and triggered events go there for the fan-out.
     pub events: Arc<dyn QueueSender>,
+    /// The deliveries queue: resent and recovered deliveries go there.
+    pub deliveries: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
     /// The delivery stage, for `dispatch`, and its log.
     pub deliverer: Arc<Deliverer>,
@@ -25,42 +28,50 @@ pub struct Ports {
 
 pub struct App {
     pub settings: ApiSettings,
+    /// The owner's use cases; handlers call these.
+    pub service: Subscriptions,
     pub store: Arc<dyn SubscriptionStore>,
     pub events: Arc<dyn QueueSender>,
+    pub deliveries: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
     pub deliverer: Arc<Deliverer>,
-    pub ids: IdGenerator,
     pub limiter: RateLimiter,
 }
 
 impl App {
     pub fn new(settings: ApiSettings, ports: Ports) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_minute);
+        let service = Subscriptions {
+            store: ports.store.clone(),
+            events: ports.events.clone(),
+            deliveries: ports.deliveries.clone(),
+            deliverer: ports.deliverer.clone(),
+            sealer: settings.sealer.clone(),
+            clock: ports.clock.clone(),
+            ids: IdGenerator::default(),
+            settings: ServiceSettings {
+                catalogue: settings.catalogue.clone(),
+                resource_url_template: settings.resource_url_template.clone(),
+                log_retention: settings.delivery.log_retention,
+            },
+        };
         Self {
             settings,
+            service,
             store: ports.store,
             events: ports.events,
+            deliveries: ports.deliveries,
             clock: ports.clock,
             deliverer: ports.deliverer,
-            ids: IdGenerator::default(),
             limiter,
         }
     }
 
     /// A fresh event uid: `evt_` and 32 hex characters.
     pub fn new_event_uid(&self) -> String {
-        random_id("evt_")
+        let mut bytes = [0u8; 16];
+        webhooks_core::crypto::random_bytes(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("evt_{hex}")
     }
-
-    /// A fresh delivery id, for `dispatch`: `msg_` and 32 hex characters.
-    pub fn new_delivery_id(&self) -> String {
-        random_id("msg_")
-    }
-}
-
-fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    webhooks_core::crypto::random_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
 }

@@ -93,6 +93,16 @@ impl Params {
         }
     }
 
+    /// A parameter that is a switch, given as a JSON bool or as text (`true`, `false`,
+    /// which the caller then parses): a JSON number, array or object is refused.
+    pub fn boolean(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.fields.get(name) {
+            None => Ok(None),
+            Some(f) if matches!(f.given, Given::Text | Given::Bool) => Ok(Some(f.text.as_str())),
+            Some(f) => Err(wrong_type(name, "true or false", f.given)),
+        }
+    }
+
     pub fn suppress(&self) -> Suppress {
         let on = |k: &str| {
             matches!(

@@ -77,6 +77,10 @@ async fn serve(
         Route::CreateSubscription => subs::create(app, &caller, &params).await,
         Route::GetSubscription(id) => subs::get(app, &caller, &id).await,
         Route::DeleteSubscription(id) => subs::delete(app, &caller, &id).await,
+        Route::UpdateSubscription(id) => subs::update(app, &caller, &id, &params).await,
+        Route::RotateSecret(id) => subs::rotate_secret(app, &caller, &id, &params).await,
+        Route::Resend(id, delivery) => subs::resend(app, &caller, &id, &delivery).await,
+        Route::Recover(id) => subs::recover(app, &caller, &id, &params).await,
         Route::TriggerSubscription(id) => {
             handlers::events::trigger(app, &caller, &id, &params).await
         }

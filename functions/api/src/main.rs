@@ -21,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
     let ports = Ports {
         store: Arc::new(aws.store(&settings.subscriptions_table)),
         events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
+        deliveries: aws
+            .queue_or_missing(&settings.queues, Queue::Deliveries)
+            .await,
         clock: Arc::new(SystemClock),
         deliverer: Arc::new(aws.dispatcher(&settings)),
     };

@@ -13,6 +13,10 @@ pub enum Route {
     CreateSubscription,
     GetSubscription(String),
     DeleteSubscription(String),
+    UpdateSubscription(String),
+    RotateSecret(String),
+    Resend(String, String),
+    Recover(String),
     TriggerSubscription(String),
     DispatchSubscription(String),
     ListDeliveries(String),
@@ -39,12 +43,32 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             },
         ),
         ["webhooks", "subscriptions", id] if !id.is_empty() => (
-            &[Method::GET, Method::DELETE],
+            &[Method::GET, Method::PUT, Method::DELETE],
             match *method {
                 Method::GET => Some(Route::GetSubscription(id.to_string())),
+                Method::PUT => Some(Route::UpdateSubscription(id.to_string())),
                 Method::DELETE => Some(Route::DeleteSubscription(id.to_string())),
                 _ => None,
             },
+        ),
+        ["webhooks", "subscriptions", id, "secret"] if !id.is_empty() => (
+            &[Method::POST],
+            (method == Method::POST).then(|| Route::RotateSecret(id.to_string())),
+        ),
+        ["webhooks", "subscriptions", id, "recover"] if !id.is_empty() => (
+            &[Method::POST],
+            (method == Method::POST).then(|| Route::Recover(id.to_string())),
+        ),
+        [
+            "webhooks",
+            "subscriptions",
+            id,
+            "deliveries",
+            delivery,
+            "resend",
+        ] if !id.is_empty() && !delivery.is_empty() => (
+            &[Method::POST],
+            (method == Method::POST).then(|| Route::Resend(id.to_string(), delivery.to_string())),
         ),
         ["webhooks", "subscriptions", id, "trigger"] if !id.is_empty() => (
             &[Method::POST],

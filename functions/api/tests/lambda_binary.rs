@@ -165,6 +165,72 @@ async fn the_api_binary_serves_every_endpoint_within_its_role() {
         (200, Some(200)),
         "{ok}"
     );
+    // Operate: resend the timed-out dispatch, recover the last minute (it holds that one
+    // failure), pause, rotate the secret. Resend and recover go to the deliveries queue.
+    let (_, log) = call("GET", &format!("{subs}/{hooked}/deliveries"), &owner, None).await;
+    let failed = log["response"]["deliveries"][1]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, resent) = call(
+        "POST",
+        &format!("{subs}/{hooked}/deliveries/{failed}/resend"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{resent}");
+    let since =
+        webhooks_core::event::format_millis(webhooks_tests::delivery_kit::now_millis() - 60_000);
+    let (status, recovered) = call(
+        "POST",
+        &format!("{subs}/{hooked}/recover"),
+        &owner,
+        Some(json!({ "since": since })),
+    )
+    .await;
+    assert_eq!(
+        (status, recovered["response"]["queued"].as_u64()),
+        (200, Some(1)),
+        "{recovered}"
+    );
+    let requeued = stack
+        .moto
+        .platform
+        .deliveries
+        .receiver
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(requeued.len(), 2, "the resent job and the recovery task");
+    let (status, paused) = call(
+        "PUT",
+        &format!("{subs}/{hooked}"),
+        &owner,
+        Some(json!({"active": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, &paused["response"]["subscription"]["active"]),
+        (200, &json!(false)),
+        "{paused}"
+    );
+    let (status, rotated) = call("POST", &format!("{subs}/{hooked}/secret"), &owner, None).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(
+        rotated["response"]["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    call(
+        "PUT",
+        &format!("{subs}/{hooked}"),
+        &owner,
+        Some(json!({"active": true})),
+    )
+    .await;
+
     let (_, gone) = call("POST", &dispatch, &owner, Some(json!({"object_id": 3}))).await;
     assert_eq!(gone["response"]["status"].as_u64(), Some(410), "{gone}");
     let (_, log) = call("GET", &format!("{subs}/{hooked}/deliveries"), &owner, None).await;

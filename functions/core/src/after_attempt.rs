@@ -68,12 +68,42 @@ pub enum Removal {
     TooManyTimeouts { rounds: u32, limit: Duration },
 }
 
+/// What an installation does with a subscription that keeps failing (410 Gone, or the
+/// timeout limit): `delete` it (Accelo's rule, the default) or `disable` it (inactive,
+/// with the reason, until its owner resumes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRepeatedFailure {
+    #[default]
+    Delete,
+    Disable,
+}
+
+impl OnRepeatedFailure {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "delete" => Some(Self::Delete),
+            "disable" => Some(Self::Disable),
+            _ => None,
+        }
+    }
+}
+
 impl Removal {
+    /// The sentence for the log and `disabled_reason`, under the deletion rule.
     pub fn reason(&self) -> String {
+        self.reason_for(OnRepeatedFailure::Delete)
+    }
+
+    /// The sentence for the log and `disabled_reason`: what happened, and what was done.
+    pub fn reason_for(&self, policy: OnRepeatedFailure) -> String {
+        let done = match policy {
+            OnRepeatedFailure::Delete => "deleted",
+            OnRepeatedFailure::Disable => "disabled",
+        };
         match self {
-            Self::Gone => "the receiver answered 410 Gone; the subscription was deleted".into(),
+            Self::Gone => format!("the receiver answered 410 Gone; the subscription was {done}"),
             Self::TooManyTimeouts { rounds, limit } => format!(
-                "{rounds} deliveries in a row took longer than {} s; the subscription was deleted",
+                "{rounds} deliveries in a row took longer than {} s; the subscription was {done}",
                 limit.as_secs()
             ),
         }

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use crate::after_attempt::OnRepeatedFailure;
 use crate::auth::TokenVerifier;
 use crate::breaker::BreakerSettings;
 use crate::catalogue::Catalogue;
@@ -172,6 +173,12 @@ impl<'a> Env<'a> {
             log_retention: Duration::from_secs(
                 self.number("WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS", 30)? * 86400,
             ),
+            on_repeated_failure: match self.var("WEBHOOKS_ON_REPEATED_FAILURE") {
+                None => OnRepeatedFailure::default(),
+                Some(raw) => OnRepeatedFailure::parse(&raw).ok_or_else(|| {
+                    err("WEBHOOKS_ON_REPEATED_FAILURE", "must be delete or disable")
+                })?,
+            },
             ..DeliverySettings::default()
         };
         if let Some(schedule) = self.var("WEBHOOKS_RETRY_SCHEDULE") {
@@ -302,7 +309,7 @@ pub struct ApiSettings {
     pub rate_limit_per_minute: u32,
     pub subscriptions_table: String,
     pub delivery_log_table: String,
-    /// The events queue (publish, trigger).
+    /// The events queue (publish, trigger) and the deliveries queue (resend, recover).
     pub queues: QueueUrls,
     /// The `resource_url` of events that `trigger` and `dispatch` make from a bare object id.
     /// Placeholders: `{deployment}`, `{trigger_table}`, `{trigger_table_plural}`, `{event_id}`,
@@ -359,7 +366,7 @@ impl FromEnv for ApiSettings {
                 .min(u32::MAX as u64) as u32,
             subscriptions_table: env.subscriptions_table(),
             delivery_log_table: env.delivery_log_table(),
-            queues: env.queues(&[Queue::Events]),
+            queues: env.queues(&[Queue::Events, Queue::Deliveries]),
             resource_url_template: env.text(
                 "WEBHOOKS_RESOURCE_URL_TEMPLATE",
                 DEFAULT_RESOURCE_URL_TEMPLATE,

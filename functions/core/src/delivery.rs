@@ -22,7 +22,9 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 pub use crate::after_attempt::Retries;
-use crate::after_attempt::{Context, Decision, Next, RowMark, Verdict, decide, timeout_rounds_of};
+use crate::after_attempt::{
+    Context, Decision, Next, OnRepeatedFailure, RowMark, Verdict, decide, timeout_rounds_of,
+};
 use crate::breaker::{Breaker, Ended};
 use crate::clock::{Clock, Millis};
 use crate::crypto::{SecretSealer, random_u64};
@@ -34,6 +36,7 @@ use crate::queue::{
     IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
 };
 use crate::retry::RetryPolicy;
+use crate::service::{RecoverTask, again};
 use crate::signing;
 use crate::stage::BatchHandler;
 use crate::store::{StoreError, SubscriptionStore};
@@ -48,6 +51,8 @@ pub struct DeliverySettings {
     pub retry: RetryPolicy,
     /// How long attempts stay in the delivery log.
     pub log_retention: Duration,
+    /// Delete or disable a subscription that answers 410 or reaches the timeout limit.
+    pub on_repeated_failure: OnRepeatedFailure,
 }
 
 impl Default for DeliverySettings {
@@ -57,6 +62,7 @@ impl Default for DeliverySettings {
             timeout_limit: 5,
             retry: RetryPolicy::default(),
             log_retention: Duration::from_secs(30 * 86400),
+            on_repeated_failure: OnRepeatedFailure::Delete,
         }
     }
 }
@@ -163,7 +169,7 @@ impl Deliverer {
             duration_ms: started.elapsed().as_millis() as u64,
             result,
         };
-        self.handle(job, &key, call, retries, batch).await
+        self.handle(job, subscription, call, retries, batch).await
     }
 
     /// The signed request: the secret opened for this subscription alone.
@@ -219,11 +225,12 @@ impl Deliverer {
     async fn handle(
         &self,
         job: &DeliveryJob,
-        key: &SubscriptionRef,
+        subscription: &Subscription,
         call: Call,
         retries: Retries,
         batch: &BatchMarks,
     ) -> Result<Settled, DeliveryError> {
+        let key = &subscription.key();
         let Call {
             at,
             duration_ms,
@@ -287,9 +294,24 @@ impl Deliverer {
         match next {
             Next::Done => {}
             Next::Remove(removal) => {
-                self.store.delete(&key.owner, &key.id).await?;
-                record.reason = Some(removal.reason());
-                tracing::info!(subscription_id = %key.id, reason = %removal.reason(), "subscription deleted automatically");
+                let policy = self.settings.on_repeated_failure;
+                let reason = removal.reason_for(policy);
+                match policy {
+                    OnRepeatedFailure::Delete => {
+                        self.store.delete(&key.owner, &key.id).await?;
+                    }
+                    OnRepeatedFailure::Disable => {
+                        let disabled = Subscription {
+                            active: false,
+                            disabled_reason: Some(reason.clone()),
+                            ..subscription.clone()
+                        };
+                        // Gone already (deleted meanwhile): nothing to disable.
+                        self.store.replace(&disabled).await?;
+                    }
+                }
+                tracing::info!(subscription_id = %key.id, reason = %reason, "subscription removed automatically");
+                record.reason = Some(reason);
             }
             Next::Retry(delay) => {
                 let due = at + delay.as_millis() as i64;
@@ -354,6 +376,18 @@ impl Deliverer {
         let mut requeue: Vec<(&IncomingMessage, OutgoingMessage)> = Vec::new();
         let mut due: Vec<(&IncomingMessage, DeliveryJob)> = Vec::new();
         for message in messages {
+            // A recovery under way: one page of its window queued again, and the rest
+            // carried on by a continuation.
+            if let Some(task) = RecoverTask::from_message(&message.body) {
+                match self.recover_page(&task).await {
+                    Ok(sent_again) => requeue.extend(sent_again.into_iter().map(|m| (message, m))),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read a recovery's window; it will be retried");
+                        failed.push(message.message_id.clone());
+                    }
+                }
+                continue;
+            }
             let job = match DeliveryJob::from_message(&message.body) {
                 Ok(job) => job,
                 Err(e) => {
@@ -435,6 +469,7 @@ impl Deliverer {
         let keys: Vec<SubscriptionRef> = due.iter().map(|(_, j)| j.subscription.clone()).collect();
         let subscriptions = self.store.get_many(&keys).await?;
         let mut admitted = Vec::new();
+        let mut settled = Vec::new();
         let marks = &BatchMarks::default();
         for (message, job) in due {
             let found = subscriptions
@@ -444,6 +479,18 @@ impl Deliverer {
                 tracing::info!(delivery_id = %job.delivery_id, "the subscription is gone; nothing is sent");
                 continue;
             };
+            if !subscription.active {
+                // Paused or disabled: nothing is sent; the line lets a recovery find it.
+                tracing::info!(delivery_id = %job.delivery_id, "the subscription is inactive; nothing is sent");
+                settled.push((
+                    *message,
+                    Ok(Settled {
+                        record: self.not_sent(job, subscription, now),
+                        retry: None,
+                    }),
+                ));
+                continue;
+            }
             match self.breaker.admit(&subscription.id, Instant::now()) {
                 Ok(permit) => admitted.push((*message, job, subscription, permit)),
                 // A slow or failing receiver's job waits on the queue, untried.
@@ -473,7 +520,53 @@ impl Deliverer {
                 }
                 .instrument(span)
             });
-        Ok(futures::future::join_all(attempts).await)
+        settled.extend(futures::future::join_all(attempts).await);
+        Ok(settled)
+    }
+
+    /// The log line of a job not sent because its subscription is inactive: `failed`,
+    /// kind `inactive`, so a recovery of the window sends it once the owner resumes.
+    fn not_sent(&self, job: &DeliveryJob, subscription: &Subscription, at: Millis) -> Attempt {
+        Attempt {
+            subscription: subscription.key(),
+            delivery_id: job.delivery_id.clone(),
+            event_id: job.event_id.clone(),
+            object_id: job.object_id,
+            attempt: job.attempt,
+            outcome: crate::delivery_log::AttemptOutcome::Failed,
+            http_status: None,
+            duration_ms: 0,
+            error_kind: Some("inactive".into()),
+            reason: Some(
+                "the subscription was inactive (paused or disabled); nothing was sent".into(),
+            ),
+            response_body: String::new(),
+            resource_url: job.resource_url.clone(),
+            occurred_at: Some(job.occurred_at.clone()),
+            next_attempt_at: None,
+            at,
+            expires_at: at + self.settings.log_retention.as_millis() as i64,
+        }
+    }
+
+    /// One page of a recovery's window: the jobs that send its deliveries again, and the
+    /// task that carries on from the next page.
+    async fn recover_page(&self, task: &RecoverTask) -> Result<Vec<OutgoingMessage>, StoreError> {
+        let page = task.page(self.log.as_ref(), task.cursor().as_ref()).await?;
+        let mut out: Vec<OutgoingMessage> = page
+            .lines
+            .iter()
+            .map(|line| OutgoingMessage::new(again(line).to_message()))
+            .collect();
+        if let Some(next) = page.next {
+            let rest = RecoverTask {
+                after: Some(next.encode()),
+                ..task.clone()
+            };
+            out.push(OutgoingMessage::new(rest.to_message()));
+        }
+        tracing::info!(subscription_id = %task.subscription.id, queued = page.lines.len(), "recovery page queued");
+        Ok(out)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod network;
 pub mod queue;
 pub mod retry;
+pub mod service;
 pub mod signing;
 pub mod stage;
 pub mod store;

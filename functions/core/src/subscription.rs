@@ -141,6 +141,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A new secret the platform makes: 32 random bytes, `whsec_` and base64.
+    pub fn generate() -> Self {
+        Self(crate::signing::generate_secret())
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -163,6 +168,54 @@ pub enum SubscriptionError {
     UnknownContentType,
     #[error("{0}")]
     InvalidSecret(String),
+    #[error("active must be true or false")]
+    InvalidActive,
+    #[error("nothing to change: send trigger_url, content_type or active")]
+    NothingToChange,
+}
+
+/// An update request, validated: at least one field, each checked as on create.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub trigger_url: Option<TriggerUrl>,
+    pub content_type: Option<ContentType>,
+    pub active: Option<bool>,
+}
+
+/// The raw fields of an update request, as they came in.
+#[derive(Debug, Default, Clone)]
+pub struct RawChanges<'a> {
+    pub trigger_url: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    /// `true` or `false` (a JSON bool, or the word in a form).
+    pub active: Option<&'a str>,
+}
+
+impl Changes {
+    pub fn parse(raw: RawChanges<'_>, policy: &UrlPolicy) -> Result<Self, SubscriptionError> {
+        let trigger_url = raw
+            .trigger_url
+            .map(|url| TriggerUrl::parse(url, policy))
+            .transpose()?;
+        let content_type = raw
+            .content_type
+            .map(|ct| ContentType::parse(ct).ok_or(SubscriptionError::UnknownContentType))
+            .transpose()?;
+        let active = match raw.active.map(|a| a.trim().to_ascii_lowercase()).as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(SubscriptionError::InvalidActive),
+        };
+        if trigger_url.is_none() && content_type.is_none() && active.is_none() {
+            return Err(SubscriptionError::NothingToChange);
+        }
+        Ok(Self {
+            trigger_url,
+            content_type,
+            active,
+        })
+    }
 }
 
 /// A create request, validated.
@@ -369,6 +422,48 @@ mod tests {
             )),
             SubscriptionError::InvalidSecret(_)
         ));
+    }
+
+    #[test]
+    fn updates_validate_every_field_and_need_one() {
+        let raw = |url, ct, active| RawChanges {
+            trigger_url: url,
+            content_type: ct,
+            active,
+        };
+        let parse = |r| Changes::parse(r, &strict());
+        assert_eq!(
+            parse(raw(None, None, None)).unwrap_err(),
+            SubscriptionError::NothingToChange
+        );
+        assert_eq!(
+            parse(raw(None, None, Some("FALSE"))).unwrap().active,
+            Some(false)
+        );
+        assert_eq!(
+            parse(raw(None, None, Some("true"))).unwrap().active,
+            Some(true)
+        );
+        assert_eq!(
+            parse(raw(None, None, Some("maybe"))).unwrap_err(),
+            SubscriptionError::InvalidActive
+        );
+        assert!(matches!(
+            parse(raw(Some("http://10.0.0.1/x"), None, None)).unwrap_err(),
+            SubscriptionError::InvalidUrl(_)
+        ));
+        assert_eq!(
+            parse(raw(None, Some("text/plain"), None)).unwrap_err(),
+            SubscriptionError::UnknownContentType
+        );
+        let both = parse(raw(
+            Some("https://b.example/h"),
+            Some("application/json"),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(both.trigger_url.unwrap().as_str(), "https://b.example/h");
+        assert_eq!(both.content_type, Some(ContentType::Json));
     }
 
     #[test]

@@ -249,6 +249,7 @@ pub async fn compose_with(
     let ports = Ports {
         store: parts.store,
         events: parts.events.sender.clone(),
+        deliveries: parts.deliveries.sender.clone(),
         clock,
         deliverer: deliverer.clone(),
     };

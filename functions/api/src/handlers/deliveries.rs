@@ -8,18 +8,15 @@
 //! `_cursor`.
 
 use serde_json::{Value, json};
-use webhooks_core::delivery::Retries;
 use webhooks_core::delivery_log::{Attempt, AttemptOutcome, LogCursor};
-use webhooks_core::event::format_millis;
+use webhooks_core::event::{format_millis, parse_object_id_param};
 use webhooks_core::http::Unreachable;
 use webhooks_core::identity::Caller;
-use webhooks_core::job::DeliveryJob;
 use webhooks_core::subscription::SubscriptionRef;
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply};
-use crate::handlers::events::own_subscription_and_object;
-use crate::handlers::subscriptions::store_failed;
+use crate::handlers::subscriptions::{failed, store_failed};
 use crate::input::Params;
 use crate::routes::{no_such_subscription, subscription_id};
 
@@ -42,29 +39,14 @@ pub async fn dispatch(
     raw_id: &str,
     params: &Params,
 ) -> Result<Reply, ApiError> {
-    let (subscription, object_id, resource_url) =
-        own_subscription_and_object(app, caller, raw_id, params).await?;
-    let job = DeliveryJob {
-        delivery_id: app.new_delivery_id(),
-        subscription: SubscriptionRef {
-            id: subscription.id.clone(),
-            owner: subscription.owner.clone(),
-        },
-        event_id: subscription.event_id.clone(),
-        object_id,
-        resource_url,
-        occurred_at: format_millis(app.clock.now_millis()),
-        attempt: 1,
-        due_at: None,
-    };
+    let id = subscription_id(raw_id)?;
+    let object_id = parse_object_id_param(params.number("object_id")?)
+        .map_err(|e| ApiError::invalid_request(e.0))?;
     let attempt = app
-        .deliverer
-        .attempt(&job, &subscription, Retries::None)
+        .service
+        .dispatch(&caller.owner(), &id, object_id)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "dispatch failed");
-            ApiError::server_error()
-        })?;
+        .map_err(failed(raw_id))?;
     let (error, reason) = public_failure(&attempt);
     Ok(Reply::ok(json!({
         "status": attempt.http_status,

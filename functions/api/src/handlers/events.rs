@@ -3,19 +3,15 @@
 //! the fan-out picks them up.
 
 use serde_json::{Value, json};
-use webhooks_core::event::{
-    Event, EventOrigin, MAX_EVENT_BYTES, Visibility, parse_object_id_param,
-    resource_url_from_template,
-};
+use webhooks_core::event::{Event, EventOrigin, MAX_EVENT_BYTES, parse_object_id_param};
 use webhooks_core::identity::{Caller, PUBLISH_SCOPE};
 use webhooks_core::queue::{OutgoingMessage, send_each};
-use webhooks_core::subscription::Subscription;
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply, Status};
-use crate::handlers::subscriptions::store_failed;
+use crate::handlers::subscriptions::failed;
 use crate::input::Params;
-use crate::routes::{no_such_subscription, subscription_id};
+use crate::routes::subscription_id;
 
 /// The most events one request may carry.
 pub const MAX_EVENTS_PER_REQUEST: usize = 100;
@@ -114,71 +110,20 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
     Err(error)
 }
 
-/// The caller's subscription named in the path, and the object of `object_id` with the
-/// resource URL the installation's template gives it (none for delete events). `trigger`
-/// and `dispatch` both start from these.
-pub async fn own_subscription_and_object(
-    app: &App,
-    caller: &Caller,
-    raw_id: &str,
-    params: &Params,
-) -> Result<(Subscription, u64, Option<String>), ApiError> {
-    let id = subscription_id(raw_id)?;
-    let subscription = app
-        .store
-        .get(&caller.owner(), &id)
-        .await
-        .map_err(store_failed)?
-        .ok_or_else(|| no_such_subscription(raw_id))?;
-    let object_id = parse_object_id_param(params.number("object_id")?)
-        .map_err(|e| ApiError::invalid_request(e.0))?;
-    let event_type = app.settings.catalogue.get(&subscription.event_id);
-    let resource_url = match event_type {
-        Some(t) if t.trigger_type == "delete" => None,
-        _ => Some(resource_url_from_template(
-            &app.settings.resource_url_template,
-            &caller.deployment,
-            event_type
-                .map(|t| t.trigger_table.as_str())
-                .unwrap_or_default(),
-            &subscription.event_id,
-            object_id,
-        )),
-    };
-    Ok((subscription, object_id, resource_url))
-}
-
+/// `POST .../subscriptions/{id}/trigger`: an event for this object, queued to the
+/// caller's other subscriptions to the same event.
 pub async fn trigger(
     app: &App,
     caller: &Caller,
     raw_id: &str,
     params: &Params,
 ) -> Result<Reply, ApiError> {
-    let (subscription, object_id, resource_url) =
-        own_subscription_and_object(app, caller, raw_id, params).await?;
-    let event = Event {
-        event_uid: app.new_event_uid(),
-        deployment: caller.deployment.clone(),
-        event_id: subscription.event_id.clone(),
-        object_id,
-        resource_url,
-        // Nobody said who may view the object: the caller is the only known viewer.
-        visible_to: Visibility::Users([caller.user_id].into()),
-        idempotency_key: None,
-        occurred_at: webhooks_core::event::format_millis(app.clock.now_millis()),
-        exclude_subscription: Some(subscription.id.clone()),
-        resume_after: None,
-    };
-    let sent = send_each(
-        app.events.as_ref(),
-        &[OutgoingMessage::new(event.to_message())],
-        1,
-    )
-    .await;
-    if sent != [true] {
-        tracing::error!("the events queue refused a triggered event");
-        return Err(ApiError::server_error());
-    }
-    tracing::info!(subscription_id = %subscription.id, event_uid = %event.event_uid, "event triggered");
+    let id = subscription_id(raw_id)?;
+    let object_id = parse_object_id_param(params.number("object_id")?)
+        .map_err(|e| ApiError::invalid_request(e.0))?;
+    app.service
+        .trigger(caller, &id, object_id)
+        .await
+        .map_err(failed(raw_id))?;
     Ok(Reply::ok_empty())
 }

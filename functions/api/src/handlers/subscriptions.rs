@@ -1,10 +1,12 @@
-//! The subscription endpoints of SPEC section 3.
+//! The subscription endpoints of SPEC sections 3 and 7: input parsed into the core's
+//! types, the use case called (`core::service`), the answer shaped.
 
 use serde_json::{Value, json};
 use webhooks_core::identity::Caller;
+use webhooks_core::service::{ServiceError, Window};
 use webhooks_core::store::StoreError;
 use webhooks_core::subscription::{
-    NewSubscription, RawSubscription, Subscription, SubscriptionRef,
+    Changes, NewSubscription, RawChanges, RawSubscription, Secret, Subscription,
 };
 
 use crate::app::App;
@@ -16,6 +18,20 @@ use crate::routes::{no_such_subscription, subscription_id};
 pub fn store_failed(e: StoreError) -> ApiError {
     tracing::error!(error = %e, "store request failed");
     ApiError::server_error()
+}
+
+/// A use case's refusal or failure as an answer: an unknown (or foreign) id answers like
+/// any other unknown id; a refusal with its sentence; a failure of ours, logged, as a
+/// `server_error` that says nothing internal.
+pub fn failed(raw_id: &str) -> impl Fn(ServiceError) -> ApiError + '_ {
+    move |e| match e {
+        ServiceError::NotFound => no_such_subscription(raw_id),
+        ServiceError::Invalid(sentence) => ApiError::invalid_request(sentence),
+        other => {
+            tracing::error!(error = %other, "request failed");
+            ApiError::server_error()
+        }
+    }
 }
 
 pub fn list_types(app: &App) -> Result<Reply, ApiError> {
@@ -36,6 +52,8 @@ pub fn render(app: &App, s: &Subscription) -> Value {
         "content_type": s.content_type.as_str(),
         "user_id": s.owner.user_id,
         "user_deployment": s.owner.deployment.as_str(),
+        "active": s.active,
+        "disabled_reason": s.disabled_reason,
     })
 }
 
@@ -45,10 +63,10 @@ fn user(caller: &Caller) -> Value {
 
 pub async fn list(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
     let subs = app
-        .store
-        .list_by_owner(&caller.owner())
+        .service
+        .list(&caller.owner())
         .await
-        .map_err(store_failed)?;
+        .map_err(failed(""))?;
     let users = if subs.is_empty() {
         vec![]
     } else {
@@ -74,31 +92,7 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let key = SubscriptionRef {
-        id: app.ids.next(app.clock.as_ref()),
-        owner: caller.owner(),
-    };
-    // Sealed for this subscription alone: copied onto another row it does not open.
-    let sealed_secret = new
-        .secret
-        .as_ref()
-        .map(|s| app.settings.sealer.seal_for(s.expose(), &key));
-    let subscription = Subscription {
-        id: key.id,
-        owner: key.owner,
-        owner_name: caller.name.clone(),
-        owner_email: caller.email.clone(),
-        event_id: new.event.event_id.clone(),
-        trigger_url: new.trigger_url,
-        content_type: new.content_type,
-        sealed_secret,
-        created_at: app.clock.now_millis(),
-        active: true,
-        disabled_reason: None,
-        previous_secret: None,
-    };
-    app.store.put(&subscription).await.map_err(store_failed)?;
-    tracing::info!(subscription_id = %subscription.id, event_id = %subscription.event_id, "subscription created");
+    let subscription = app.service.create(caller, new).await.map_err(failed(""))?;
     let mut body = render(app, &subscription);
     body["user"] = user(caller);
     Ok(Reply::created(json!({ "subscription": body })))
@@ -107,26 +101,104 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
 pub async fn get(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, ApiError> {
     let id = subscription_id(raw_id)?;
     let sub = app
-        .store
+        .service
         .get(&caller.owner(), &id)
         .await
-        .map_err(store_failed)?;
-    let sub = sub.ok_or_else(|| no_such_subscription(raw_id))?;
+        .map_err(failed(raw_id))?;
     Ok(Reply::ok(json!({ "subscription": render(app, &sub) })))
 }
 
 pub async fn delete(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, ApiError> {
     let id = subscription_id(raw_id)?;
-    match app
-        .store
+    app.service
         .delete(&caller.owner(), &id)
         .await
-        .map_err(store_failed)?
-    {
-        Some(_) => {
-            tracing::info!(subscription_id = %id, "subscription deleted by its owner");
-            Ok(Reply::ok_empty())
-        }
-        None => Err(no_such_subscription(raw_id)),
+        .map_err(failed(raw_id))?;
+    Ok(Reply::ok_empty())
+}
+
+/// `PUT .../subscriptions/{id}`: `trigger_url`, `content_type`, `active`, checked as on
+/// create; at least one.
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let id = subscription_id(raw_id)?;
+    if params.json.as_ref().is_some_and(|v| !v.is_object()) {
+        return Err(ApiError::invalid_request(
+            "send the changes as a JSON object with trigger_url, content_type or active",
+        ));
     }
+    let raw = RawChanges {
+        trigger_url: params.string("trigger_url")?,
+        content_type: params.string("content_type")?,
+        active: params.boolean("active")?,
+    };
+    let changes = Changes::parse(raw, &app.settings.url_policy)
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let sub = app
+        .service
+        .update(&caller.owner(), &id, changes)
+        .await
+        .map_err(failed(raw_id))?;
+    Ok(Reply::ok(json!({ "subscription": render(app, &sub) })))
+}
+
+/// `POST .../subscriptions/{id}/secret`: a given `secret`, or one the platform generates
+/// and shows this once.
+pub async fn rotate_secret(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let id = subscription_id(raw_id)?;
+    let given = Secret::parse(params.string("secret")?.unwrap_or_default())
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let rotated = app
+        .service
+        .rotate_secret(&caller.owner(), &id, given)
+        .await
+        .map_err(failed(raw_id))?;
+    Ok(Reply::ok(json!({
+        "subscription": render(app, &rotated.subscription),
+        "secret": rotated.generated.as_ref().map(Secret::expose),
+    })))
+}
+
+/// `POST .../subscriptions/{id}/deliveries/{delivery_id}/resend`.
+pub async fn resend(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    delivery_id: &str,
+) -> Result<Reply, ApiError> {
+    let id = subscription_id(raw_id)?;
+    app.service
+        .resend(&caller.owner(), &id, delivery_id)
+        .await
+        .map_err(failed(raw_id))?;
+    Ok(Reply::ok(
+        json!({ "delivery_id": delivery_id, "queued": 1 }),
+    ))
+}
+
+/// `POST .../subscriptions/{id}/recover`: `since`, optional `until` (RFC 3339).
+pub async fn recover(
+    app: &App,
+    caller: &Caller,
+    raw_id: &str,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let id = subscription_id(raw_id)?;
+    let window = Window::parse(params.string("since")?, params.string("until")?)
+        .map_err(ApiError::invalid_request)?;
+    let queued = app
+        .service
+        .recover(&caller.owner(), &id, window)
+        .await
+        .map_err(failed(raw_id))?;
+    Ok(Reply::ok(json!({ "queued": queued })))
 }
