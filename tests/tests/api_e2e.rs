@@ -64,7 +64,7 @@ async fn whole_api(kind: Kind) {
         &json!({
             "subscription_id": id, "event_id": "assign_task", "trigger_type": "update", "trigger_table": "task",
             "trigger_url": "https://hooks.example.com/a", "content_type": "application/x-www-form-urlencoded",
-            "user_id": 17, "user_deployment": "hq",
+            "user_id": 17, "user_deployment": "hq", "active": true,
             "user": {"id": 17, "name": "User 17", "email": "user17@hq.example"},
         })
     );

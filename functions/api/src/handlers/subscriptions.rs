@@ -43,7 +43,7 @@ pub fn list_types(app: &App) -> Result<Reply, ApiError> {
 /// The subscription object of the spec. A secret is never echoed.
 pub fn render(app: &App, s: &Subscription) -> Value {
     let event = app.settings.catalogue.get(&s.event_id);
-    json!({
+    let mut body = json!({
         "subscription_id": s.id.as_str(),
         "event_id": s.event_id,
         "trigger_type": event.map(|e| e.trigger_type.as_str()).unwrap_or_default(),
@@ -53,8 +53,12 @@ pub fn render(app: &App, s: &Subscription) -> Value {
         "user_id": s.owner.user_id,
         "user_deployment": s.owner.deployment.as_str(),
         "active": s.active,
-        "disabled_reason": s.disabled_reason,
-    })
+    });
+    // Only a subscription disabled automatically says why.
+    if let Some(reason) = &s.disabled_reason {
+        body["disabled_reason"] = json!(reason);
+    }
+    body
 }
 
 fn user(caller: &Caller) -> Value {
