@@ -41,7 +41,7 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
-    fn ok() -> Self {
+    pub fn ok() -> Self {
         Behaviour::Respond {
             status: 200,
             headers: vec![],
