@@ -196,3 +196,75 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
 
     delivery.assert_role_is_exact();
 }
+
+/// With `OnRepeatedFailure = disable`, 410 writes the subscription back inactive (a
+/// conditional `PutItem` the role then allows); a recovery task and a job of the
+/// now-inactive subscription are handled within the same role.
+#[tokio::test]
+async fn the_delivery_binary_disables_and_recovers_within_its_role() {
+    let stack = Deployed::start(&[("OnRepeatedFailure", "disable")], &[]).await;
+    let (platform, client) = (&stack.moto.platform, &stack.moto.client);
+    let gone = Receiver::start().await;
+    gone.always(Behaviour::Status(410));
+    let id = subscribe(client, 8, &gone.url).await;
+    let mut delivery = stack
+        .spawn(DELIVERY, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
+        .await;
+    let mut invoke = async |messages: &[IncomingMessage]| -> Value {
+        delivery
+            .runtime
+            .invoke(serde_json::to_value(sqs_event(messages)).unwrap())
+            .await
+    };
+    invoke(&[
+        message("d-1", job(&id, 8, "msg_disabled").to_message()),
+        message("d-0", "not a job".into()),
+    ])
+    .await;
+    let owner = token(&claims(8, "hq"));
+    let state = client
+        .get(&format!("/api/v0/webhooks/subscriptions/{id}"), &owner)
+        .await;
+    assert_eq!(
+        (
+            &state.tree["response"]["subscription"]["active"],
+            &state.tree["response"]["subscription"]["disabled_reason"]
+        ),
+        (
+            &json!(false),
+            &json!("the receiver answered 410 Gone; the subscription was disabled")
+        ),
+        "{:?}",
+        state.tree
+    );
+    // Inactive: the next job is logged, not sent.
+    invoke(&[message("d-2", job(&id, 8, "msg_while_off").to_message())]).await;
+    assert_eq!(gone.requests().len(), 1);
+    assert_eq!(outcomes(client, 8, &id).await, ["failed", "unsubscribed"]);
+    // A recovery of the last minute, as the API queues it: it sends both again.
+    let task = webhooks_core::service::RecoverTask {
+        subscription: job(&id, 8, "x").subscription,
+        since: webhooks_tests::delivery_kit::now_millis() - 60_000,
+        until: webhooks_tests::delivery_kit::now_millis(),
+        after: None,
+    };
+    let answer = invoke(&[message("d-3", task.to_message())]).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let requeued = platform
+        .deliveries
+        .receiver
+        .receive(10, std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = requeued
+        .iter()
+        .map(|r| {
+            DeliveryJob::from_message(&r.message.body)
+                .unwrap()
+                .delivery_id
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["msg_disabled", "msg_while_off"]);
+    delivery.assert_role_is_exact();
+}
