@@ -76,6 +76,7 @@ async fn main() {
             occurred_at: "2026-11-27T20:00:00Z".into(),
             attempt: 1,
             due_at: None,
+            subject: None,
         });
     }
     let counts = Arc::new(Counts::default());
@@ -127,7 +128,11 @@ async fn main() {
     let requests: Vec<(Vec<u8>, Headers)> = jobs
         .iter()
         .map(|j| {
-            let body = signing::body(ContentType::Json, j.object_id, j.resource_url.as_deref());
+            let body = signing::body(
+                ContentType::Json,
+                signing::BodyId::Object(j.object_id),
+                j.resource_url.as_deref(),
+            );
             let headers = signing::headers(
                 ContentType::Json,
                 &j.event_id,

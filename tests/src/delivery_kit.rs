@@ -192,6 +192,7 @@ impl DeliveryKit {
             occurred_at: "2026-11-27T20:00:00Z".into(),
             attempt: 1,
             due_at: None,
+            subject: None,
         }
     }
 

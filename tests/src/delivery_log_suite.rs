@@ -33,6 +33,7 @@ fn attempt(sub: &SubscriptionRef, delivery: &str, number: u32, at: Millis) -> At
         response_body: "busy".to_owned(),
         resource_url: Some("https://hq.example.com/api/v0/tasks/123".to_owned()),
         occurred_at: Some("2023-11-14T22:13:20Z".to_owned()),
+        subject: None,
         next_attempt_at: Some(at + 5_000),
         at,
         expires_at: at + 30 * DAY,
@@ -91,6 +92,7 @@ pub async fn run(log: &dyn DeliveryLog) {
         response_body: String::new(),
         resource_url: None,
         occurred_at: None,
+        subject: None,
         next_attempt_at: None,
         duration_ms: 0,
         object_id: 0,
@@ -105,6 +107,7 @@ pub async fn run(log: &dyn DeliveryLog) {
         response_body: "gone".to_owned(),
         resource_url: None,
         occurred_at: None,
+        subject: None,
         next_attempt_at: None,
         ..attempt(&sub, "msg_gone", 2, T0 + 30_000)
     };
@@ -116,6 +119,7 @@ pub async fn run(log: &dyn DeliveryLog) {
         response_body: String::new(),
         resource_url: None,
         occurred_at: None,
+        subject: None,
         next_attempt_at: None,
         ..attempt(&sub, "msg_ok", 1, T0 + 40_000)
     };

@@ -88,6 +88,8 @@ impl Deployed {
                 "DeliveryLogTable".to_owned(),
                 Physical::table(&var("WEBHOOKS_DELIVERY_LOG_TABLE")),
             ),
+            // The functions only name the API (for URLs in operational events).
+            ("HttpApi".to_owned(), Physical::id("testapi")),
             (
                 "SealingKeySecret".to_owned(),
                 secret(crate::unique("sealing-key"), SEALING_KEY).await,

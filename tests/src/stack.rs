@@ -59,6 +59,14 @@ impl Physical {
         }
     }
 
+    /// A resource known by its id alone (an HTTP API).
+    pub fn id(reference: &str) -> Self {
+        Self {
+            reference: reference.to_owned(),
+            attributes: HashMap::new(),
+        }
+    }
+
     pub fn queue(url: &str) -> Self {
         let name = url.rsplit('/').next().unwrap_or_default();
         Self {

@@ -98,7 +98,7 @@ async fn jwt_authorizer_claims_identify_the_caller() {
     let app = app().await;
     let (status, _, tree) = invoke(&app, &event(LIST_TYPES)).await;
     assert_eq!((status, tree["meta"]["status"].as_str()), (200, Some("ok")));
-    assert_eq!(tree["response"]["types"].as_array().unwrap().len(), 20);
+    assert_eq!(tree["response"]["types"].as_array().unwrap().len(), 22);
 
     let (status, _, created) = invoke(&app, &event(CREATE)).await;
     assert_eq!(status, 201);

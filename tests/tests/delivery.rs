@@ -632,3 +632,105 @@ async fn a_batch_queues_its_retries_and_writes_its_log_lines_together() {
         (30, 31)
     );
 }
+
+/// Operational events: a removal and a give-up are told to the owner's subscriptions to
+/// them (and nobody else's), with the subscription as the object and stable delivery
+/// ids; a delivery of an operational event that fails tells nobody.
+#[tokio::test]
+async fn the_owner_hears_of_removals_and_give_ups_and_never_in_a_loop() {
+    let kit = DeliveryKit::with(NetworkPolicy::allowing(IpRange::loopback()), |s| {
+        s.api_base_url = "https://api.example".into();
+    });
+    let receiver = Receiver::start().await;
+    let gone = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let listener = |event_id: &str| {
+        let mut sub = gone.clone();
+        sub.id = webhooks_core::ids::IdGenerator::default().next(&kit.clock);
+        sub.event_id = event_id.into();
+        sub
+    };
+    let removed_listener = listener("webhook_subscription_removed");
+    let failed_listener = listener("webhook_delivery_failed");
+    let mut stranger = listener("webhook_subscription_removed");
+    stranger.owner.user_id = 8;
+    for sub in [&removed_listener, &failed_listener, &stranger] {
+        kit.store.put(sub).await.unwrap();
+    }
+
+    // 410: removed, and the owner's listener (only) gets a job about it.
+    receiver.always(Behaviour::Status(410));
+    kit.run(&[kit.job(&gone, 1)]).await;
+    let told = kit.queue.take_jobs();
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (job, _) = &told[0];
+    assert_eq!(job.subscription.id, removed_listener.id);
+    assert_eq!(job.event_id, "webhook_subscription_removed");
+    assert_eq!(job.subject.as_deref(), Some(gone.id.as_str()));
+    assert_eq!(
+        job.resource_url.as_deref(),
+        Some(
+            format!(
+                "https://api.example/api/v0/webhooks/subscriptions/{}",
+                gone.id
+            )
+            .as_str()
+        )
+    );
+
+    // Its delivery: the body's id is the subscription removed; the log shows it too.
+    let notified = Receiver::start().await;
+    let mut listening = removed_listener.clone();
+    listening.trigger_url =
+        webhooks_core::subscription::TriggerUrl::from_stored(notified.url.clone());
+    kit.store.put(&listening).await.unwrap();
+    kit.run(std::slice::from_ref(job)).await;
+    let got = notified.wait_for(1, WAIT).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got[0].body),
+        format!(
+            "id={}&resource_url=https%3A%2F%2Fapi.example%2Fapi%2Fv0%2Fwebhooks%2Fsubscriptions%2F{}",
+            gone.id, gone.id
+        )
+    );
+    assert_eq!(
+        kit.log_of(&listening).await[0].subject.as_deref(),
+        Some(gone.id.as_str())
+    );
+
+    // The listener itself answers 410: removed too, and nobody is told (no loop).
+    notified.always(Behaviour::Status(410));
+    kit.run(std::slice::from_ref(job)).await;
+    assert!(kit.current(&listening).await.is_none());
+    assert!(kit.queue.take_jobs().is_empty(), "no notice of a notice");
+
+    // A delivery that gives up (its last attempt fails) is told to the failure listener.
+    let flaky_receiver = Receiver::start().await;
+    flaky_receiver.always(Behaviour::Status(500));
+    let flaky = kit
+        .subscribe(&flaky_receiver.url, ContentType::Form, None)
+        .await;
+    let mut last = kit.job(&flaky, 2);
+    last.attempt = 8;
+    kit.run(std::slice::from_ref(&last)).await;
+    let told = kit.queue.take_jobs();
+    assert_eq!(
+        told.iter()
+            .map(|(j, _)| (
+                j.subscription.id.clone(),
+                j.event_id.as_str(),
+                j.subject.clone()
+            ))
+            .collect::<Vec<_>>(),
+        vec![(
+            failed_listener.id.clone(),
+            "webhook_delivery_failed",
+            Some(flaky.id.to_string())
+        )]
+    );
+    // The same give-up again (a retried batch): the same delivery id.
+    kit.run(std::slice::from_ref(&last)).await;
+    assert_eq!(
+        kit.queue.take_jobs()[0].0.delivery_id,
+        told[0].0.delivery_id
+    );
+}

@@ -111,6 +111,17 @@ async fn operate(kind: Kind) {
         .unwrap()
         .to_owned();
     let path = format!("{SUBS}/{id}");
+    // The owner listens to the platform's operational events at another receiver.
+    let operator = Receiver::start().await;
+    for event_id in ["webhook_subscription_removed", "webhook_delivery_failed"] {
+        let listening = world
+            .post(
+                SUBS,
+                &json!({"trigger_url": operator.url, "event_id": event_id, "content_type": "application/json"}),
+            )
+            .await;
+        assert_eq!(listening.status(), "ok_created", "{:?}", listening.tree);
+    }
     let before = world.client.get(&path, &world.owner).await.tree;
 
     // Refusals change nothing; another owner's id answers like an unknown one.
@@ -292,6 +303,22 @@ async fn operate(kind: Kind) {
     let mut expected = gave_up.clone();
     expected.sort();
     assert_eq!(again, expected, "each gave-up delivery once, same ids");
+    // Each give-up was told to the owner: the subscription is the object.
+    let told = operator.wait_for(3, WAIT).await;
+    for request in &told {
+        assert_eq!(
+            request.header("x-accelo-event"),
+            Some("webhook_delivery_failed")
+        );
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["id"], json!(id));
+        assert!(
+            body["resource_url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/api/v0/webhooks/subscriptions/{id}"))
+        );
+    }
 
     // The disable rule: 410 makes the subscription inactive, with the reason; resuming
     // clears it.
@@ -312,6 +339,11 @@ async fn operate(kind: Kind) {
     assert_eq!(
         state["response"]["subscription"]["disabled_reason"],
         "the receiver answered 410 Gone; the subscription was disabled"
+    );
+    let told = operator.wait_for(4, WAIT).await;
+    assert_eq!(
+        told[3].header("x-accelo-event"),
+        Some("webhook_subscription_removed")
     );
     let resumed = world.put(&path, &json!({"active": true})).await;
     assert_eq!(resumed.tree["response"]["subscription"]["active"], true);

@@ -18,14 +18,15 @@ async fn main() -> anyhow::Result<()> {
     let env = aws.environment(&[SECRET_KEY, JWT_SECRET]).await?;
     let settings = ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k))
         .context("invalid configuration")?;
+    let deliveries = aws
+        .queue_or_missing(&settings.queues, Queue::Deliveries)
+        .await;
     let ports = Ports {
         store: Arc::new(aws.store(&settings.subscriptions_table)),
         events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
-        deliveries: aws
-            .queue_or_missing(&settings.queues, Queue::Deliveries)
-            .await,
+        deliveries: deliveries.clone(),
         clock: Arc::new(SystemClock),
-        deliverer: Arc::new(aws.dispatcher(&settings)),
+        deliverer: Arc::new(aws.dispatcher(&settings, deliveries)),
     };
     let app = App::new(settings, ports);
     let app = &app;

@@ -1,5 +1,8 @@
 //! The event catalogue: which events a subscription may name. It is data, loaded from a
-//! JSON file an installation can replace; the default is Accelo's published set.
+//! JSON file an installation can replace; the default is Accelo's published set. The
+//! platform's own operational events (`webhook_subscription_removed`,
+//! `webhook_delivery_failed`, see `crate::notices`) are in every catalogue: an
+//! installation's file need not name them.
 
 use std::collections::HashSet;
 
@@ -28,6 +31,21 @@ pub enum CatalogueError {
     #[error("the event catalogue has an event with an empty field")]
     Empty,
 }
+
+/// The platform's own events: id, title, trigger type (the table is
+/// `webhook_subscription`).
+pub const OPERATIONAL: [(&str, &str, &str); 2] = [
+    (
+        crate::notices::SUBSCRIPTION_REMOVED,
+        "Webhook subscription removed automatically",
+        "update",
+    ),
+    (
+        crate::notices::DELIVERY_FAILED,
+        "Webhook delivery failed",
+        "update",
+    ),
+];
 
 /// The default catalogue, shipped with the code.
 pub const DEFAULT_CATALOGUE_JSON: &str = include_str!("../event-types.json");
@@ -58,6 +76,17 @@ impl Catalogue {
                 return Err(CatalogueError::Duplicate(t.event_id.clone()));
             }
         }
+        let mut types = types;
+        for (event_id, event_title, trigger_type) in OPERATIONAL {
+            if !types.iter().any(|t| t.event_id == event_id) {
+                types.push(EventType {
+                    event_id: event_id.into(),
+                    event_title: event_title.into(),
+                    trigger_table: "webhook_subscription".into(),
+                    trigger_type: trigger_type.into(),
+                });
+            }
+        }
         Ok(Self { types })
     }
 
@@ -75,9 +104,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_catalogue_is_accelos_twenty_events() {
+    fn default_catalogue_is_accelos_twenty_events_and_the_platforms_two() {
         let c = Catalogue::default();
-        assert_eq!(c.types().len(), 20);
+        assert_eq!(c.types().len(), 22);
+        assert_eq!(
+            c.get("webhook_subscription_removed").unwrap().trigger_table,
+            "webhook_subscription"
+        );
         let t = c.get("update_request_status").unwrap();
         assert_eq!(t.event_title, "Request status changed");
         assert_eq!(
@@ -99,7 +132,8 @@ mod tests {
                 .unwrap()
                 .types()
                 .len(),
-            1
+            3,
+            "one, and the platform's two"
         );
     }
 }

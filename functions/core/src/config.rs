@@ -173,6 +173,7 @@ impl<'a> Env<'a> {
             log_retention: Duration::from_secs(
                 self.number("WEBHOOKS_DELIVERY_LOG_RETENTION_DAYS", 30)? * 86400,
             ),
+            api_base_url: self.var("WEBHOOKS_API_BASE_URL").unwrap_or_default(),
             on_repeated_failure: match self.var("WEBHOOKS_ON_REPEATED_FAILURE") {
                 None => OnRepeatedFailure::default(),
                 Some(raw) => OnRepeatedFailure::parse(&raw).ok_or_else(|| {
@@ -590,13 +591,15 @@ mod tests {
     fn overrides_are_read_and_bad_values_named() {
         let s = Settings::from_lookup(&Defaults::local(), lookup(&[("WEBHOOKS_PRO_GATE", "true"), ("WEBHOOKS_EVENT_TYPES", r#"[{"event_id":"x","event_title":"X","trigger_table":"t","trigger_type":"create"}]"#), ("WEBHOOKS_FANOUT_PAGE_SIZE", "2")])).unwrap();
         assert!(s.api.pro_gate);
-        assert_eq!(s.api.catalogue.types().len(), 1);
-        assert_eq!(s.fanout.catalogue.types().len(), 1);
+        // The installation's one event, and the platform's two.
+        assert_eq!(s.api.catalogue.types().len(), 3);
+        assert_eq!(s.fanout.catalogue.types().len(), 3);
         assert_eq!(s.fanout.stage.page_size, 2);
         for (name, bad) in [
             ("WEBHOOKS_PRO_GATE", "maybe"),
             ("WEBHOOKS_ALLOW_NETWORKS", "bad"),
             ("WEBHOOKS_FANOUT_PAGE_SIZE", "lots"),
+            ("WEBHOOKS_ON_REPEATED_FAILURE", "shrug"),
             ("WEBHOOKS_JWT_AUTHORIZER", "perhaps"),
         ] {
             let e = Settings::from_lookup(&Defaults::local(), lookup(&[(name, bad)])).unwrap_err();

@@ -32,6 +32,7 @@ use crate::delivery_log::{Attempt, DeliveryLog};
 use crate::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
 use crate::ids::SubscriptionId;
 use crate::job::DeliveryJob;
+use crate::notices::{self, Notice};
 use crate::queue::{
     IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
 };
@@ -53,6 +54,9 @@ pub struct DeliverySettings {
     pub log_retention: Duration,
     /// Delete or disable a subscription that answers 410 or reaches the timeout limit.
     pub on_repeated_failure: OnRepeatedFailure,
+    /// This API's address, for the `resource_url` of operational events (empty: the
+    /// path alone).
+    pub api_base_url: String,
 }
 
 impl Default for DeliverySettings {
@@ -63,6 +67,7 @@ impl Default for DeliverySettings {
             retry: RetryPolicy::default(),
             log_retention: Duration::from_secs(30 * 86400),
             on_repeated_failure: OnRepeatedFailure::Delete,
+            api_base_url: String::new(),
         }
     }
 }
@@ -135,9 +140,9 @@ impl Deliverer {
         retries: Retries,
     ) -> Result<Attempt, DeliveryError> {
         let alone = BatchMarks::default();
-        let Settled { record, retry } = self.try_once(job, subscription, retries, &alone).await?;
-        if let Some(retry) = retry {
-            send_all(self.deliveries.as_ref(), vec![retry], 1).await?;
+        let Settled { record, requeue } = self.try_once(job, subscription, retries, &alone).await?;
+        if !requeue.is_empty() {
+            send_all(self.deliveries.as_ref(), requeue, 1).await?;
         }
         if let Err(e) = self.log.record(&record).await {
             // The delivery itself is done; redoing it to save its log line would send it twice.
@@ -200,7 +205,7 @@ impl Deliverer {
         };
         let body = signing::body(
             subscription.content_type,
-            job.object_id,
+            signing::BodyId::of(job.object_id, job.subject.as_deref()),
             job.resource_url.as_deref(),
         );
         let headers = signing::headers(
@@ -267,6 +272,7 @@ impl Deliverer {
             response_body: String::new(),
             resource_url: job.resource_url.clone(),
             occurred_at: Some(job.occurred_at.clone()),
+            subject: job.subject.clone(),
             next_attempt_at: None,
             at,
             expires_at: at + self.settings.log_retention.as_millis() as i64,
@@ -291,9 +297,11 @@ impl Deliverer {
             batch.add(&key.id, mark);
         }
         let mut retry = None;
+        let mut notice = None;
         match next {
             Next::Done => {}
             Next::Remove(removal) => {
+                notice = Some(Notice::Removed(key));
                 let policy = self.settings.on_repeated_failure;
                 let reason = removal.reason_for(policy);
                 match policy {
@@ -324,6 +332,13 @@ impl Deliverer {
                 record.next_attempt_at = Some(due);
             }
         }
+        if outcome == crate::delivery_log::AttemptOutcome::GaveUp {
+            notice = Some(Notice::GaveUp(job));
+        }
+        let mut requeue: Vec<OutgoingMessage> = retry.into_iter().collect();
+        if let Some(notice) = notice.filter(|_| notices::about_to_notify(job)) {
+            requeue.extend(self.notice(notice, at).await);
+        }
         crate::metrics::delivery_attempt(outcome, Duration::from_millis(duration_ms));
         tracing::info!(
             subscription_id = %key.id,
@@ -333,7 +348,22 @@ impl Deliverer {
             duration_ms,
             "delivery attempt"
         );
-        Ok(Settled { record, retry })
+        Ok(Settled { record, requeue })
+    }
+
+    /// The jobs that tell the owner what happened. A lookup that fails is logged, not
+    /// retried: retrying the message would send its webhook again.
+    async fn notice(&self, notice: Notice<'_>, at: Millis) -> Vec<OutgoingMessage> {
+        match notices::jobs(self.store.as_ref(), notice, &self.settings.api_base_url, at).await {
+            Ok(jobs) => jobs
+                .iter()
+                .map(|j| OutgoingMessage::new(j.to_message()))
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, event_id = notice.event_id(), "could not look up who to tell");
+                Vec::new()
+            }
+        }
     }
 
     /// Timeout rounds in a row, this attempt's included, from the subscription's latest
@@ -415,10 +445,11 @@ impl Deliverer {
                 Ok(attempts) => {
                     for (message, result) in attempts {
                         match result {
-                            Ok(Settled { record, retry }) => {
-                                if let Some(retry) = retry {
-                                    requeue.push((message, retry));
-                                }
+                            Ok(Settled {
+                                record,
+                                requeue: more,
+                            }) => {
+                                requeue.extend(more.into_iter().map(|m| (message, m)));
                                 settled.push((message, record));
                             }
                             Err(e) => {
@@ -486,7 +517,7 @@ impl Deliverer {
                     *message,
                     Ok(Settled {
                         record: self.not_sent(job, subscription, now),
-                        retry: None,
+                        requeue: Vec::new(),
                     }),
                 ));
                 continue;
@@ -543,6 +574,7 @@ impl Deliverer {
             response_body: String::new(),
             resource_url: job.resource_url.clone(),
             occurred_at: Some(job.occurred_at.clone()),
+            subject: job.subject.clone(),
             next_attempt_at: None,
             at,
             expires_at: at + self.settings.log_retention.as_millis() as i64,
@@ -603,10 +635,11 @@ struct Call {
     result: Result<HttpResponse, SendError>,
 }
 
-/// An attempt made and decided: its log line, and the job of its retry when one is due.
+/// An attempt made and decided: its log line, and what it puts back on the queue (its
+/// retry, and the jobs that tell the owner when it gave up or removed the subscription).
 struct Settled {
     record: Attempt,
-    retry: Option<OutgoingMessage>,
+    requeue: Vec<OutgoingMessage>,
 }
 
 #[async_trait]

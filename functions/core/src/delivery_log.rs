@@ -83,6 +83,9 @@ pub struct Attempt {
     pub resource_url: Option<String>,
     #[serde(default)]
     pub occurred_at: Option<String>,
+    /// The job's subject (an operational event's subscription id), shown as its object.
+    #[serde(default)]
+    pub subject: Option<String>,
     pub next_attempt_at: Option<Millis>,
     /// When the attempt started.
     pub at: Millis,
@@ -117,6 +120,7 @@ impl Attempt {
             response_body: String::new(),
             resource_url: None,
             occurred_at: None,
+            subject: None,
             next_attempt_at: None,
             at,
             expires_at: at,

@@ -26,6 +26,10 @@ pub struct DeliveryJob {
     /// delay can reach; `None` means now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<i64>,
+    /// The body's `id` when the delivery is not about a product object: the subscription
+    /// id an operational event is about (see [`crate::notices`]). `object_id` is 0 then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 fn first() -> u32 {
@@ -55,6 +59,7 @@ impl DeliveryJob {
             occurred_at: event.occurred_at.clone(),
             attempt: 1,
             due_at: None,
+            subject: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod job;
 pub mod metrics;
 pub mod network;
+pub mod notices;
 pub mod queue;
 pub mod retry;
 pub mod service;

@@ -290,6 +290,7 @@ impl Subscriptions {
             occurred_at: format_millis(self.clock.now_millis()),
             attempt: 1,
             due_at: None,
+            subject: None,
         };
         Ok(self
             .deliverer
@@ -447,6 +448,7 @@ pub fn again(line: &Attempt) -> DeliveryJob {
             .unwrap_or_else(|| format_millis(line.at)),
         attempt: 1,
         due_at: None,
+        subject: line.subject.clone(),
     }
 }
 

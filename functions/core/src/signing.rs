@@ -8,12 +8,30 @@ use serde_json::{Map, Value};
 use crate::crypto::{hmac_sha1, hmac_sha256};
 use crate::subscription::ContentType;
 
+/// What a body's `id` is: a product object's number, or (operational events) the id of
+/// the subscription the event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyId<'a> {
+    Object(u64),
+    Subscription(&'a str),
+}
+
+impl<'a> BodyId<'a> {
+    /// The id of a job: its subject when it has one, else its object.
+    pub fn of(object_id: u64, subject: Option<&'a str>) -> Self {
+        subject.map_or(Self::Object(object_id), Self::Subscription)
+    }
+}
+
 /// The body of a delivery: `id` and, except for delete events, `resource_url`.
-pub fn body(content_type: ContentType, object_id: u64, resource_url: Option<&str>) -> Vec<u8> {
+pub fn body(content_type: ContentType, id: BodyId<'_>, resource_url: Option<&str>) -> Vec<u8> {
     match content_type {
         ContentType::Form => {
             let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("id", &object_id.to_string());
+            match id {
+                BodyId::Object(n) => form.append_pair("id", &n.to_string()),
+                BodyId::Subscription(s) => form.append_pair("id", s),
+            };
             if let Some(url) = resource_url {
                 form.append_pair("resource_url", url);
             }
@@ -21,7 +39,10 @@ pub fn body(content_type: ContentType, object_id: u64, resource_url: Option<&str
         }
         ContentType::Json => {
             let mut map = Map::new();
-            map.insert("id".into(), Value::from(object_id));
+            match id {
+                BodyId::Object(n) => map.insert("id".into(), Value::from(n)),
+                BodyId::Subscription(s) => map.insert("id".into(), Value::from(s)),
+            };
             if let Some(url) = resource_url {
                 map.insert("resource_url".into(), Value::from(url));
             }
@@ -123,15 +144,26 @@ mod tests {
     #[test]
     fn bodies_in_both_content_types() {
         assert_eq!(
-            body(ContentType::Form, 123, Some("https://x.example/a?b=c")),
+            body(
+                ContentType::Form,
+                BodyId::Object(123),
+                Some("https://x.example/a?b=c")
+            ),
             b"id=123&resource_url=https%3A%2F%2Fx.example%2Fa%3Fb%3Dc"
         );
         assert_eq!(
-            body(ContentType::Json, 123, Some("https://x.example/t/1")),
+            body(
+                ContentType::Json,
+                BodyId::Object(123),
+                Some("https://x.example/t/1")
+            ),
             br#"{"id":123,"resource_url":"https://x.example/t/1"}"#
         );
-        assert_eq!(body(ContentType::Json, 9, None), br#"{"id":9}"#);
-        assert_eq!(body(ContentType::Form, 9, None), b"id=9");
+        assert_eq!(
+            body(ContentType::Json, BodyId::Object(9), None),
+            br#"{"id":9}"#
+        );
+        assert_eq!(body(ContentType::Form, BodyId::Object(9), None), b"id=9");
     }
 
     #[test]

@@ -40,6 +40,7 @@ fn job(id: &SubscriptionId, user: u64, delivery_id: &str) -> DeliveryJob {
         occurred_at: "2026-11-27T20:00:00Z".into(),
         attempt: 1,
         due_at: None,
+        subject: None,
     }
 }
 

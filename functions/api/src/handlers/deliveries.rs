@@ -92,7 +92,8 @@ fn render(a: &Attempt) -> Value {
     json!({
         "delivery_id": a.delivery_id,
         "event_id": a.event_id,
-        "object_id": a.object_id,
+        // An operational event's object is the subscription it is about.
+        "object_id": a.subject.as_deref().map_or(json!(a.object_id), |s| json!(s)),
         "attempt": a.attempt,
         "outcome": a.outcome.as_str(),
         "http_status": a.http_status,

@@ -189,10 +189,14 @@ impl Aws {
     }
 
     /// The delivery stage as the API's `dispatch` uses it: one attempt, logged, and never a
-    /// queued retry, so it has no queue to send to.
-    pub fn dispatcher(&self, settings: &ApiSettings) -> Deliverer {
+    /// queued retry; the deliveries queue takes the operational events a removal causes.
+    pub fn dispatcher(
+        &self,
+        settings: &ApiSettings,
+        deliveries: Arc<dyn QueueSender>,
+    ) -> Deliverer {
         let no_queue = || -> Arc<dyn QueueSender> {
-            Arc::new(MissingQueue("dispatch queues nothing".to_owned()))
+            Arc::new(MissingQueue("dispatch parks nothing".to_owned()))
         };
         self.deliverer(
             DelivererParts {
@@ -202,7 +206,7 @@ impl Aws {
                 sealer: &settings.sealer,
                 settings: &settings.delivery,
             },
-            no_queue(),
+            deliveries,
             no_queue(),
         )
     }

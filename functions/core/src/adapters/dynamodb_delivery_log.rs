@@ -94,6 +94,9 @@ fn to_item(a: &Attempt) -> Item {
     if let Some(occurred) = &a.occurred_at {
         item.insert("occurred_at".into(), s(occurred));
     }
+    if let Some(subject) = &a.subject {
+        item.insert("subject".into(), s(subject));
+    }
     if let Some(next) = a.next_attempt_at {
         item.insert("next_attempt_at".into(), n(next));
     }
@@ -172,6 +175,7 @@ fn from_item(item: &Item) -> Result<Attempt, StoreError> {
         response_body: opt_text(item, "response_body")?.unwrap_or_default(),
         resource_url: opt_text(item, "resource_url")?,
         occurred_at: opt_text(item, "occurred_at")?,
+        subject: opt_text(item, "subject")?,
         next_attempt_at: opt_number(item, "next_attempt_at")?,
         at: number(item, "at")?,
         expires_at: number::<i64>(item, EXPIRES_AT)?.saturating_mul(1000),
