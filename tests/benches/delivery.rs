@@ -97,6 +97,7 @@ async fn main() {
         clock: Arc::new(SystemClock),
         settings: DeliverySettings::default(),
         breaker: Default::default(),
+        operator: std::sync::Arc::new(webhooks_core::operator::LogOnly),
     };
 
     // Warm up connections on both paths.

@@ -17,6 +17,7 @@ use webhooks_core::identity::{Deployment, Owner};
 use webhooks_core::ids::IdGenerator;
 use webhooks_core::job::{DeliveryJob, delivery_id};
 use webhooks_core::network::{IpRange, NetworkPolicy};
+use webhooks_core::operator::{OperatorChannel, OperatorError, OperatorNotice};
 use webhooks_core::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender};
 use webhooks_core::retry::RetryPolicy;
 use webhooks_core::store::SubscriptionStore;
@@ -61,6 +62,20 @@ impl QueueSender for RecordingQueue {
     }
 }
 
+/// An operator channel that keeps what it is told.
+#[derive(Default)]
+pub struct RecordingOperator {
+    pub told: Mutex<Vec<OperatorNotice>>,
+}
+
+#[async_trait]
+impl OperatorChannel for RecordingOperator {
+    async fn tell(&self, notice: &OperatorNotice) -> Result<(), OperatorError> {
+        self.told.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}
+
 pub struct DeliveryKit {
     pub deliverer: Deliverer,
     pub store: Arc<dyn SubscriptionStore>,
@@ -72,6 +87,8 @@ pub struct DeliveryKit {
     pub counts: Arc<Counts>,
     /// Counts the stage's log writes and reads.
     pub log_counts: Arc<CountingLog>,
+    /// What the operator was told.
+    pub operator: Arc<RecordingOperator>,
     ids: IdGenerator,
 }
 
@@ -118,6 +135,7 @@ impl DeliveryKit {
         };
         tune(&mut settings);
         let log_counts = Arc::new(CountingLog::new(log.clone()));
+        let operator = Arc::new(RecordingOperator::default());
         let deliverer = Deliverer {
             store: Arc::new(CountingStore {
                 inner: store.clone(),
@@ -132,6 +150,7 @@ impl DeliveryKit {
             settings,
             // The kit tests the other rules; `with_breaker` turns the breaker on.
             breaker: Breaker::new(BreakerSettings::off()),
+            operator: operator.clone(),
         };
         Self {
             deliverer,
@@ -143,6 +162,7 @@ impl DeliveryKit {
             sealer,
             counts,
             log_counts,
+            operator,
             ids: IdGenerator::default(),
         }
     }

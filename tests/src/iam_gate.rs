@@ -5,7 +5,8 @@
 //! can assert that nothing was refused and that every grant of the role was used.
 //!
 //! It reads the JSON protocols the SDKs speak (`X-Amz-Target`): DynamoDB, SQS and
-//! Secrets Manager. A request it cannot attribute is refused and recorded as such.
+//! Secrets Manager, and SNS's query protocol (`Action=Publish`). A request it cannot
+//! attribute is refused and recorded as such.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -154,7 +155,11 @@ async fn gate(
         .unwrap_or_default()
         .to_owned();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let requests = attribute(&target, &json);
+    let requests = if target.is_empty() {
+        attribute_query(&body)
+    } else {
+        attribute(&target, &json)
+    };
     let mut refused = None;
     {
         let mut calls = calls.lock().unwrap();
@@ -302,6 +307,20 @@ fn attribute(target: &str, body: &Value) -> Vec<(String, String)> {
             };
             vec![(format!("secretsmanager:{operation}"), arn)]
         }
+        _ => Vec::new(),
+    }
+}
+
+/// The action and resource of a request in the AWS query protocol (form-encoded, with an
+/// `Action`), which SNS speaks.
+fn attribute_query(body: &[u8]) -> Vec<(String, String)> {
+    let form: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(body).into_owned().collect();
+    match form.get("Action").map(String::as_str) {
+        Some("Publish") => vec![(
+            "sns:Publish".to_owned(),
+            form.get("TopicArn").cloned().unwrap_or_default(),
+        )],
         _ => Vec::new(),
     }
 }

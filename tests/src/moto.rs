@@ -89,3 +89,64 @@ pub async fn assert_ttl_on_expires_at(sdk: &aws_config::SdkConfig, table: &str) 
     );
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
 }
+
+/// An SNS topic on moto whose messages land, raw, in an SQS queue of their own: the
+/// topic's ARN and the queue to read them from. (SNS speaks the query protocol; two form
+/// posts are all it takes.)
+pub async fn sns_topic_into_queue(name: &str) -> (String, webhooks_core::adapters::sqs::SqsQueue) {
+    use webhooks_core::adapters::sqs::SqsQueue;
+    let http = reqwest::Client::new();
+    let post = |form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        async move {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish();
+            let answer = http
+                .post(endpoint())
+                .header("content-type", "application/x-www-form-urlencoded")
+                // moto picks the service from the credential scope.
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20261128/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("moto answers");
+            assert!(answer.status().is_success(), "{}", answer.status());
+            answer.text().await.unwrap()
+        }
+    };
+    let created = post(vec![
+        ("Action", "CreateTopic".into()),
+        ("Version", "2010-03-31".into()),
+        ("Name", name.to_owned()),
+    ])
+    .await;
+    let arn = created
+        .split("<TopicArn>")
+        .nth(1)
+        .and_then(|rest| rest.split("</TopicArn>").next())
+        .expect("a topic ARN")
+        .to_owned();
+    let sdk = sdk_config().await;
+    let queue_name = format!("{name}-inbox");
+    let queue = SqsQueue::ensure(SqsQueue::client(&sdk), &queue_name, 30, None)
+        .await
+        .unwrap();
+    post(vec![
+        ("Action", "Subscribe".into()),
+        ("Version", "2010-03-31".into()),
+        ("TopicArn", arn.clone()),
+        ("Protocol", "sqs".into()),
+        (
+            "Endpoint",
+            format!("arn:aws:sqs:us-east-1:123456789012:{queue_name}"),
+        ),
+        ("Attributes.entry.1.key", "RawMessageDelivery".into()),
+        ("Attributes.entry.1.value", "true".into()),
+    ])
+    .await;
+    (arn, queue)
+}

@@ -727,6 +727,22 @@ async fn the_owner_hears_of_removals_and_give_ups_and_never_in_a_loop() {
             Some(flaky.id.to_string())
         )]
     );
+    // The operator heard of the removal and the give-up, not of the notice's removal.
+    let heard = kit.operator.told.lock().unwrap().clone();
+    assert_eq!(
+        heard
+            .iter()
+            .map(|n| (n.event_id.as_str(), n.subscription_id.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("webhook_subscription_removed", gone.id.to_string()),
+            ("webhook_delivery_failed", flaky.id.to_string()),
+        ]
+    );
+    assert_eq!(
+        heard[0].reason.as_deref(),
+        Some("the receiver answered 410 Gone; the subscription was deleted")
+    );
     // The same give-up again (a retried batch): the same delivery id.
     kit.run(std::slice::from_ref(&last)).await;
     assert_eq!(

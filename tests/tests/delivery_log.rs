@@ -162,6 +162,7 @@ async fn api_reads_are_bounded(backend: Backend) {
         clock: d.clock.clone(),
         settings: d.settings.clone(),
         breaker: Default::default(),
+        operator: std::sync::Arc::new(webhooks_core::operator::LogOnly),
     });
     let app = App::new(
         settings.api,

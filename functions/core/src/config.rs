@@ -164,6 +164,11 @@ impl<'a> Env<'a> {
         SecretSealer::from_encoded(&key).map_err(|e| err(SECRET_KEY, e))
     }
 
+    fn operator_topic_arn(&self) -> Option<String> {
+        self.var("WEBHOOKS_OPERATOR_TOPIC_ARN")
+            .filter(|arn| !arn.trim().is_empty())
+    }
+
     fn delivery(&self) -> Result<DeliverySettings, ConfigError> {
         let mut delivery = DeliverySettings {
             timeout: Duration::from_secs(self.number("WEBHOOKS_DELIVERY_TIMEOUT_SECS", 10)?.max(1)),
@@ -318,6 +323,8 @@ pub struct ApiSettings {
     pub resource_url_template: String,
     /// `dispatch` delivers synchronously: request limit, timeouts-in-a-row limit, log retention.
     pub delivery: DeliverySettings,
+    /// The SNS topic the operator hears of removals on (a `dispatch` can remove), if any.
+    pub operator_topic_arn: Option<String>,
 }
 
 impl FromEnv for ApiSettings {
@@ -373,6 +380,7 @@ impl FromEnv for ApiSettings {
                 DEFAULT_RESOURCE_URL_TEMPLATE,
             ),
             delivery: env.delivery()?,
+            operator_topic_arn: env.operator_topic_arn(),
         })
     }
 }
@@ -425,6 +433,8 @@ pub struct DeliveryStageSettings {
     pub delivery: DeliverySettings,
     /// The share limits per subscription (see `crate::breaker`).
     pub breaker: BreakerSettings,
+    /// The SNS topic the operator hears of removals and give-ups on, if any.
+    pub operator_topic_arn: Option<String>,
 }
 
 impl FromEnv for DeliveryStageSettings {
@@ -437,6 +447,7 @@ impl FromEnv for DeliveryStageSettings {
             queues: env.queues(&[Queue::Deliveries, Queue::DeliveriesDeadLetters]),
             delivery: env.delivery()?,
             breaker: env.breaker()?,
+            operator_topic_arn: env.operator_topic_arn(),
         })
     }
 }

@@ -33,6 +33,7 @@ use crate::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
 use crate::ids::SubscriptionId;
 use crate::job::DeliveryJob;
 use crate::notices::{self, Notice};
+use crate::operator::{OperatorChannel, OperatorNotice};
 use crate::queue::{
     IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
 };
@@ -85,6 +86,8 @@ pub struct Deliverer {
     pub settings: DeliverySettings,
     /// This instance's share limits per subscription (see [`crate::breaker`]).
     pub breaker: Breaker,
+    /// Where the operator hears of removals and give-ups (see [`crate::operator`]).
+    pub operator: Arc<dyn OperatorChannel>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +341,7 @@ impl Deliverer {
         let mut requeue: Vec<OutgoingMessage> = retry.into_iter().collect();
         if let Some(notice) = notice.filter(|_| notices::about_to_notify(job)) {
             requeue.extend(self.notice(notice, at).await);
+            self.tell_operator(notice, job, &record).await;
         }
         crate::metrics::delivery_attempt(outcome, Duration::from_millis(duration_ms));
         tracing::info!(
@@ -349,6 +353,23 @@ impl Deliverer {
             "delivery attempt"
         );
         Ok(Settled { record, requeue })
+    }
+
+    /// Tells the operator; a failure is logged (see [`crate::operator`]).
+    async fn tell_operator(&self, notice: Notice<'_>, job: &DeliveryJob, record: &Attempt) {
+        let about = notice.about();
+        let told = OperatorNotice {
+            event_id: notice.event_id().to_owned(),
+            deployment: about.owner.deployment.to_string(),
+            user_id: about.owner.user_id,
+            subscription_id: about.id.to_string(),
+            delivery_id: job.delivery_id.clone(),
+            reason: record.reason.clone(),
+            at: crate::event::format_millis(record.at),
+        };
+        if let Err(e) = self.operator.tell(&told).await {
+            tracing::error!(error = %e, event_id = %told.event_id, "could not tell the operator");
+        }
     }
 
     /// The jobs that tell the owner what happened. A lookup that fails is logged, not

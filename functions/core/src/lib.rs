@@ -24,6 +24,7 @@ pub mod job;
 pub mod metrics;
 pub mod network;
 pub mod notices;
+pub mod operator;
 pub mod queue;
 pub mod retry;
 pub mod service;

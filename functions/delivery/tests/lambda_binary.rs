@@ -199,11 +199,21 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
 }
 
 /// With `OnRepeatedFailure = disable`, 410 writes the subscription back inactive (a
-/// conditional `PutItem` the role then allows); a recovery task and a job of the
-/// now-inactive subscription are handled within the same role.
+/// conditional `PutItem` the role then allows) and the operator's SNS topic hears of it;
+/// a recovery task and a job of the now-inactive subscription are handled within the
+/// same role.
 #[tokio::test]
 async fn the_delivery_binary_disables_and_recovers_within_its_role() {
-    let stack = Deployed::start(&[("OnRepeatedFailure", "disable")], &[]).await;
+    let (topic, inbox) =
+        webhooks_tests::moto::sns_topic_into_queue(&webhooks_tests::unique("ops")).await;
+    let stack = Deployed::start(
+        &[
+            ("OnRepeatedFailure", "disable"),
+            ("OperatorTopicArn", topic.as_str()),
+        ],
+        &[],
+    )
+    .await;
     let (platform, client) = (&stack.moto.platform, &stack.moto.client);
     let gone = Receiver::start().await;
     gone.always(Behaviour::Status(410));
@@ -237,6 +247,26 @@ async fn the_delivery_binary_disables_and_recovers_within_its_role() {
         ),
         "{:?}",
         state.tree
+    );
+    // The operator's topic heard of it.
+    use webhooks_core::queue::QueueReceiver;
+    let heard = inbox
+        .receive(10, std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(heard.len(), 1);
+    let notice: Value = serde_json::from_str(&heard[0].message.body).unwrap();
+    assert_eq!(
+        (
+            &notice["event_id"],
+            &notice["subscription_id"],
+            &notice["delivery_id"]
+        ),
+        (
+            &json!("webhook_subscription_removed"),
+            &json!(id.to_string()),
+            &json!("msg_disabled")
+        )
     );
     // Inactive: the next job is logged, not sent.
     invoke(&[message("d-2", job(&id, 8, "msg_while_off").to_message())]).await;

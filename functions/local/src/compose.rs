@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use webhooks_api::App;
 use webhooks_api::app::Ports;
+use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
 use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
@@ -128,6 +129,9 @@ struct Parts {
     events_dead_letters: QueuePair,
     deliveries: QueuePair,
     deliveries_dead_letters: QueuePair,
+    /// Where the operator hears of removals and give-ups: the log, or on the `aws`
+    /// backend the SNS topic of `WEBHOOKS_OPERATOR_TOPIC_ARN` when it is set.
+    operator: Arc<dyn webhooks_core::operator::OperatorChannel>,
 }
 
 async fn memory_parts(visibility: Visibility) -> Parts {
@@ -152,6 +156,7 @@ async fn memory_parts(visibility: Visibility) -> Parts {
         events_dead_letters,
         deliveries,
         deliveries_dead_letters,
+        operator: Arc::new(webhooks_core::operator::LogOnly),
     }
 }
 
@@ -193,6 +198,7 @@ async fn aws_parts(
         events_dead_letters,
         deliveries,
         deliveries_dead_letters,
+        operator: Aws::new(sdk.clone()).operator(settings.delivery.operator_topic_arn.as_deref()),
     })
 }
 
@@ -245,6 +251,7 @@ pub async fn compose_with(
         clock: clock.clone(),
         settings: settings.delivery.delivery.clone(),
         breaker: webhooks_core::breaker::Breaker::new(settings.delivery.breaker),
+        operator: parts.operator,
     });
     let ports = Ports {
         store: parts.store,

@@ -17,6 +17,7 @@ use crate::adapters::dynamodb::DynamoSubscriptionStore;
 use crate::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
 use crate::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
 use crate::adapters::http::ReqwestSender;
+use crate::adapters::sns::SnsTopic;
 use crate::adapters::sqs::{Client as SqsClient, SqsQueue};
 use crate::clock::SystemClock;
 use crate::config::{ApiSettings, DeliveryStageSettings, FanoutSettings, Queue, QueueUrls};
@@ -24,6 +25,7 @@ use crate::crypto::SecretSealer;
 use crate::delivery::{Deliverer, DeliverySettings};
 use crate::fanout::FanOut;
 use crate::network::NetworkPolicy;
+use crate::operator::{LogOnly, OperatorChannel};
 use crate::queue::{OutgoingMessage, QueueError, QueueSender};
 
 pub struct Aws {
@@ -180,6 +182,7 @@ impl Aws {
                 network: &settings.network,
                 sealer: &settings.sealer,
                 settings: &settings.delivery,
+                operator_topic: settings.operator_topic_arn.as_deref(),
             },
             deliveries,
             dead_letters,
@@ -205,6 +208,7 @@ impl Aws {
                 network: &settings.url_policy.network,
                 sealer: &settings.sealer,
                 settings: &settings.delivery,
+                operator_topic: settings.operator_topic_arn.as_deref(),
             },
             deliveries,
             no_queue(),
@@ -229,6 +233,15 @@ impl Aws {
             clock: Arc::new(SystemClock),
             settings: parts.settings.clone(),
             breaker: Default::default(),
+            operator: self.operator(parts.operator_topic),
+        }
+    }
+
+    /// The operator's channel: the SNS topic when one is configured, else the log.
+    pub fn operator(&self, topic_arn: Option<&str>) -> Arc<dyn OperatorChannel> {
+        match topic_arn {
+            Some(arn) => Arc::new(SnsTopic::from_sdk(&self.sdk, arn)),
+            None => Arc::new(LogOnly),
         }
     }
 }
@@ -240,4 +253,5 @@ pub struct DelivererParts<'a> {
     pub network: &'a NetworkPolicy,
     pub sealer: &'a SecretSealer,
     pub settings: &'a DeliverySettings,
+    pub operator_topic: Option<&'a str>,
 }

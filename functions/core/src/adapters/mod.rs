@@ -8,6 +8,7 @@ mod dynamodb_table;
 pub mod http;
 pub mod memory;
 pub mod memory_queue;
+pub mod sns;
 pub mod sqs;
 
 /// Loads the AWS SDK configuration the usual way (environment, profile, role); it honours
