@@ -44,6 +44,12 @@ ENVIRONMENT:
     WEBHOOKS_RATE_LIMIT_PER_MINUTE  API requests per user and minute (default 600, 0 = off)
     WEBHOOKS_DELIVERY_TIMEOUT_SECS  limit on one delivery request (default 10)
     WEBHOOKS_TIMEOUT_LIMIT   timeouts in a row that delete a subscription (default 5)
+    WEBHOOKS_ON_REPEATED_FAILURE  delete (default) or disable a subscription that answers
+                             410 Gone or reaches the timeout limit
+    WEBHOOKS_API_BASE_URL    this API's address, for the resource_url of operational
+                             events (default: the path alone)
+    WEBHOOKS_OPERATOR_TOPIC_ARN  an SNS topic the operator hears of removals and give-ups
+                             on (aws backend; default: the log)
     WEBHOOKS_BREAKER_COOLDOWN_SECS  how long a receiver that failed slowly has its jobs
                              held back at first (default 30; 0 turns the breaker off)
     WEBHOOKS_RETRY_SCHEDULE  delays before each retry (default 5s,5m,30m,2h,5h,10h,10h)
