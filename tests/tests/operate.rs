@@ -363,3 +363,110 @@ async fn operating_subscriptions_on_the_memory_backend() {
 async fn operating_subscriptions_on_dynamodb_and_sqs() {
     operate(Kind::Aws).await;
 }
+
+/// A large window (5,000 deliveries that gave up; with the 5,000 lines their recovery
+/// writes, the most the in-memory log keeps for one subscription): the API counts it a
+/// page at a time, and the delivery stage sends each delivery once, a page per task,
+/// with the same ids.
+#[tokio::test]
+async fn a_large_window_is_recovered_a_page_at_a_time_once_each() {
+    use webhooks_core::delivery_log::{Attempt, AttemptOutcome};
+    use webhooks_core::queue::QueueReceiver;
+    use webhooks_core::service::Window;
+    use webhooks_core::stage::BatchHandler;
+    use webhooks_core::subscription::NewSubscription;
+
+    // The breaker off: it would hold most of a new receiver's jobs back on the queue.
+    let platform = webhooks_local::compose(
+        &webhooks_local::Backend::Memory,
+        runner::settings(&[("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0")]),
+    )
+    .await
+    .unwrap();
+    let receiver = Receiver::start().await;
+    let caller = webhooks_core::identity::Caller {
+        user_id: 51,
+        deployment: webhooks_core::identity::Deployment::parse("hq").unwrap(),
+        name: "Fifty-one".into(),
+        email: "51@hq.example".into(),
+        pro: false,
+        scopes: vec![],
+    };
+    let new = NewSubscription::parse(
+        webhooks_core::subscription::RawSubscription {
+            trigger_url: Some(&receiver.url),
+            event_id: Some("assign_task"),
+            ..Default::default()
+        },
+        &platform.app.settings.catalogue,
+        &platform.app.settings.url_policy,
+    )
+    .unwrap();
+    let service = &platform.app.service;
+    let subscription = service.create(&caller, new).await.unwrap();
+    let now = webhooks_tests::delivery_kit::now_millis();
+    const N: usize = 5_000;
+    let lines: Vec<Attempt> = (0..N)
+        .map(|n| Attempt {
+            subscription: subscription.key(),
+            delivery_id: format!("msg_{n:06}"),
+            event_id: "assign_task".into(),
+            object_id: n as u64 + 1,
+            attempt: 8,
+            outcome: AttemptOutcome::GaveUp,
+            http_status: Some(500),
+            duration_ms: 3,
+            error_kind: Some("http_500".into()),
+            reason: None,
+            response_body: String::new(),
+            resource_url: None,
+            occurred_at: None,
+            subject: None,
+            next_attempt_at: None,
+            at: now - 50_000 + n as i64,
+            expires_at: now + 86_400_000,
+        })
+        .collect();
+    platform.deliverer.log.record_all(&lines).await.unwrap();
+
+    let queued = service
+        .recover(
+            &caller.owner(),
+            &subscription.id,
+            Window {
+                since: now - 60_000,
+                until: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued, N);
+
+    // The delivery stage, fed as Lambda would: tasks turn into jobs and further tasks.
+    let queue = platform.deliveries.receiver.clone();
+    let mut tasks = 0;
+    loop {
+        let batch = queue.receive(10, Duration::from_millis(500)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        tasks += batch
+            .iter()
+            .filter(|r| r.message.body.starts_with("{\"recover\""))
+            .count();
+        let messages: Vec<_> = batch.iter().map(|r| r.message.clone()).collect();
+        assert!(platform.deliverer.handle_batch(&messages).await.is_empty());
+        for r in &batch {
+            queue.ack(&r.receipt).await.unwrap();
+        }
+    }
+    assert_eq!(tasks, N / 1000, "a task per page of 1,000 lines");
+    let got = receiver.wait_for(N, WAIT).await;
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), N, "each delivery once");
+}
