@@ -371,7 +371,6 @@ async fn operating_subscriptions_on_dynamodb_and_sqs() {
 #[tokio::test]
 async fn a_large_window_is_recovered_a_page_at_a_time_once_each() {
     use webhooks_core::delivery_log::{Attempt, AttemptOutcome};
-    use webhooks_core::queue::QueueReceiver;
     use webhooks_core::service::Window;
     use webhooks_core::stage::BatchHandler;
     use webhooks_core::subscription::NewSubscription;
