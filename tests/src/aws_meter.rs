@@ -282,6 +282,15 @@ pub struct Meter {
     client: reqwest::Client,
     schemas: tokio::sync::Mutex<HashMap<String, Arc<Schema>>>,
     tallies: Mutex<BTreeMap<Line, Tally>>,
+    in_flight: Mutex<HashMap<String, InFlight>>,
+}
+
+/// A function's requests in flight, and the wall time during which it had any.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: u32,
+    since: Option<std::time::Instant>,
+    busy: std::time::Duration,
 }
 
 impl Meter {
@@ -292,7 +301,40 @@ impl Meter {
             client: reqwest::Client::new(),
             schemas: tokio::sync::Mutex::new(HashMap::new()),
             tallies: Mutex::new(BTreeMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A request of `function` starts (its gate received it).
+    pub fn begin(&self, function: &str) {
+        let mut all = self.in_flight.lock().unwrap();
+        let f = all.entry(function.to_owned()).or_default();
+        if f.now == 0 {
+            f.since = Some(std::time::Instant::now());
+        }
+        f.now += 1;
+    }
+
+    /// A request of `function` ends (its gate answered).
+    pub fn end(&self, function: &str) {
+        let mut all = self.in_flight.lock().unwrap();
+        let f = all.entry(function.to_owned()).or_default();
+        f.now = f.now.saturating_sub(1);
+        if f.now == 0
+            && let Some(since) = f.since.take()
+        {
+            f.busy += since.elapsed();
+        }
+    }
+
+    /// The wall time during which `function` had at least one request in flight (the
+    /// emulator's latency, the gate's and the meter's own reads included).
+    pub fn busy(&self, function: &str) -> std::time::Duration {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .get(function)
+            .map_or(std::time::Duration::ZERO, |f| f.busy)
     }
 
     /// Everything counted so far, by line.

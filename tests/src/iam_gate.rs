@@ -223,7 +223,10 @@ async fn gate(
     }
 
     let prepared = match metering {
-        Some((meter, _)) => Some(meter.before(&target, &json).await),
+        Some((meter, function)) => {
+            meter.begin(function);
+            Some(meter.before(&target, &json).await)
+        }
         None => None,
     };
     let request_bytes = body.len();
@@ -244,6 +247,9 @@ async fn gate(
     let answer = match forward.send().await {
         Ok(a) => a,
         Err(e) => {
+            if let Some((meter, function)) = metering {
+                meter.end(function);
+            }
             return Ok(Response::builder()
                 .status(502)
                 .body(Full::new(Bytes::from(e.to_string())))
@@ -267,6 +273,7 @@ async fn gate(
             answer: &bytes,
         };
         meter.after(function, exchange, prepared).await;
+        meter.end(function);
     }
     Ok(out.body(Full::new(bytes)).unwrap())
 }
