@@ -927,7 +927,7 @@ pub fn bill(scenario: &Scenario, m: &Measured) -> Figures {
         polling_requests += receives + deletes;
         polling.push(BillLine {
             item: format!(
-                "SQS ReceiveMessage + DeleteMessageBatch, {queue} queue ({batches} batches, {:.1} messages each)",
+                "SQS polling by Lambda, {queue} queue: {batches} batches of {:.1} messages",
                 *messages as f64 / (*batches).max(1) as f64
             ),
             per_delivery: per((receives + deletes) as f64),
@@ -1042,7 +1042,7 @@ fn render(f: &Figures, m: &Measured) -> String {
     let _ = writeln!(
         out,
         "   {:<84} {:>12} {:<8} {:>16} {:>10.4}",
-        "  Lambda's SQS polling (1 receive per 10 messages + 1 delete per 10 successes per batch)",
+        "  polling, both queues (1 ReceiveMessage + 1 DeleteMessageBatch per 10 messages)",
         format!("{:.3}", f.polling_requests_per_delivery),
         "requests",
         "",
@@ -1058,14 +1058,16 @@ fn render(f: &Figures, m: &Measured) -> String {
         "",
         f.dollars_per_million + polling + f.logs.dollars_per_million()
     );
-    let cold: Vec<String> = m
-        .cold_start
+    let mut cold: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
+    for (l, t) in &m.cold_start {
+        *cold
+            .entry((&l.function, &l.service, &l.operation))
+            .or_default() += t.requests;
+    }
+    let cold: Vec<String> = cold
         .iter()
-        .map(|(l, t)| {
-            format!(
-                "{} {} x{} ({})",
-                l.service, l.operation, t.requests, l.function
-            )
+        .map(|((function, service, operation), n)| {
+            format!("{service} {operation} x{n} ({function})")
         })
         .collect();
     let _ = writeln!(
