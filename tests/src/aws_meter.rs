@@ -395,8 +395,11 @@ impl Meter {
             }
             _ => {}
         }
-        for t in &mut touches {
-            t.old = self.read_item(&t.table, &t.key).await;
+        let olds =
+            futures::future::join_all(touches.iter().map(|t| self.read_item(&t.table, &t.key)))
+                .await;
+        for (t, old) in touches.iter_mut().zip(olds) {
+            t.old = old;
         }
         Prepared { touches }
     }
