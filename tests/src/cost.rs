@@ -491,7 +491,8 @@ pub async fn run(scenario: &Scenario, sizes: &Sizes, logs: &LogCounter) -> Measu
                     "resource_url": format!("https://hq.example.com/api/v0/tasks/{}", 100_000 + i),
                     "visible_to": visible_to, "occurred_at": "2026-11-28T09:00:00Z",
                 });
-                if i % 100 < sizes.keyed_percent {
+                // Every so many events, evenly spread.
+                if (i + 1) * sizes.keyed_percent / 100 > i * sizes.keyed_percent / 100 {
                     e["idempotency_key"] = json!(format!("task-{}-{run_id:x}", 100_000 + i));
                 }
                 e
