@@ -7,6 +7,9 @@
 //! It reads the JSON protocols the SDKs speak (`X-Amz-Target`): DynamoDB, SQS and
 //! Secrets Manager, and SNS's query protocol (`Action=Publish`). A request it cannot
 //! attribute is refused and recorded as such.
+//!
+//! A gate started with [`IamGate::start_metered`] also counts what every allowed request
+//! costs, in a [`Meter`] it may share with other gates (see [`crate::aws_meter`]).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::aws_meter::{Exchange, Meter};
 use crate::stack::{ACCOUNT, REGION, Role, Statement};
+
+/// A meter and the name the gate's requests are counted under.
+type Metering = Option<(Arc<Meter>, String)>;
 
 /// One AWS request a binary made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +55,30 @@ impl Drop for IamGate {
 impl IamGate {
     /// A gate holding `role`, passing allowed requests on to `upstream` (moto).
     pub async fn start(upstream: &str, role: Role) -> IamGate {
+        Self::start_with(upstream, role, None).await
+    }
+
+    /// A gate like [`IamGate::start`] that also counts every allowed request in `meter`,
+    /// under `function`.
+    pub async fn start_metered(
+        upstream: &str,
+        role: Role,
+        meter: Arc<Meter>,
+        function: &str,
+    ) -> IamGate {
+        Self::start_with(upstream, role, Some((meter, function.to_owned()))).await
+    }
+
+    async fn start_with(upstream: &str, role: Role, metering: Metering) -> IamGate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let shared = Arc::new((role.clone(), upstream.to_owned(), reqwest::Client::new()));
+        let shared = Arc::new((
+            role.clone(),
+            upstream.to_owned(),
+            reqwest::Client::new(),
+            metering,
+        ));
         let recorded = calls.clone();
         let server = tokio::spawn(async move {
             loop {
@@ -62,7 +89,9 @@ impl IamGate {
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let (shared, recorded) = (shared.clone(), recorded.clone());
-                        async move { gate(req, &shared.0, &shared.1, &shared.2, &recorded).await }
+                        async move {
+                            gate(req, &shared.0, &shared.1, &shared.2, &shared.3, &recorded).await
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -140,6 +169,7 @@ async fn gate(
     role: &Role,
     upstream: &str,
     client: &reqwest::Client,
+    metering: &Metering,
     calls: &Mutex<Vec<Call>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -197,6 +227,14 @@ async fn gate(
             .unwrap());
     }
 
+    let prepared = match metering {
+        Some((meter, function)) => {
+            meter.begin(function);
+            Some(meter.before(&target, &json).await)
+        }
+        None => None,
+    };
+    let request_bytes = body.len();
     let url = format!(
         "{upstream}{}",
         parts
@@ -214,6 +252,9 @@ async fn gate(
     let answer = match forward.send().await {
         Ok(a) => a,
         Err(e) => {
+            if let Some((meter, function)) = metering {
+                meter.end(function);
+            }
             return Ok(Response::builder()
                 .status(502)
                 .body(Full::new(Bytes::from(e.to_string())))
@@ -226,7 +267,19 @@ async fn gate(
             out = out.header(name, value);
         }
     }
+    let status = answer.status().as_u16();
     let bytes = answer.bytes().await.unwrap_or_default();
+    if let (Some((meter, function)), Some(prepared)) = (metering, prepared) {
+        let exchange = Exchange {
+            target: &target,
+            body: &json,
+            request_bytes,
+            status,
+            answer: &bytes,
+        };
+        meter.after(function, exchange, prepared).await;
+        meter.end(function);
+    }
     Ok(out.body(Full::new(bytes)).unwrap())
 }
 

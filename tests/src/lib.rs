@@ -1,7 +1,9 @@
 //! Shared pieces of the end-to-end tests: a real moto server, the store contract suite,
 //! and a client for the local runner.
 
+pub mod aws_meter;
 pub mod client;
+pub mod cost;
 pub mod counting;
 pub mod delivery_kit;
 pub mod delivery_log_suite;
