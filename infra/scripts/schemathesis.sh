@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Fuzzes the API against the OpenAPI document it serves: schemathesis (installed into
+# .venv/tools by tools.sh) runs every phase (examples, coverage, fuzzing, and stateful
+# sequences that follow the document's links from create to get, update, delete and the
+# rest) against the local runner on the memory backend, with the runner's development
+# token, and fails on a server error, a status the document does not list, an answer
+# that breaks its schema or content type, an operation that accepts data its schema
+# forbids, or a route that ignores its token.
+#
+# The runner and schemathesis run in a network namespace of their own (`unshare -n`) with
+# only loopback: generated subscriptions point at arbitrary hosts, and their deliveries
+# and dispatches must reach none of them.
+#
+# SCHEMATHESIS_MAX_EXAMPLES (default 100) and SCHEMATHESIS_SEED (default fixed, so that a
+# failure in CI reproduces; `random` for a new one) tune the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+# shellcheck source=infra/scripts/tools.sh
+source infra/scripts/tools.sh
+ensure_python_tools
+
+if ! unshare -n true 2>/dev/null; then
+  echo "schemathesis.sh: cannot make a network namespace (unshare -n); refusing to fuzz with the network reachable" >&2
+  exit 1
+fi
+
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build -q -p webhooks-local
+mkdir -p "$target_dir/schemathesis"
+
+export ST_BIN="$target_dir/debug/webhooks-local"
+export ST_OUT="$target_dir/schemathesis"
+export ST_SCHEMATHESIS="$TOOLS_VENV/bin/schemathesis"
+export ST_MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
+export ST_SEED="${SCHEMATHESIS_SEED:-20261128}"
+
+unshare -n bash -euo pipefail -c '
+ip link set lo up
+port=3900
+export PORT=$port WEBHOOKS_BACKEND=memory WEBHOOKS_RATE_LIMIT_PER_MINUTE=0 WEBHOOKS_DELIVERY_TIMEOUT_SECS=2
+"$ST_BIN" >"$ST_OUT/runner.log" 2>&1 &
+runner=$!
+trap "kill $runner 2>/dev/null || true; wait $runner 2>/dev/null || true" EXIT
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 150); do
+  curl -fsS -o /dev/null "$base/api/v0/webhooks/openapi.json" 2>/dev/null && break
+  kill -0 $runner 2>/dev/null || { cat "$ST_OUT/runner.log" >&2; exit 1; }
+  sleep 0.2
+done
+token=$("$ST_BIN" token)
+seed=()
+[[ $ST_SEED == random ]] || seed=(--seed "$ST_SEED")
+set +e
+"$ST_SCHEMATHESIS" run "$base/api/v0/webhooks/openapi.json" \
+  --header "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,ensure_resource_availability,ignored_auth,missing_required_header \
+  --max-examples "$ST_MAX_EXAMPLES" "${seed[@]}" --workers 1 --no-color \
+  --report junit --report-junit-path "$ST_OUT/junit.xml" 2>&1 | tee "$ST_OUT/output.txt"
+status=${PIPESTATUS[0]}
+set -e
+cases=$(grep -Eo "[0-9]+ generated" "$ST_OUT/output.txt" | tail -n1 | grep -Eo "[0-9]+" || echo 0)
+echo "schemathesis ran $cases test cases against the local runner (memory backend)"
+if [[ $status -eq 0 ]]; then
+  echo "schemathesis: $cases passed, 0 failed"
+else
+  echo "schemathesis: failed (exit $status); the failures are above, the JUnit report in $ST_OUT/junit.xml"
+fi
+exit $status
+'
