@@ -17,4 +17,5 @@ cargo test --workspace "$@"
 
 if [[ $# -eq 0 ]]; then
   bash infra/scripts/schemathesis.sh
+  bash infra/scripts/panel-test.sh
 fi
