@@ -111,3 +111,43 @@ async fn a_secret_rotation_takes_an_object_or_no_body() {
     );
     running.stop().await;
 }
+
+/// With the JWT authorizer on, API Gateway would refuse a request without a token before
+/// the function saw it; the template gives exactly the public endpoints of the router's
+/// table routes of their own with `AuthorizationType: NONE`, and every other route the
+/// authorizer when it is on.
+#[test]
+fn the_template_opens_exactly_the_public_endpoints() {
+    use webhooks_api::routes::{Access, ENDPOINTS};
+    let text = include_str!("../../template.yaml");
+    let template: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut open = Vec::new();
+    let mut guarded = Vec::new();
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::ApiGatewayV2::Route") {
+            continue;
+        }
+        let props = &resource["Properties"];
+        let key = props["RouteKey"].as_str().unwrap().to_owned();
+        match props["AuthorizationType"].as_str() {
+            Some("NONE") => open.push(key),
+            // `!If [HasJwtAuthorizer, JWT, NONE]`: guarded whenever an authorizer exists.
+            _ => {
+                let tagged = format!("{:?}", props["AuthorizationType"]);
+                assert!(tagged.contains("JWT"), "{name:?}: {tagged}");
+                guarded.push(key);
+            }
+        }
+    }
+    let mut public: Vec<String> = ENDPOINTS
+        .iter()
+        .filter(|e| e.access == Access::Public)
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    open.sort();
+    public.sort();
+    assert_eq!(open, public);
+    guarded.sort();
+    assert_eq!(guarded, ["ANY /", "ANY /{proxy+}"]);
+}
