@@ -8,7 +8,9 @@ receiver with a generated secret (shown once), sees an API error next to its fie
 the delivery of a published event in the log (the event is published through the API with
 the runner's publish-scoped token; the receiver checks the signature with the secret the
 page showed), pauses and resumes, resends the delivery (the receiver gets the same
-webhook-id again), dispatches a test, checks the page fits a phone-width window, and
+webhook-id again), dispatches a test, pages the log with _cursor, rotates the secret,
+checks that every field is labelled and that buttons work from the keyboard, sees
+recover's refusal next to its field, checks the page fits a phone-width window, and
 deletes the subscription. Every wait is for a condition, bounded only so that a broken
 page fails instead of hanging.
 
@@ -37,6 +39,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 # How long a condition may take before the test gives up: a bound against hanging, not an
@@ -185,6 +188,17 @@ def run(args):
             p.wait()
 
 
+def api(base, token, method, path, body=None):
+    """Calls the API directly (as a product or a script would), answering the envelope."""
+    req = urllib.request.Request(
+        f"{base}/api/v0/webhooks{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return json.load(urllib.request.urlopen(req))
+
+
 def scenario(driver, base, receiver, publisher, args):
     wait = WebDriverWait(driver, PATIENCE, ignored_exceptions=[StaleElementReferenceException])
     by_id = lambda i: driver.find_element(By.ID, i)  # noqa: E731
@@ -241,12 +255,7 @@ def scenario(driver, base, receiver, publisher, args):
         "resource_url": "https://hq.example.com/api/v0/tasks/42",
         "visible_to": [1],
     }
-    req = urllib.request.Request(
-        f"{base}/api/v0/webhooks/events",
-        data=json.dumps(event).encode(),
-        headers={"Authorization": f"Bearer {publisher}", "Content-Type": "application/json"},
-    )
-    answer = json.load(urllib.request.urlopen(req))
+    answer = api(base, publisher, "POST", "/events", event)
     assert answer["response"]["accepted"] == 1, answer
 
     card_button("Deliveries").click()
@@ -299,6 +308,42 @@ def scenario(driver, base, receiver, publisher, args):
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(args.screenshot)
 
+    # Paged with _cursor: more than a page of attempts shows Older, then Newer.
+    for n in range(9):
+        api(base, publisher, "POST", f"/subscriptions/{sub_id}/dispatch", {"object_id": 100 + n})
+    by_id("log-refresh").click()
+    wait.until(lambda d: d.find_element(By.ID, "log-older").is_displayed())
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#log-rows tr")) == 10
+    by_id("log-older").click()
+    text_of("log-status", "Page 2")
+    assert by_id("log-newer").is_displayed() and not by_id("log-older").is_displayed()
+    by_id("log-newer").click()
+    text_of("log-status", "Page 1")
+
+    # Rotating shows a new generated secret, once.
+    card_button("Rotate secret").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-secret]").text not in ("", secret))
+    rotated = driver.find_element(By.CSS_SELECTOR, "[data-secret]").text
+    assert rotated.startswith("whsec_") and rotated != secret
+
+    # Every field has a label and every button a name, for screen readers.
+    unnamed = driver.execute_script("""
+        const missing = [];
+        for (const el of document.querySelectorAll('input, select, textarea')) {
+          if (!el.labels || el.labels.length === 0) missing.push(el.id || el.name);
+        }
+        for (const b of document.querySelectorAll('button')) {
+          if (!(b.getAttribute('aria-label') || b.textContent.trim())) missing.push(b.outerHTML);
+        }
+        return missing;""")
+    assert unnamed == [], unnamed
+
+    # Keyboard: the Pause button works from the keyboard alone.
+    card_button("Pause").send_keys(Keys.ENTER)
+    wait.until(lambda d: state() == "paused")
+    card_button("Resume").send_keys(Keys.SPACE)
+    wait.until(lambda d: state() == "active")
+
     # Readable at phone width: nothing wider than the window.
     driver.set_window_size(390, 844)
     wait.until(lambda d: d.execute_script("return window.innerWidth") <= 400)
@@ -312,11 +357,7 @@ def scenario(driver, base, receiver, publisher, args):
     card_button("Confirm delete").click()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"li[data-subscription='{sub_id}']"))
     text_of("subs-status", "Deleted the subscription")
-    listed = urllib.request.Request(
-        f"{base}/api/v0/webhooks/subscriptions",
-        headers={"Authorization": f"Bearer {publisher}"},
-    )
-    assert json.load(urllib.request.urlopen(listed))["response"]["subscriptions"] == []
+    assert api(base, publisher, "GET", "/subscriptions")["response"]["subscriptions"] == []
 
 
 def main():
