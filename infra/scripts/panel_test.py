@@ -10,7 +10,7 @@ the runner's publish-scoped token; the receiver checks the signature with the se
 page showed), pauses and resumes, resends the delivery (the receiver gets the same
 webhook-id again), dispatches a test, pages the log with _cursor, rotates the secret,
 checks that every field is labelled and that buttons work from the keyboard, sees
-recover's refusal next to its field, checks the page fits a phone-width window, and
+recover's refusal next to its field and then its answer for a window, checks the page fits a phone-width window, and
 deletes the subscription. Every wait is for a condition, bounded only so that a broken
 page fails instead of hanging.
 
@@ -307,6 +307,16 @@ def scenario(driver, base, receiver, publisher, args):
     if args.screenshot:
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(args.screenshot)
+
+    # A window that starts an hour ago: nothing failed, so nothing is queued.
+    driver.execute_script(
+        """const d = new Date(Date.now() - 3600 * 1000);
+           const pad = (n) => String(n).padStart(2, "0");
+           document.getElementById("recover-since").value =
+             `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;""")
+    by_id("recover-form").find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_of("recover-result", "Queued 0 deliveries again.")
+    assert by_id("recover-since-error").text == "" and by_id("recover-error").text == ""
 
     # Paged with _cursor: more than a page of attempts shows Older, then Newer.
     for n in range(9):
