@@ -10,8 +10,8 @@ the runner's publish-scoped token; the receiver checks the signature with the se
 page showed), pauses and resumes, resends the delivery (the receiver gets the same
 webhook-id again), dispatches a test, pages the log with _cursor, rotates the secret,
 checks that every field is labelled and that buttons work from the keyboard, sees
-recover's refusal next to its field and then its answer for a window, checks the page fits a phone-width window, and
-deletes the subscription. Every wait is for a condition, bounded only so that a broken
+recover's refusal next to its field and then its answer for a window, checks the page
+fits a phone-width window, and deletes the subscription. Every wait is for a condition, bounded only so that a broken
 page fails instead of hanging.
 
 Run it inside a network namespace with only loopback (panel-test.sh does), so that neither
