@@ -12,6 +12,7 @@
 # only loopback: generated subscriptions point at arbitrary hosts, and their deliveries
 # and dispatches must reach none of them.
 #
+# Before that, the document itself is checked against OpenAPI 3.1's schema.
 # XML answers are not schema-checked here (the Rust tests read them back as the JSON tree).
 #
 # SCHEMATHESIS_MAX_EXAMPLES (default 100) and SCHEMATHESIS_SEED (default fixed, so that a
@@ -27,6 +28,16 @@ if ! unshare -n true 2>/dev/null; then
   echo "schemathesis.sh: cannot make a network namespace (unshare -n); refusing to fuzz with the network reachable" >&2
   exit 1
 fi
+
+echo "schemathesis.sh: checking functions/api/openapi.json against the OpenAPI 3.1 schema" >&2
+"$TOOLS_VENV/bin/python" - functions/api/openapi.json <<'PY'
+import json, sys
+from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
+errors = list(OpenAPIV31SpecValidator(json.load(open(sys.argv[1]))).iter_errors())
+for e in errors:
+    print(f"openapi.json: {'/'.join(map(str, e.path))}: {e.message}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build -q -p webhooks-local
