@@ -120,6 +120,7 @@ def browser(screen):
         f"--window-size={screen[0]},{screen[1]}",
     ]:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     return webdriver.Chrome(service=service, options=options)
 
@@ -208,6 +209,12 @@ def scenario(driver, base, receiver, publisher, args):
         return by_id(element_id).text
 
     driver.get(f"{base}/webhooks/panel")
+    # The policy lets the page's own style and script run (by hash) and blocks nothing.
+    header = driver.execute_script(
+        "return getComputedStyle(document.querySelector('header')).backgroundColor")
+    assert header == "rgb(27, 31, 36)", f"the page's style did not apply: {header}"
+    violations = [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert violations == [], violations
     # Signed out, the page asks for a token; the runner's page offers its own.
     assert by_id("sign-in").is_displayed() and not by_id("app").is_displayed()
     by_id("dev-token").click()
@@ -361,6 +368,9 @@ def scenario(driver, base, receiver, publisher, args):
         "return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow}px wider than a phone"
     driver.set_window_size(1100, 1500)
+
+    violations = [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert violations == [], violations
 
     # Delete, confirmed.
     card_button("Delete").click()
