@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: installs moto (and the template tools) into .venv/ when missing,
-# starts one moto server for the whole run, then `cargo test --workspace`.
-# Extra arguments go to cargo test, e.g. `infra/scripts/test.sh -p webhooks-core`.
+# Runs every test: installs moto, schemathesis, selenium (and the template tools) into
+# .venv/ when missing, starts one moto server for the whole run, then `cargo test
+# --workspace`, then (without arguments) the API fuzzed against its OpenAPI document
+# (schemathesis.sh) and the control panel in headless Chromium (panel-test.sh).
+# Extra arguments go to cargo test alone, e.g. `infra/scripts/test.sh -p webhooks-core`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -12,3 +14,8 @@ start_moto
 echo "moto is serving DynamoDB and SQS at $MOTO_ENDPOINT" >&2
 
 cargo test --workspace "$@"
+
+if [[ $# -eq 0 ]]; then
+  bash infra/scripts/schemathesis.sh
+  bash infra/scripts/panel-test.sh
+fi

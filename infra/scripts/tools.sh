@@ -20,10 +20,16 @@
 TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS_PYTHON="${TOOLS_PYTHON:-python3}"
 
-# Pinned versions (verified to install on Python 3.11).
+# Pinned versions (verified to install on Python 3.11). schemathesis fuzzes the API against
+# its OpenAPI document (schemathesis.sh), after openapi-spec-validator checked the document
+# against OpenAPI 3.1's own schema; selenium drives Chromium in the panel test
+# (panel-test.sh). selenium 4.52 needs a certifi newer than the registry serves here.
 TOOLS_REQUIREMENTS=(
   "moto[server]==5.2.5"
   "cfn-lint==1.53.3"
+  "schemathesis==4.32.5"
+  "openapi-spec-validator==0.9.0"
+  "selenium==4.51.0"
 )
 SAM_REQUIREMENTS=(
   "aws-sam-cli==1.170.0"

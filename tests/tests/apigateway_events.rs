@@ -159,3 +159,48 @@ async fn suffixes_and_form_bodies_work_through_api_gateway() {
         .unwrap();
     assert_eq!(event_id.text(), Some("create_quote"));
 }
+
+/// Behind a JWT authorizer the template routes the document and the panel with
+/// `AuthorizationType: NONE`, so they arrive without claims; they are served all the same,
+/// and any other route without claims is refused.
+#[tokio::test]
+async fn behind_an_authorizer_the_public_pages_need_no_claims() {
+    let vars = HashMap::from([
+        ("WEBHOOKS_SECRET_KEY", "11".repeat(32)),
+        ("WEBHOOKS_JWT_AUTHORIZER", "true".to_owned()),
+    ]);
+    let settings = Settings::from_lookup(&Defaults::lambda(), |k| vars.get(k).cloned()).unwrap();
+    let platform = webhooks_local::compose(&webhooks_local::Backend::Memory, settings)
+        .await
+        .unwrap();
+    let app = platform.app.clone();
+    let unauthorized = |path: &str| {
+        let mut e = event(LIST_TYPES);
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        e["rawPath"] = json!(path);
+        e["requestContext"]["http"]["path"] = json!(path);
+        e
+    };
+    let (status, ct, doc) = invoke(&app, &unauthorized("/api/v0/webhooks/openapi.json")).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (200, "application/json; charset=utf-8")
+    );
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (status, ct, page) = invoke(&app, &unauthorized("/webhooks/panel")).await;
+    assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains(r#"<meta name="development-token" content="">"#),
+        "the Lambda offers no token"
+    );
+    let (status, _, tree) = invoke(&app, &unauthorized("/api/v0/webhooks/subscriptions")).await;
+    assert_eq!(
+        (status, tree["meta"]["status"].as_str()),
+        (401, Some("invalid_client"))
+    );
+}

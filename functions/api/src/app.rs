@@ -36,6 +36,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub deliverer: Arc<Deliverer>,
     pub limiter: RateLimiter,
+    /// A token the panel page offers to whoever loads it. Only the local runner sets one
+    /// (its development token, on 127.0.0.1); the Lambda never does.
+    pub development_token: std::sync::OnceLock<String>,
 }
 
 impl App {
@@ -64,6 +67,7 @@ impl App {
             clock: ports.clock,
             deliverer: ports.deliverer,
             limiter,
+            development_token: std::sync::OnceLock::new(),
         }
     }
 

@@ -1,8 +1,14 @@
-//! The API Lambda's handler: subscriptions, and (later) event ingestion and the delivery
-//! log. [`handle`] takes a plain `http::Request` so that the Lambda adapter
-//! ([`lambda`]) and the local runner serve requests through exactly the same code.
+//! The API Lambda's handler: subscriptions, event ingestion, the delivery log, and the two
+//! public pages (the OpenAPI document and the control panel). [`handle`] takes a plain
+//! `http::Request` so that the Lambda adapter ([`lambda`]) and the local runner serve
+//! requests through exactly the same code.
+//!
+//! Guarantee: the public pages are answered before any token is read (so they work behind
+//! an API Gateway JWT authorizer's `NONE` routes, without claims); every other route is
+//! authenticated first.
 
 pub mod app;
+pub mod discovery;
 pub mod envelope;
 pub mod format;
 pub mod guard;
@@ -29,9 +35,25 @@ pub async fn handle(app: &App, req: http::Request<Bytes>) -> http::Response<Byte
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let format = suffix.unwrap_or_else(|| Format::from_accept(accept));
+    let route = routes::route(req.method(), req.uri().path());
+    let public = match &route {
+        Ok(Route::OpenApi) => Some(discovery::openapi()),
+        Ok(Route::Panel) => Some(discovery::panel(app)),
+        _ => None,
+    };
+    if let Some(page) = public {
+        tracing::info!(
+            method = %req.method(),
+            path = %path,
+            status = page.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        return page;
+    }
     let mut suppress = input::query_params(req.uri().query()).suppress();
 
-    let result = serve(app, &req, path, &mut suppress).await;
+    let result = serve(app, &req, route, &mut suppress).await;
 
     let status = match &result {
         Ok(reply) => reply.status,
@@ -50,10 +72,10 @@ pub async fn handle(app: &App, req: http::Request<Bytes>) -> http::Response<Byte
 async fn serve(
     app: &App,
     req: &http::Request<Bytes>,
-    path: &str,
+    route: Result<Route, ApiError>,
     suppress: &mut envelope::Suppress,
 ) -> Result<Reply, ApiError> {
-    let route = routes::route(req.method(), path)?;
+    let route = route?;
     let caller = guard::authenticate(&app.settings.verifier, req)?;
     app.limiter.check(&caller, app.clock.now_secs())?;
     // Services publishing events are not webhook users: the pro gate is not theirs.
@@ -89,5 +111,7 @@ async fn serve(
         }
         Route::ListDeliveries(id) => handlers::deliveries::list(app, &caller, &id, &params).await,
         Route::PublishEvents => handlers::events::publish(app, &caller, &params).await,
+        // Answered by `handle` before authentication.
+        Route::OpenApi | Route::Panel => Err(ApiError::server_error()),
     }
 }

@@ -1,13 +1,23 @@
-//! Which endpoint a method and path name. Paths are matched after the `/api/v0` prefix and
-//! the format suffix are taken off.
+//! Which endpoint a method and path name.
+//!
+//! Guarantee: the router is the table [`ENDPOINTS`] and nothing else. A request is served
+//! only when one of its rows names the method and a path template that matches, so a test
+//! that walks the table (against the OpenAPI document, `functions/api/openapi.json`)
+//! covers every route that can answer. API paths are matched after their format suffix is
+//! taken off; the two public pages are matched on the exact path (a trailing `/` aside).
 
 use http::Method;
 use webhooks_core::ids::SubscriptionId;
 
 use crate::envelope::ApiError;
+use crate::format::split_suffix;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// The OpenAPI document (no token).
+    OpenApi,
+    /// The control panel page (no token to load it).
+    Panel,
     ListTypes,
     ListSubscriptions,
     CreateSubscription,
@@ -23,78 +33,126 @@ pub enum Route {
     PublishEvents,
 }
 
+impl Route {
+    /// Served without a token: the document and the panel page.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Self::OpenApi | Self::Panel)
+    }
+}
+
 pub const BASE: &str = "/api/v0";
 
-/// The route, or the `invalid_request` that explains why there is none.
-pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let rest = path.strip_prefix(BASE).ok_or_else(|| unknown_path(path))?;
-    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').skip(1).collect();
-    let (allowed, route): (&[Method], Option<Route>) = match segments.as_slice() {
-        ["webhooks", "subscriptions", "types"] => (
-            &[Method::GET],
-            (method == Method::GET).then_some(Route::ListTypes),
-        ),
-        ["webhooks", "subscriptions"] => (
-            &[Method::GET, Method::POST],
-            match *method {
-                Method::GET => Some(Route::ListSubscriptions),
-                Method::POST => Some(Route::CreateSubscription),
-                _ => None,
-            },
-        ),
-        ["webhooks", "subscriptions", id] if !id.is_empty() => (
-            &[Method::GET, Method::PUT, Method::DELETE],
-            match *method {
-                Method::GET => Some(Route::GetSubscription(id.to_string())),
-                Method::PUT => Some(Route::UpdateSubscription(id.to_string())),
-                Method::DELETE => Some(Route::DeleteSubscription(id.to_string())),
-                _ => None,
-            },
-        ),
-        ["webhooks", "subscriptions", id, "secret"] if !id.is_empty() => (
-            &[Method::POST],
-            (method == Method::POST).then(|| Route::RotateSecret(id.to_string())),
-        ),
-        ["webhooks", "subscriptions", id, "recover"] if !id.is_empty() => (
-            &[Method::POST],
-            (method == Method::POST).then(|| Route::Recover(id.to_string())),
-        ),
-        [
-            "webhooks",
-            "subscriptions",
-            id,
-            "deliveries",
-            delivery,
-            "resend",
-        ] if !id.is_empty() && !delivery.is_empty() => (
-            &[Method::POST],
-            (method == Method::POST).then(|| Route::Resend(id.to_string(), delivery.to_string())),
-        ),
-        ["webhooks", "subscriptions", id, "trigger"] if !id.is_empty() => (
-            &[Method::POST],
-            (method == Method::POST).then(|| Route::TriggerSubscription(id.to_string())),
-        ),
-        ["webhooks", "subscriptions", id, "dispatch"] if !id.is_empty() => (
-            &[Method::POST],
-            (method == Method::POST).then(|| Route::DispatchSubscription(id.to_string())),
-        ),
-        ["webhooks", "subscriptions", id, "deliveries"] if !id.is_empty() => (
-            &[Method::GET],
-            (method == Method::GET).then(|| Route::ListDeliveries(id.to_string())),
-        ),
-        ["webhooks", "events"] => (
-            &[Method::POST],
-            (method == Method::POST).then_some(Route::PublishEvents),
-        ),
-        _ => return Err(unknown_path(path)),
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: no token is read.
+    Public,
+    /// A bearer token (or authorizer claims) is required.
+    Token,
+    /// A bearer token with the publish scope.
+    Publish,
+}
+
+/// One row of the router: a method, a path template as the OpenAPI document spells it
+/// (`{name}` matches one non-empty segment), and the route it makes of the captures.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    build: fn(&[&str]) -> Route,
+}
+
+macro_rules! endpoint {
+    ($method:ident $path:literal $access:ident => $build:expr) => {
+        Endpoint {
+            method: Method::$method,
+            path: $path,
+            access: Access::$access,
+            build: $build,
+        }
     };
-    route.ok_or_else(|| {
-        let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-        ApiError::invalid_request(format!(
-            "{method} is not supported on {path}; use {}",
-            names.join(" or ")
-        ))
-    })
+}
+
+/// Every endpoint there is. Order matters only among templates that match the same path:
+/// the first one wins (`.../subscriptions/types` before `.../subscriptions/{subscription_id}`).
+pub static ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/api/v0/webhooks/openapi.json" Public => |_| Route::OpenApi),
+    endpoint!(GET "/webhooks/panel" Public => |_| Route::Panel),
+    endpoint!(GET "/api/v0/webhooks/subscriptions/types" Token => |_| Route::ListTypes),
+    endpoint!(GET "/api/v0/webhooks/subscriptions" Token => |_| Route::ListSubscriptions),
+    endpoint!(POST "/api/v0/webhooks/subscriptions" Token => |_| Route::CreateSubscription),
+    endpoint!(GET "/api/v0/webhooks/subscriptions/{subscription_id}" Token
+        => |c| Route::GetSubscription(c[0].into())),
+    endpoint!(PUT "/api/v0/webhooks/subscriptions/{subscription_id}" Token
+        => |c| Route::UpdateSubscription(c[0].into())),
+    endpoint!(DELETE "/api/v0/webhooks/subscriptions/{subscription_id}" Token
+        => |c| Route::DeleteSubscription(c[0].into())),
+    endpoint!(POST "/api/v0/webhooks/subscriptions/{subscription_id}/secret" Token
+        => |c| Route::RotateSecret(c[0].into())),
+    endpoint!(POST "/api/v0/webhooks/subscriptions/{subscription_id}/recover" Token
+        => |c| Route::Recover(c[0].into())),
+    endpoint!(POST "/api/v0/webhooks/subscriptions/{subscription_id}/deliveries/{delivery_id}/resend" Token
+        => |c| Route::Resend(c[0].into(), c[1].into())),
+    endpoint!(POST "/api/v0/webhooks/subscriptions/{subscription_id}/trigger" Token
+        => |c| Route::TriggerSubscription(c[0].into())),
+    endpoint!(POST "/api/v0/webhooks/subscriptions/{subscription_id}/dispatch" Token
+        => |c| Route::DispatchSubscription(c[0].into())),
+    endpoint!(GET "/api/v0/webhooks/subscriptions/{subscription_id}/deliveries" Token
+        => |c| Route::ListDeliveries(c[0].into())),
+    endpoint!(POST "/api/v0/webhooks/events" Publish => |_| Route::PublishEvents),
+];
+
+/// The segments of a path template or a request path, without the leading `/` and
+/// without a trailing one.
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_end_matches('/').split('/').skip(1).collect()
+}
+
+/// The captures when `template` matches `path`, segment by segment.
+fn matches<'p>(template: &str, path: &'p str) -> Option<Vec<&'p str>> {
+    let want = segments(template);
+    let got = segments(path);
+    if want.len() != got.len() {
+        return None;
+    }
+    let mut captures = Vec::new();
+    for (w, g) in want.iter().zip(&got) {
+        if w.starts_with('{') && w.ends_with('}') {
+            if g.is_empty() {
+                return None;
+            }
+            captures.push(*g);
+        } else if w != g {
+            return None;
+        }
+    }
+    Some(captures)
+}
+
+/// The route for a method and a request path (as received, format suffix and all), or the
+/// `invalid_request` that explains why there is none.
+pub fn route(method: &Method, raw_path: &str) -> Result<Route, ApiError> {
+    let (api_path, _) = split_suffix(raw_path);
+    // The first template that matches decides the path; its rows decide the method.
+    let found = ENDPOINTS.iter().find_map(|e| {
+        let path = match e.access {
+            Access::Public => raw_path,
+            Access::Token | Access::Publish => api_path,
+        };
+        matches(e.path, path).map(|captures| (e.path, captures))
+    });
+    let Some((template, captures)) = found else {
+        return Err(unknown_path(api_path));
+    };
+    let rows = ENDPOINTS.iter().filter(|e| e.path == template);
+    if let Some(e) = rows.clone().find(|e| e.method == *method) {
+        return Ok((e.build)(&captures));
+    }
+    let names: Vec<&str> = rows.map(|e| e.method.as_str()).collect();
+    Err(ApiError::invalid_request(format!(
+        "{method} is not supported on {api_path}; use {}",
+        names.join(" or ")
+    )))
 }
 
 fn unknown_path(path: &str) -> ApiError {
@@ -164,6 +222,166 @@ mod tests {
             Ok(Route::TriggerSubscription("abc".into()))
         );
         assert!(route(&Method::GET, "/api/v0/webhooks/events").is_err());
+    }
+
+    #[test]
+    fn the_public_pages_match_exactly() {
+        assert_eq!(
+            route(&Method::GET, "/api/v0/webhooks/openapi.json"),
+            Ok(Route::OpenApi)
+        );
+        assert_eq!(route(&Method::GET, "/webhooks/panel"), Ok(Route::Panel));
+        assert_eq!(route(&Method::GET, "/webhooks/panel/"), Ok(Route::Panel));
+        assert!(Route::Panel.is_public() && Route::OpenApi.is_public());
+        assert!(!Route::ListTypes.is_public());
+        // The document is JSON only; the suffix is not a format switch here.
+        for other in ["/api/v0/webhooks/openapi.xml", "/api/v0/webhooks/openapi"] {
+            assert!(route(&Method::GET, other).is_err(), "{other}");
+        }
+        assert_eq!(
+            route(&Method::POST, "/webhooks/panel").unwrap_err().message,
+            "POST is not supported on /webhooks/panel; use GET"
+        );
+    }
+
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "patch", "head", "options", "trace",
+    ];
+
+    fn document() -> serde_json::Value {
+        serde_json::from_str(crate::discovery::OPENAPI).expect("openapi.json is JSON")
+    }
+
+    /// A path the template matches, with a well-formed id in every `{...}`.
+    fn instance(template: &str) -> String {
+        template
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    "0123456789abcdef01234567"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// The router is the table, so walking the table walks every route that can answer:
+    /// each must be in the document with its access, and each operation of the document
+    /// must be a route, with no other method answering on its path.
+    #[test]
+    fn the_openapi_document_describes_every_route_and_no_other() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        for e in ENDPOINTS {
+            let method = e.method.as_str().to_ascii_lowercase();
+            let op = &paths
+                .get(e.path)
+                .unwrap_or_else(|| panic!("{} is not in openapi.json", e.path))[&method];
+            assert!(op.is_object(), "{method} {} is not in openapi.json", e.path);
+            let security = &op["security"];
+            match e.access {
+                Access::Public => assert_eq!(security, &serde_json::json!([]), "{}", e.path),
+                Access::Token => assert!(security.is_null(), "{}: the global bearer", e.path),
+                Access::Publish => assert_eq!(
+                    security,
+                    &serde_json::json!([{ "bearer": [webhooks_core::identity::PUBLISH_SCOPE] }]),
+                    "{}",
+                    e.path
+                ),
+            }
+            let responses = op["responses"].as_object().expect("responses");
+            let successes: Vec<&String> = responses.keys().filter(|k| k.starts_with('2')).collect();
+            assert_eq!(successes.len(), 1, "{method} {}: one success", e.path);
+            if e.access != Access::Public {
+                for code in ["400", "401", "403", "429", "500"] {
+                    assert!(
+                        responses.contains_key(code),
+                        "{method} {}: {code} is not documented",
+                        e.path
+                    );
+                }
+                // The API answers every path with a format suffix too.
+                let suffixed = format!("{}.xml", instance(e.path));
+                assert!(route(&e.method, &suffixed).is_ok(), "{suffixed}");
+            }
+            let built = route(&e.method, &instance(e.path));
+            assert!(built.is_ok(), "{method} {}: {built:?}", e.path);
+            assert_eq!(built.unwrap().is_public(), e.access == Access::Public);
+        }
+        for (path, item) in paths {
+            for method in METHODS {
+                let documented = item.get(method).is_some();
+                let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+                let in_table = ENDPOINTS.iter().any(|e| e.path == path && e.method == m);
+                assert_eq!(
+                    documented, in_table,
+                    "{method} {path}: documented {documented}, routed {in_table}"
+                );
+                assert_eq!(
+                    route(&m, &instance(path)).is_ok(),
+                    documented,
+                    "{method} {path} answers exactly when documented"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_document_describes_the_delivery_receivers_get() {
+        let doc = document();
+        let delivery = &doc["webhooks"]["delivery"]["post"];
+        let headers: Vec<&str> = delivery["parameters"]
+            .as_array()
+            .expect("delivery headers")
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for h in [
+            "X-Accelo-Event",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "X-Hub-Signature",
+            "X-Hub-Signature-256",
+        ] {
+            assert!(headers.contains(&h), "{h} is not documented");
+        }
+        let bodies = delivery["requestBody"]["content"].as_object().unwrap();
+        assert!(bodies.contains_key("application/json"));
+        assert!(bodies.contains_key("application/x-www-form-urlencoded"));
+        let statuses = &doc["components"]["schemas"]["Meta"]["properties"]["status"]["enum"];
+        for s in [
+            crate::envelope::Status::Ok,
+            crate::envelope::Status::OkCreated,
+            crate::envelope::Status::InvalidRequest,
+            crate::envelope::Status::InvalidClient,
+            crate::envelope::Status::InvalidPermission,
+            crate::envelope::Status::TooManyRequests,
+            crate::envelope::Status::ServerError,
+        ] {
+            assert!(
+                statuses.as_array().unwrap().contains(&s.code().into()),
+                "{}",
+                s.code()
+            );
+            if s.http() >= 400 {
+                let name = s.code();
+                let r = &doc["components"]["responses"][name];
+                assert!(r.is_object(), "{name} has no response");
+                assert!(
+                    r.to_string().contains(&format!("\"const\":\"{name}\"")),
+                    "{name}: meta.status is pinned"
+                );
+            }
+        }
+        let scheme = &doc["components"]["securitySchemes"]["bearer"];
+        assert_eq!(
+            (scheme["type"].as_str(), scheme["scheme"].as_str()),
+            (Some("http"), Some("bearer"))
+        );
     }
 
     #[test]

@@ -129,6 +129,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let token = mint_token(&secret, &default_claims(&SystemClock));
+    // The panel (on 127.0.0.1 only) offers this token to whoever opens it.
+    let _ = running.app.development_token.set(token.clone());
 
     println!(
         "webhooks-local listening on {} ({} backend)",
@@ -147,6 +149,11 @@ async fn main() -> anyhow::Result<()> {
         running.base_url()
     );
     println!("more tokens: cargo run -p webhooks-local -- token --sub 2 --deployment hq");
+    println!(
+        "control panel: {}/webhooks/panel (offers this token); API document: {}/api/v0/webhooks/openapi.json",
+        running.base_url(),
+        running.base_url()
+    );
 
     tokio::signal::ctrl_c()
         .await

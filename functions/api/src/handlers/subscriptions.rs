@@ -159,6 +159,15 @@ pub async fn rotate_secret(
     params: &Params,
 ) -> Result<Reply, ApiError> {
     let id = subscription_id(raw_id)?;
+    if params
+        .json
+        .as_ref()
+        .is_some_and(|v| !v.is_object() && !v.is_null())
+    {
+        return Err(ApiError::invalid_request(
+            "send the secret as a JSON object with secret, or no body to have one generated",
+        ));
+    }
     let given = Secret::parse(params.string("secret")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let rotated = app
