@@ -26,6 +26,12 @@
 //! reads an index by visibility time, so messages that are delayed or in flight cost it
 //! nothing, however many there are.
 //!
+//! A waiting receive returns as soon as a message is sent (or released) to it, not when
+//! its wait ends: a send wakes one waiting receiver (not all of them: with several
+//! consumers, the others would only wake to find nothing), and a receive that leaves
+//! visible messages behind wakes the next one, so no visible message waits while a
+//! receiver sleeps.
+//!
 //! Time is [`tokio::time::Instant`], so a test may pause and advance it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,7 +99,8 @@ pub struct MemoryQueue {
     max_receives: u32,
     dead_letter: Option<Arc<MemoryQueue>>,
     state: Mutex<State>,
-    /// Woken when messages arrive or are released.
+    /// Woken when messages arrive or are released: one waiting receiver at a time (see
+    /// [`MemoryQueue::wake_one`]).
     arrived: Notify,
 }
 
@@ -202,6 +209,12 @@ impl MemoryQueue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Wakes one waiting receiver, or lets the next receive that starts waiting go on at
+    /// once. The receiver woken wakes the next one if it leaves visible messages behind.
+    fn wake_one(&self) {
+        self.arrived.notify_one();
+    }
+
     /// Messages moved here from the queue this one is the dead-letter queue of.
     fn accept_dead_letters(&self, moved: Vec<Stored>) {
         if moved.is_empty() {
@@ -215,7 +228,7 @@ impl MemoryQueue {
             state.push(message);
         }
         drop(state);
-        self.arrived.notify_waiters();
+        self.wake_one();
     }
 
     /// Receives up to `max` visible messages now. Also returns when the next invisible
@@ -258,12 +271,14 @@ impl MemoryQueue {
                 receipt,
             });
         }
-        let next_visible = state
-            .by_visibility
-            .first()
-            .map(|(at, _)| *at)
-            .filter(|at| *at > now);
+        let first = state.by_visibility.first().map(|(at, _)| *at);
+        let next_visible = first.filter(|at| *at > now);
+        // Visible messages left behind (this receive was full): the next receiver may take them.
+        let left_behind = first.is_some_and(|at| at <= now);
         drop(state);
+        if left_behind {
+            self.wake_one();
+        }
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.accept_dead_letters(moved);
         }
@@ -314,7 +329,7 @@ impl QueueSender for MemoryQueue {
             });
         }
         drop(state);
-        self.arrived.notify_waiters();
+        self.wake_one();
         Ok(failed)
     }
 }
@@ -354,8 +369,89 @@ impl QueueReceiver for MemoryQueue {
             state.set_visible_at(seq, Instant::now());
         })?;
         if released.is_some() {
-            self.arrived.notify_waiters();
+            self.wake_one();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(n: usize) -> Vec<OutgoingMessage> {
+        (0..n)
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect()
+    }
+
+    /// A receive waiting with a long wait returns the message sent meanwhile at once: on
+    /// paused time the clock only moves when every task waits, so a receive that slept to
+    /// the end of its wait would have let 20 s pass.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_receive_returns_as_soon_as_a_message_is_sent() {
+        let queue = Arc::new(MemoryQueue::simple("q"));
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.receive(10, Duration::from_secs(20)).await.unwrap() }
+        });
+        // The receive is waiting (it found nothing); the clock has not moved.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished());
+        queue.send_batch(&messages(1)).await.unwrap();
+        let got = waiting.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO, "the receive slept");
+    }
+
+    /// A send wakes one waiting receiver; when that one leaves messages behind (it takes
+    /// fewer than were sent), it wakes the next, so none waits out its wait.
+    #[tokio::test(start_paused = true)]
+    async fn receivers_wake_each_other_for_what_they_leave_behind() {
+        let queue = Arc::new(MemoryQueue::simple("q"));
+        let started = Instant::now();
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                let queue = queue.clone();
+                tokio::spawn(
+                    async move { queue.receive(1, Duration::from_secs(20)).await.unwrap() },
+                )
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        queue.send_batch(&messages(3)).await.unwrap();
+        let mut bodies = Vec::new();
+        for r in receivers {
+            let got = r.await.unwrap();
+            assert_eq!(got.len(), 1);
+            bodies.push(got[0].message.body.clone());
+        }
+        bodies.sort();
+        assert_eq!(bodies, ["m0", "m1", "m2"]);
+        assert_eq!(started.elapsed(), Duration::ZERO, "a receiver slept");
+    }
+
+    /// A message released by a consumer wakes a receiver that waits for it.
+    #[tokio::test(start_paused = true)]
+    async fn a_release_wakes_a_waiting_receive() {
+        let queue = Arc::new(MemoryQueue::simple("q"));
+        queue.send_batch(&messages(1)).await.unwrap();
+        let first = queue.receive(1, Duration::ZERO).await.unwrap();
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.receive(1, Duration::from_secs(20)).await.unwrap() }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        queue.release(&first[0].receipt).await.unwrap();
+        assert_eq!(waiting.await.unwrap().len(), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }
