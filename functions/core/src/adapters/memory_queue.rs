@@ -35,6 +35,7 @@
 //! Time is [`tokio::time::Instant`], so a test may pause and advance it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -99,6 +100,7 @@ pub struct MemoryQueue {
     max_receives: u32,
     dead_letter: Option<Arc<MemoryQueue>>,
     state: Mutex<State>,
+    ids: Ids,
     /// Woken when messages arrive or are released: one waiting receiver at a time (see
     /// [`MemoryQueue::wake_one`]).
     arrived: Notify,
@@ -116,27 +118,64 @@ impl std::fmt::Debug for MemoryQueue {
     }
 }
 
-fn new_message_id() -> String {
-    let mut b = [0u8; 16];
-    crate::crypto::random_bytes(&mut b);
-    // Shaped like a version 4 UUID, as SQS message ids are.
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+/// Message ids and receipt nonces: unique within the queue (a counter, mixed with a
+/// random key of the queue by a bijection, so distinct counts give distinct values) and
+/// unlikely to repeat across queues, without a system call per message.
+struct Ids {
+    key: [u64; 2],
+    counter: AtomicU64,
 }
 
-/// `{seq}.{random}`: the sequence number finds the message, the random part tells this
-/// receive from earlier ones.
-fn new_receipt(seq: u64) -> String {
-    format!("{seq}.{:016x}", crate::crypto::random_u64())
+impl Ids {
+    fn new() -> Self {
+        let mut b = [0u8; 16];
+        crate::crypto::random_bytes(&mut b);
+        let (k0, k1) = b.split_at(8);
+        Self {
+            key: [
+                u64::from_le_bytes(k0.try_into().expect("8 bytes")),
+                u64::from_le_bytes(k1.try_into().expect("8 bytes")),
+            ],
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> [u64; 2] {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        [mix(n ^ self.key[0]), mix(n ^ self.key[1])]
+    }
+
+    /// A fresh message id, shaped like a version 4 UUID, as SQS message ids are.
+    fn message_id(&self) -> String {
+        let [a, b] = self.next();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_be_bytes());
+        bytes[8..].copy_from_slice(&b.to_be_bytes());
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let h = hex::encode(bytes);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// `{seq}.{nonce}`: the sequence number finds the message, the nonce tells this
+    /// receive from earlier ones.
+    fn receipt(&self, seq: u64) -> String {
+        format!("{seq}.{:016x}", self.next()[0])
+    }
+}
+
+/// SplitMix64's finalizer: a bijection on u64 that scatters consecutive inputs.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn receipt_seq(receipt: &str) -> Result<u64, QueueError> {
@@ -177,6 +216,7 @@ impl MemoryQueue {
             max_receives,
             dead_letter,
             state: Mutex::new(State::default()),
+            ids: Ids::new(),
             arrived: Notify::new(),
         }
     }
@@ -259,7 +299,7 @@ impl MemoryQueue {
                 .get_mut(&seq)
                 .expect("indexed messages exist");
             message.receive_count = message.receive_count.saturating_add(1);
-            let receipt = new_receipt(seq);
+            let receipt = self.ids.receipt(seq);
             message.receipt = Some(receipt.clone());
             received.push(Received {
                 message: IncomingMessage {
@@ -320,7 +360,7 @@ impl QueueSender for MemoryQueue {
                 continue;
             }
             state.push(Stored {
-                id: new_message_id(),
+                id: self.ids.message_id(),
                 body: m.body.clone(),
                 attributes: m.attributes.clone(),
                 receive_count: 0,
@@ -434,6 +474,21 @@ mod tests {
         bodies.sort();
         assert_eq!(bodies, ["m0", "m1", "m2"]);
         assert_eq!(started.elapsed(), Duration::ZERO, "a receiver slept");
+    }
+
+    #[test]
+    fn message_ids_and_receipts_are_unique_and_shaped_like_sqs_ones() {
+        let ids = Ids::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = ids.message_id();
+            assert_eq!(id.len(), 36);
+            assert_eq!(&id[14..15], "4", "{id}");
+            assert!(seen.insert(id));
+        }
+        let receipt = ids.receipt(7);
+        assert_eq!(receipt_seq(&receipt).unwrap(), 7);
+        assert_ne!(ids.receipt(7), receipt);
     }
 
     /// A message released by a consumer wakes a receiver that waits for it.
