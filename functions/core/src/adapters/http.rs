@@ -268,11 +268,17 @@ fn tls_config() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// URLs already parsed and checked, by their text: a subscription's URL is parsed once,
+/// not on every delivery. Emptied when it reaches [`CHECKED_URLS`] entries.
+type CheckedUrls = std::sync::Mutex<HashMap<String, Url>>;
+const CHECKED_URLS: usize = 4096;
+
 /// [`HttpSender`] on a shared reqwest client. Clones share the client and its pool.
 #[derive(Clone)]
 pub struct ReqwestSender {
     client: reqwest::Client,
     policy: Arc<NetworkPolicy>,
+    checked: Arc<CheckedUrls>,
 }
 
 impl fmt::Debug for ReqwestSender {
@@ -304,11 +310,31 @@ impl ReqwestSender {
             .tls_backend_preconfigured(tls_config())
             .build()
             .expect("the HTTP client builds (TLS roots and crypto provider are available)");
-        Self { client, policy }
+        Self {
+            client,
+            policy,
+            checked: Arc::default(),
+        }
+    }
+
+    /// [`ReqwestSender::parse_and_check`], remembered for URLs that pass (the check depends
+    /// on the URL alone).
+    fn check_url(&self, raw: &str) -> Result<Url, SendError> {
+        let lock = || self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(url) = lock().get(raw) {
+            return Ok(url.clone());
+        }
+        let url = self.parse_and_check(raw)?;
+        let mut checked = lock();
+        if checked.len() >= CHECKED_URLS {
+            checked.clear();
+        }
+        checked.insert(raw.to_owned(), url.clone());
+        Ok(url)
     }
 
     /// The URL parsed and its host checked when it is a literal address.
-    fn check_url(&self, raw: &str) -> Result<Url, SendError> {
+    fn parse_and_check(&self, raw: &str) -> Result<Url, SendError> {
         let url =
             Url::parse(raw).map_err(|e| SendError::InvalidUrl(format!("not a valid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -630,6 +656,28 @@ mod tests {
             assert!(verifier.inner().is_ok());
         }
         assert_eq!(native_root_reads(), 1);
+    }
+
+    #[test]
+    fn checked_urls_are_remembered_and_refused_ones_are_not() {
+        let sender = ReqwestSender::new(NetworkPolicy::default());
+        for _ in 0..2 {
+            assert_eq!(
+                sender.check_url("http://10.0.0.1/hook").unwrap_err().kind(),
+                "blocked_address"
+            );
+        }
+        let url = "https://hooks.example.com/a?b=c";
+        let first = sender.check_url(url).unwrap();
+        assert_eq!(sender.checked.lock().unwrap().len(), 1);
+        assert_eq!(sender.check_url(url).unwrap(), first);
+        assert_eq!(first.as_str(), url);
+        for i in 0..CHECKED_URLS + 1 {
+            sender
+                .check_url(&format!("https://hooks.example.com/{i}"))
+                .unwrap();
+        }
+        assert!(sender.checked.lock().unwrap().len() <= CHECKED_URLS);
     }
 
     #[tokio::test]
