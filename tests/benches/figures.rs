@@ -46,20 +46,225 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-/// The Lambda binaries: peak RSS under load and init times (below `main`).
+/// The Lambda binaries, run as Lambda runs them (the Runtime API emulator, against moto,
+/// with the environment the template gives each): peak RSS under load, and init times.
 mod figures_lambda {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
-    pub async fn peak_rss(
-        _url: &str,
-        _count: &AtomicUsize,
-        _deliveries: usize,
-    ) -> Vec<(String, f64, String)> {
-        Vec::new()
+    use serde_json::{Value, json};
+    use webhooks_core::queue::{IncomingMessage, QueueReceiver};
+    use webhooks_tests::client::{claims, token};
+    use webhooks_tests::deployed::{Deployed, Function};
+    use webhooks_tests::lambda_events::sqs_event;
+    use webhooks_tests::lambda_runtime::Runtime;
+
+    use super::{peak_rss_mb, release_binary};
+
+    const API_EVENT: &str = include_str!("../../infra/events/api-create-subscription.json");
+
+    fn functions() -> [Function; 3] {
+        [
+            Function {
+                logical_id: "ApiFunction",
+                binary: release_binary("api"),
+            },
+            Function {
+                logical_id: "FanoutFunction",
+                binary: release_binary("fanout"),
+            },
+            Function {
+                logical_id: "DeliveryFunction",
+                binary: release_binary("delivery"),
+            },
+        ]
     }
 
-    pub async fn init_times(_runs: usize) -> Vec<(String, f64)> {
-        Vec::new()
+    /// The pid of this process's child running `binary` (the emulator keeps its own handle).
+    fn child_pid(binary: &str) -> Option<u32> {
+        let me = std::process::id().to_string();
+        let name: String = std::path::Path::new(binary)
+            .file_name()?
+            .to_string_lossy()
+            .chars()
+            .take(15)
+            .collect();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm == name && ppid == me).then_some(pid)
+        })
+    }
+
+    /// An API Gateway HTTP API request, as the api function gets it.
+    fn api_request(path: &str, bearer: &str, body: &Value) -> Value {
+        let mut e: Value = serde_json::from_str(API_EVENT).unwrap();
+        e["rawPath"] = json!(path);
+        e["requestContext"]["http"]["method"] = json!("POST");
+        e["requestContext"]["http"]["path"] = json!(path);
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        e["headers"]["authorization"] = json!(format!("Bearer {bearer}"));
+        e["body"] = json!(body.to_string());
+        e["isBase64Encoded"] = json!(false);
+        e
+    }
+
+    /// Hands the messages of `queue` to `runtime` in SQS batches of 10 until `done` says
+    /// so (or nothing has come for 20 s). Messages are not deleted: the run ends well
+    /// within the queues' visibility timeouts.
+    async fn drain(
+        queue: &dyn QueueReceiver,
+        runtime: &mut Runtime,
+        done: impl Fn(usize) -> bool,
+    ) -> usize {
+        let mut handed = 0;
+        let mut idle_since = Instant::now();
+        while !done(handed) && idle_since.elapsed() < Duration::from_secs(20) {
+            // Full batches, as Lambda's batching window gathers them (SQS hands fewer
+            // than asked for at a time).
+            let mut got = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+            while !got.is_empty() && got.len() < 10 {
+                let more = queue.receive(10 - got.len(), Duration::ZERO).await.unwrap();
+                if more.is_empty() {
+                    break;
+                }
+                got.extend(more);
+            }
+            if got.is_empty() {
+                continue;
+            }
+            idle_since = Instant::now();
+            let messages: Vec<IncomingMessage> = got.into_iter().map(|r| r.message).collect();
+            handed += messages.len();
+            let event = serde_json::to_value(sqs_event(&messages)).unwrap();
+            runtime.invoke(event).await;
+        }
+        handed
+    }
+
+    /// Each binary's peak RSS while it carries its part of delivering `deliveries`
+    /// webhooks: `subscribers` subscriptions (users 1 to `subscribers`) to one event type,
+    /// and `deliveries / subscribers` events that all of them may see, published through
+    /// the api (100 per request), fanned out (10 per SQS batch), delivered (10 per batch).
+    pub async fn peak_rss(
+        receiver_url: &str,
+        received: &AtomicUsize,
+        deliveries: usize,
+    ) -> Vec<(String, f64, String)> {
+        let subscribers = super::env_usize("FIGURES_RSS_SUBSCRIBERS", 10).max(1);
+        let events = deliveries.div_ceil(subscribers);
+        let stack = Deployed::start(&[], &[]).await;
+        let client = &stack.moto.client;
+        for user in 1..=subscribers as u64 {
+            let created = client
+                .post_json(
+                    "/api/v0/webhooks/subscriptions",
+                    &token(&claims(user, "hq")),
+                    &json!({"trigger_url": receiver_url, "event_id": "create_invoice", "secret": "bench"}),
+                )
+                .await;
+            assert_eq!(created.status(), "ok_created", "{:?}", created.tree);
+        }
+        let [api, fanout, delivery] = functions();
+        let mut rows = Vec::new();
+
+        // api: the events, 100 per request.
+        let mut rt = stack.spawn_ungated(api, &[]).await;
+        rt.init_time().await;
+        let mut publisher = claims(1, "hq");
+        publisher.scope = Some(webhooks_core::identity::PUBLISH_SCOPE.into());
+        let bearer = token(&publisher);
+        let visible: Vec<u64> = (1..=subscribers as u64).collect();
+        let mut from = 1u64;
+        while from <= events as u64 {
+            let to = (from + 100).min(events as u64 + 1);
+            let batch: Vec<Value> = (from..to)
+                .map(|i| {
+                    json!({"event_id": "create_invoice", "object_id": i,
+                           "resource_url": format!("https://hq.example.com/api/v0/invoices/{i}"),
+                           "visible_to": visible})
+                })
+                .collect();
+            let answer = rt
+                .invoke(api_request(
+                    "/api/v0/webhooks/events",
+                    &bearer,
+                    &json!(batch),
+                ))
+                .await;
+            assert_eq!(answer["statusCode"], 200, "{answer}");
+            from = to;
+        }
+        let pid = child_pid(api.binary);
+        rows.push((
+            format!("api peak RSS ({events} events published, 100 per request)"),
+            pid.map_or(f64::NAN, peak_rss_mb),
+            "MB (VmHWM; goal <= 30)".to_owned(),
+        ));
+        drop(rt);
+
+        // fan-out: the events queue, 10 per batch.
+        let mut rt = stack.spawn_ungated(fanout, &[]).await;
+        rt.init_time().await;
+        let events_queue = stack.moto.platform.events.receiver.clone();
+        let handed = drain(events_queue.as_ref(), &mut rt, |n| n >= events).await;
+        let pid = child_pid(fanout.binary);
+        rows.push((
+            format!("fanout peak RSS ({handed} events, {subscribers} subscribers each)"),
+            pid.map_or(f64::NAN, peak_rss_mb),
+            "MB (VmHWM; goal <= 30)".to_owned(),
+        ));
+        drop(rt);
+
+        // delivery: the jobs, 10 per batch, to the receiver.
+        let before = received.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let mut rt = stack
+            .spawn_ungated(delivery, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
+            .await;
+        rt.init_time().await;
+        let jobs = stack.moto.platform.deliveries.receiver.clone();
+        drain(jobs.as_ref(), &mut rt, |_| {
+            received.load(Ordering::Relaxed) - before >= deliveries
+        })
+        .await;
+        let delivered = received.load(Ordering::Relaxed) - before;
+        let pid = child_pid(delivery.binary);
+        rows.push((
+            format!("delivery peak RSS ({delivered} deliveries, 10 per batch)"),
+            pid.map_or(f64::NAN, peak_rss_mb),
+            format!(
+                "MB (VmHWM; goal <= 30; {:.0} s on moto)",
+                started.elapsed().as_secs_f64()
+            ),
+        ));
+        rows
+    }
+
+    /// Init, spawn to the first `/next`, median of `runs`, secrets from Secrets Manager
+    /// (as `--bench init` measures it).
+    pub async fn init_times(runs: usize) -> Vec<(String, f64)> {
+        let stack = Deployed::start(&[], &[]).await;
+        let mut rows = Vec::new();
+        for function in functions() {
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let mut rt = stack.spawn_ungated(function, &[]).await;
+                times.push(rt.init_time().await);
+            }
+            times.sort();
+            rows.push((
+                format!("{} init", function.logical_id),
+                times[times.len() / 2].as_secs_f64() * 1000.0,
+            ));
+        }
+        rows
     }
 }
 
@@ -723,12 +928,25 @@ async fn main() {
     }
 
     if !skipped("init") {
-        for (name, ms_value) in figures_lambda::init_times(env_usize("FIGURES_INIT_RUNS", 7)).await
-        {
+        let inits = figures_lambda::init_times(env_usize("FIGURES_INIT_RUNS", 7)).await;
+        for (name, value) in &inits {
             table.add(
-                name,
-                format!("{ms_value:.1}"),
-                "ms init (spawn to first /next, median; secrets from Secrets Manager)",
+                name.clone(),
+                format!("{value:.1}"),
+                "ms (spawn to first /next, median; secrets from Secrets Manager, moto)",
+            );
+        }
+        let of = |id: &str| {
+            inits
+                .iter()
+                .find(|(n, _)| n.starts_with(id))
+                .map(|(_, v)| *v)
+        };
+        if let (Some(api), Some(fanout)) = (of("ApiFunction"), of("FanoutFunction")) {
+            table.add(
+                "api init / fan-out init",
+                format!("{:.2}", api / fanout),
+                "goal <= 1.2",
             );
         }
     }
