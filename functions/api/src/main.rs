@@ -7,14 +7,14 @@ use anyhow::Context;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
-use webhooks_core::adapters::aws_sdk_config;
+use webhooks_core::adapters::aws::sdk_config;
 use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{ApiSettings, Defaults, FromEnv, JWT_SECRET, Queue, SECRET_KEY};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
-    let aws = Aws::new(aws_sdk_config().await);
+    let aws = Aws::new(sdk_config().await);
     let env = aws.environment(&[SECRET_KEY, JWT_SECRET]).await?;
     let settings = ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k))
         .context("invalid configuration")?;

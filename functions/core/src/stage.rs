@@ -19,6 +19,10 @@ pub trait BatchHandler: Send + Sync {
 /// Feeds a stage from a queue until `stop` turns true, the way Lambda's SQS event source
 /// does: up to 10 messages a batch, successes deleted, failures released for redelivery
 /// (and, after the queue's maximum receives, moved to its dead-letter queue).
+///
+/// A batch is handed over as soon as a message is there: the receive's wait (1 s) only
+/// bounds how long an idle consumer goes without checking `stop`, and the in-memory
+/// queue wakes a waiting receive when a message is sent to it.
 pub async fn consume(
     queue: Arc<dyn QueueReceiver>,
     handler: Arc<dyn BatchHandler>,
@@ -44,13 +48,15 @@ pub async fn consume(
         if batch.is_empty() {
             continue;
         }
-        let messages: Vec<IncomingMessage> = batch.iter().map(|r| r.message.clone()).collect();
+        // The messages move to the handler; their receipts stay here to settle them.
+        let (messages, receipts): (Vec<IncomingMessage>, Vec<String>) =
+            batch.into_iter().map(|r| (r.message, r.receipt)).unzip();
         let failed = handler.handle_batch(&messages).await;
-        for r in &batch {
-            let result = if failed.contains(&r.message.message_id) {
-                queue.release(&r.receipt).await
+        for (message, receipt) in messages.iter().zip(&receipts) {
+            let result = if failed.contains(&message.message_id) {
+                queue.release(receipt).await
             } else {
-                queue.ack(&r.receipt).await
+                queue.ack(receipt).await
             };
             if let Err(e) = result {
                 tracing::warn!(stage = name, error = %e, "could not settle a message; it will be received again");

@@ -58,8 +58,11 @@ pub fn init_lambda() {
         .try_init();
 }
 
-/// Human-readable lines on stderr, for the local runner; metrics are not written.
+/// Human-readable lines on stderr, for the local runner; metrics are not written. Colours
+/// only on a terminal: a file or a pipe gets plain text (and the runner spends no time on
+/// escape codes nobody sees).
 pub fn init_local() {
+    use std::io::IsTerminal;
     let filter = filter(None).add_directive(
         format!("{METRICS_TARGET}=off")
             .parse()
@@ -67,6 +70,7 @@ pub fn init_local() {
     );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use webhooks_core::adapters::aws::Aws;
-use webhooks_core::adapters::aws_sdk_config;
+use webhooks_core::adapters::aws::sdk_config;
 use webhooks_core::config::{Defaults, DeliveryStageSettings, FromEnv, SECRET_KEY};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
-    let aws = Aws::new(aws_sdk_config().await);
+    let aws = Aws::new(sdk_config().await);
     let env = aws.environment(&[SECRET_KEY]).await?;
     let settings = DeliveryStageSettings::from_lookup(&Defaults::lambda(), |k| env.get(k))
         .context("invalid configuration")?;

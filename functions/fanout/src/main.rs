@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use webhooks_core::adapters::aws::Aws;
-use webhooks_core::adapters::aws_sdk_config;
+use webhooks_core::adapters::aws::sdk_config;
 use webhooks_core::config::{Defaults, FanoutSettings, FromEnv};
 
 #[tokio::main]
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
     webhooks_core::telemetry::init_lambda();
     let settings =
         FanoutSettings::from_env(&Defaults::lambda()).context("invalid configuration")?;
-    let fanout = Aws::new(aws_sdk_config().await)
+    let fanout = Aws::new(sdk_config().await)
         .fanout(&settings)
         .await
         .context("the queues cannot be found")?;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use webhooks_api::App;
 use webhooks_api::input::MAX_BODY_BYTES;
-use webhooks_core::adapters::aws_sdk_config;
+use webhooks_core::adapters::aws::sdk_config;
 use webhooks_core::auth::{TokenClaims, mint_hs256};
 use webhooks_core::clock::Clock;
 use webhooks_core::config::Settings;
@@ -45,7 +45,7 @@ impl Backend {
     pub async fn from_name(name: &str) -> Option<Self> {
         match name.trim() {
             "" | "memory" => Some(Self::Memory),
-            "aws" => Some(Self::Aws(Box::new(aws_sdk_config().await))),
+            "aws" => Some(Self::Aws(Box::new(sdk_config().await))),
             _ => None,
         }
     }

@@ -7,11 +7,27 @@
 //! those the binary asks for, once, before the first event, and hands them to the settings
 //! parser as if they were variables. A binary asks only for the secrets it uses, and the
 //! value is never logged.
+//!
+//! The SDK's HTTP client ([`sdk_config`]) reads the system's root certificates at its
+//! first `https://` request, not when the clients are built: the SDK's own default reads
+//! them as clients are built (before the function has anything to send), and apart from
+//! the delivery client. Here both take them from one read,
+//! [`crate::adapters::http::native_roots`]; an `http://` endpoint (moto) reads none.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use base64::Engine;
 
 use crate::adapters::dynamodb::DynamoSubscriptionStore;
 use crate::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
@@ -27,6 +43,105 @@ use crate::fanout::FanOut;
 use crate::network::NetworkPolicy;
 use crate::operator::{LogOnly, OperatorChannel};
 use crate::queue::{OutgoingMessage, QueueError, QueueSender};
+
+/// The AWS SDK configuration from the environment (as `aws_config::load_defaults`), with an
+/// HTTP client that is built at the first request and trusts the roots of
+/// [`crate::adapters::http::native_roots`].
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    with_late_tls(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// `loader` with the HTTP client of [`sdk_config`].
+pub fn with_late_tls(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader.http_client(LateHttpClient::default())
+}
+
+/// The SDK's hyper clients: a plain one for `http://` endpoints (an emulator such as
+/// moto), and a rustls one made when the first `https://` request needs it.
+#[derive(Debug, Default)]
+struct LateHttpClient {
+    plain: OnceLock<SharedHttpClient>,
+    tls: Arc<OnceLock<SharedHttpClient>>,
+}
+
+fn tls_client() -> SharedHttpClient {
+    let mut trust = TrustStore::empty().with_native_roots(false);
+    for certificate in &crate::adapters::http::native_roots().certificates {
+        trust.add_pem_certificate(pem(certificate));
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a TLS context of certificates builds");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
+impl HttpClient for LateHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let plain = self
+            .plain
+            .get_or_init(|| aws_smithy_http_client::Builder::new().build_http())
+            .http_connector(settings, components);
+        SharedHttpConnector::new(BySchemeConnector {
+            plain,
+            tls: self.tls.clone(),
+            settings: settings.clone(),
+            components: components.clone(),
+        })
+    }
+
+    // `validate_base_client_config` keeps the trait's default, which does nothing: the
+    // SDK's own client makes a connector there, reading the certificates as clients are
+    // built.
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new("hyper", Some(Cow::Borrowed("1.x"))))
+    }
+}
+
+/// Sends `http://` requests on the plain client, others on the rustls one (made, and the
+/// roots read, on the first of them). Both clients cache their connectors per settings.
+#[derive(Debug)]
+struct BySchemeConnector {
+    plain: SharedHttpConnector,
+    tls: Arc<OnceLock<SharedHttpClient>>,
+    settings: HttpConnectorSettings,
+    components: RuntimeComponents,
+}
+
+impl HttpConnector for BySchemeConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if request.uri().starts_with("http://") {
+            return self.plain.call(request);
+        }
+        self.tls
+            .get_or_init(tls_client)
+            .http_connector(&self.settings, &self.components)
+            .call(request)
+    }
+}
+
+/// A DER certificate as PEM, the form the SDK's trust store takes.
+fn pem(certificate: &[u8]) -> Vec<u8> {
+    let body = base64::engine::general_purpose::STANDARD.encode(certificate);
+    let mut out = String::with_capacity(body.len() + body.len() / 64 + 64);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out.into_bytes()
+}
 
 pub struct Aws {
     pub sdk: aws_config::SdkConfig,

@@ -6,17 +6,30 @@
 //! connector, so the connection goes to an address that was checked (a name that
 //! resolves differently on a second lookup cannot slip a refused address in). Literal IP
 //! hosts, which never reach the resolver, are checked before sending.
+//!
+//! TLS is rustls. The system's root certificates are read once per process, and only when
+//! the first TLS connection needs them ([`native_roots`]): building the client reads
+//! nothing (reqwest's own rustls set-up reads the certificate directory as the client is
+//! built, which cost every function's cold start a read of it, and the API function two
+//! with the AWS SDK's). The AWS SDK's client takes its roots from the same read
+//! ([`crate::adapters::aws::sdk_config`]).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use url::{Host, Url};
 
 use crate::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
@@ -121,11 +134,151 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// The system's root certificates, as read once for the whole process.
+pub struct NativeRoots {
+    /// Every certificate found (the AWS SDK's client parses them itself).
+    pub certificates: Vec<CertificateDer<'static>>,
+    /// Those rustls could parse, as trust anchors.
+    pub store: Arc<RootCertStore>,
+}
+
+static NATIVE_ROOTS: OnceLock<NativeRoots> = OnceLock::new();
+static NATIVE_ROOT_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// The system's root certificates (`SSL_CERT_FILE`, `SSL_CERT_DIR` or the usual places),
+/// read the first time anything asks, and never again in this process.
+pub fn native_roots() -> &'static NativeRoots {
+    NATIVE_ROOTS.get_or_init(|| {
+        NATIVE_ROOT_READS.fetch_add(1, Ordering::Relaxed);
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!(error = %error, "a system root certificate could not be read");
+        }
+        let mut store = RootCertStore::empty();
+        let (_, ignored) = store.add_parsable_certificates(found.certs.iter().cloned());
+        if ignored > 0 {
+            tracing::warn!(
+                ignored,
+                "system root certificates rustls cannot use were ignored"
+            );
+        }
+        NativeRoots {
+            certificates: found.certs,
+            store: Arc::new(store),
+        }
+    })
+}
+
+/// How many times this process has read the system's root certificates (0 or 1).
+pub fn native_root_reads() -> usize {
+    NATIVE_ROOT_READS.load(Ordering::Relaxed)
+}
+
+/// The crypto provider of every TLS connection here: aws-lc-rs, as reqwest's default.
+fn crypto_provider() -> Arc<CryptoProvider> {
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+/// WebPKI verification against [`native_roots`], built at the first certificate it
+/// checks. Signatures are checked with the provider's algorithms, which need no roots.
+#[derive(Debug)]
+struct LateRootsVerifier {
+    provider: Arc<CryptoProvider>,
+    inner: OnceLock<Result<Arc<WebPkiServerVerifier>, rustls::Error>>,
+}
+
+impl LateRootsVerifier {
+    fn inner(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
+        self.inner
+            .get_or_init(|| {
+                WebPkiServerVerifier::builder_with_provider(
+                    native_roots().store.clone(),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|e| rustls::Error::General(format!("no usable root certificates: {e}")))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ServerCertVerifier for LateRootsVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The rustls configuration of the delivery client: safe default protocol versions,
+/// certificates verified against the system's roots, read when first needed.
+fn tls_config() -> rustls::ClientConfig {
+    let provider = crypto_provider();
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(LateRootsVerifier {
+            provider,
+            inner: OnceLock::new(),
+        }))
+        .with_no_client_auth()
+}
+
+/// URLs already parsed and checked, by their text: a subscription's URL is parsed once,
+/// not on every delivery. Emptied when it reaches [`CHECKED_URLS`] entries.
+type CheckedUrls = std::sync::Mutex<HashMap<String, Url>>;
+const CHECKED_URLS: usize = 4096;
+
 /// [`HttpSender`] on a shared reqwest client. Clones share the client and its pool.
 #[derive(Clone)]
 pub struct ReqwestSender {
     client: reqwest::Client,
     policy: Arc<NetworkPolicy>,
+    checked: Arc<CheckedUrls>,
 }
 
 impl fmt::Debug for ReqwestSender {
@@ -154,13 +307,34 @@ impl ReqwestSender {
             .no_proxy()
             .referer(false)
             .dns_resolver(resolver)
+            .tls_backend_preconfigured(tls_config())
             .build()
             .expect("the HTTP client builds (TLS roots and crypto provider are available)");
-        Self { client, policy }
+        Self {
+            client,
+            policy,
+            checked: Arc::default(),
+        }
+    }
+
+    /// [`ReqwestSender::parse_and_check`], remembered for URLs that pass (the check depends
+    /// on the URL alone).
+    fn check_url(&self, raw: &str) -> Result<Url, SendError> {
+        let lock = || self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(url) = lock().get(raw) {
+            return Ok(url.clone());
+        }
+        let url = self.parse_and_check(raw)?;
+        let mut checked = lock();
+        if checked.len() >= CHECKED_URLS {
+            checked.clear();
+        }
+        checked.insert(raw.to_owned(), url.clone());
+        Ok(url)
     }
 
     /// The URL parsed and its host checked when it is a literal address.
-    fn check_url(&self, raw: &str) -> Result<Url, SendError> {
+    fn parse_and_check(&self, raw: &str) -> Result<Url, SendError> {
         let url =
             Url::parse(raw).map_err(|e| SendError::InvalidUrl(format!("not a valid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -436,6 +610,74 @@ mod tests {
             lookup.lookup("unknown.test").await.unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+    }
+
+    /// Building the delivery client and the AWS SDK's clients reads no certificate; the
+    /// first TLS need reads them once for both. (The only test here that reads them.)
+    #[tokio::test]
+    async fn root_certificates_are_read_once_and_only_when_needed() {
+        let _delivery = ReqwestSender::new(NetworkPolicy::default());
+        let _dispatch = ReqwestSender::new(NetworkPolicy::default());
+        assert_eq!(native_root_reads(), 0, "read by the delivery client");
+        // As on Lambda: the region and credentials come from the environment (here, given),
+        // so loading the configuration sends nothing.
+        let sdk = crate::adapters::aws::with_late_tls(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .endpoint_url("http://127.0.0.1:9")
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
+        .load()
+        .await;
+        assert_eq!(native_root_reads(), 0, "read by the SDK's configuration");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let _dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        assert_eq!(native_root_reads(), 0, "read as the clients were built");
+        // A request to an `http://` endpoint (an emulator) needs no certificate either.
+        assert!(
+            sqs.list_queues().send().await.is_err(),
+            "nothing listens there"
+        );
+        assert_eq!(native_root_reads(), 0, "read for a plain HTTP request");
+        let first = native_roots().certificates.len();
+        let again = native_roots().certificates.len();
+        assert_eq!(first, again);
+        assert_eq!(native_root_reads(), 1);
+        // The verifier built on them answers without reading them again.
+        let verifier = LateRootsVerifier {
+            provider: crypto_provider(),
+            inner: OnceLock::new(),
+        };
+        assert!(!verifier.supported_verify_schemes().is_empty());
+        if !native_roots().store.is_empty() {
+            assert!(verifier.inner().is_ok());
+        }
+        assert_eq!(native_root_reads(), 1);
+    }
+
+    #[test]
+    fn checked_urls_are_remembered_and_refused_ones_are_not() {
+        let sender = ReqwestSender::new(NetworkPolicy::default());
+        for _ in 0..2 {
+            assert_eq!(
+                sender.check_url("http://10.0.0.1/hook").unwrap_err().kind(),
+                "blocked_address"
+            );
+        }
+        let url = "https://hooks.example.com/a?b=c";
+        let first = sender.check_url(url).unwrap();
+        assert_eq!(sender.checked.lock().unwrap().len(), 1);
+        assert_eq!(sender.check_url(url).unwrap(), first);
+        assert_eq!(first.as_str(), url);
+        for i in 0..CHECKED_URLS + 1 {
+            sender
+                .check_url(&format!("https://hooks.example.com/{i}"))
+                .unwrap();
+        }
+        assert!(sender.checked.lock().unwrap().len() <= CHECKED_URLS);
     }
 
     #[tokio::test]

@@ -26,9 +26,16 @@
 //! reads an index by visibility time, so messages that are delayed or in flight cost it
 //! nothing, however many there are.
 //!
+//! A waiting receive returns as soon as a message is sent (or released) to it, not when
+//! its wait ends: a send wakes one waiting receiver (not all of them: with several
+//! consumers, the others would only wake to find nothing), and a receive that leaves
+//! visible messages behind wakes the next one, so no visible message waits while a
+//! receiver sleeps.
+//!
 //! Time is [`tokio::time::Instant`], so a test may pause and advance it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -93,7 +100,9 @@ pub struct MemoryQueue {
     max_receives: u32,
     dead_letter: Option<Arc<MemoryQueue>>,
     state: Mutex<State>,
-    /// Woken when messages arrive or are released.
+    ids: Ids,
+    /// Woken when messages arrive or are released: one waiting receiver at a time (see
+    /// [`MemoryQueue::wake_one`]).
     arrived: Notify,
 }
 
@@ -109,27 +118,64 @@ impl std::fmt::Debug for MemoryQueue {
     }
 }
 
-fn new_message_id() -> String {
-    let mut b = [0u8; 16];
-    crate::crypto::random_bytes(&mut b);
-    // Shaped like a version 4 UUID, as SQS message ids are.
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+/// Message ids and receipt nonces: unique within the queue (a counter, mixed with a
+/// random key of the queue by a bijection, so distinct counts give distinct values) and
+/// unlikely to repeat across queues, without a system call per message.
+struct Ids {
+    key: [u64; 2],
+    counter: AtomicU64,
 }
 
-/// `{seq}.{random}`: the sequence number finds the message, the random part tells this
-/// receive from earlier ones.
-fn new_receipt(seq: u64) -> String {
-    format!("{seq}.{:016x}", crate::crypto::random_u64())
+impl Ids {
+    fn new() -> Self {
+        let mut b = [0u8; 16];
+        crate::crypto::random_bytes(&mut b);
+        let (k0, k1) = b.split_at(8);
+        Self {
+            key: [
+                u64::from_le_bytes(k0.try_into().expect("8 bytes")),
+                u64::from_le_bytes(k1.try_into().expect("8 bytes")),
+            ],
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> [u64; 2] {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        [mix(n ^ self.key[0]), mix(n ^ self.key[1])]
+    }
+
+    /// A fresh message id, shaped like a version 4 UUID, as SQS message ids are.
+    fn message_id(&self) -> String {
+        let [a, b] = self.next();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_be_bytes());
+        bytes[8..].copy_from_slice(&b.to_be_bytes());
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let h = hex::encode(bytes);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// `{seq}.{nonce}`: the sequence number finds the message, the nonce tells this
+    /// receive from earlier ones.
+    fn receipt(&self, seq: u64) -> String {
+        format!("{seq}.{:016x}", self.next()[0])
+    }
+}
+
+/// SplitMix64's finalizer: a bijection on u64 that scatters consecutive inputs.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn receipt_seq(receipt: &str) -> Result<u64, QueueError> {
@@ -170,6 +216,7 @@ impl MemoryQueue {
             max_receives,
             dead_letter,
             state: Mutex::new(State::default()),
+            ids: Ids::new(),
             arrived: Notify::new(),
         }
     }
@@ -202,6 +249,12 @@ impl MemoryQueue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Wakes one waiting receiver, or lets the next receive that starts waiting go on at
+    /// once. The receiver woken wakes the next one if it leaves visible messages behind.
+    fn wake_one(&self) {
+        self.arrived.notify_one();
+    }
+
     /// Messages moved here from the queue this one is the dead-letter queue of.
     fn accept_dead_letters(&self, moved: Vec<Stored>) {
         if moved.is_empty() {
@@ -215,7 +268,7 @@ impl MemoryQueue {
             state.push(message);
         }
         drop(state);
-        self.arrived.notify_waiters();
+        self.wake_one();
     }
 
     /// Receives up to `max` visible messages now. Also returns when the next invisible
@@ -246,7 +299,7 @@ impl MemoryQueue {
                 .get_mut(&seq)
                 .expect("indexed messages exist");
             message.receive_count = message.receive_count.saturating_add(1);
-            let receipt = new_receipt(seq);
+            let receipt = self.ids.receipt(seq);
             message.receipt = Some(receipt.clone());
             received.push(Received {
                 message: IncomingMessage {
@@ -258,12 +311,14 @@ impl MemoryQueue {
                 receipt,
             });
         }
-        let next_visible = state
-            .by_visibility
-            .first()
-            .map(|(at, _)| *at)
-            .filter(|at| *at > now);
+        let first = state.by_visibility.first().map(|(at, _)| *at);
+        let next_visible = first.filter(|at| *at > now);
+        // Visible messages left behind (this receive was full): the next receiver may take them.
+        let left_behind = first.is_some_and(|at| at <= now);
         drop(state);
+        if left_behind {
+            self.wake_one();
+        }
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.accept_dead_letters(moved);
         }
@@ -305,7 +360,7 @@ impl QueueSender for MemoryQueue {
                 continue;
             }
             state.push(Stored {
-                id: new_message_id(),
+                id: self.ids.message_id(),
                 body: m.body.clone(),
                 attributes: m.attributes.clone(),
                 receive_count: 0,
@@ -314,7 +369,7 @@ impl QueueSender for MemoryQueue {
             });
         }
         drop(state);
-        self.arrived.notify_waiters();
+        self.wake_one();
         Ok(failed)
     }
 }
@@ -354,8 +409,104 @@ impl QueueReceiver for MemoryQueue {
             state.set_visible_at(seq, Instant::now());
         })?;
         if released.is_some() {
-            self.arrived.notify_waiters();
+            self.wake_one();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(n: usize) -> Vec<OutgoingMessage> {
+        (0..n)
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect()
+    }
+
+    /// A receive waiting with a long wait returns the message sent meanwhile at once: on
+    /// paused time the clock only moves when every task waits, so a receive that slept to
+    /// the end of its wait would have let 20 s pass.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_receive_returns_as_soon_as_a_message_is_sent() {
+        let queue = Arc::new(MemoryQueue::simple("q"));
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.receive(10, Duration::from_secs(20)).await.unwrap() }
+        });
+        // The receive is waiting (it found nothing); the clock has not moved.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished());
+        queue.send_batch(&messages(1)).await.unwrap();
+        let got = waiting.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO, "the receive slept");
+    }
+
+    /// A send wakes one waiting receiver; when that one leaves messages behind (it takes
+    /// fewer than were sent), it wakes the next, so none waits out its wait.
+    #[tokio::test(start_paused = true)]
+    async fn receivers_wake_each_other_for_what_they_leave_behind() {
+        let queue = Arc::new(MemoryQueue::simple("q"));
+        let started = Instant::now();
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                let queue = queue.clone();
+                tokio::spawn(
+                    async move { queue.receive(1, Duration::from_secs(20)).await.unwrap() },
+                )
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        queue.send_batch(&messages(3)).await.unwrap();
+        let mut bodies = Vec::new();
+        for r in receivers {
+            let got = r.await.unwrap();
+            assert_eq!(got.len(), 1);
+            bodies.push(got[0].message.body.clone());
+        }
+        bodies.sort();
+        assert_eq!(bodies, ["m0", "m1", "m2"]);
+        assert_eq!(started.elapsed(), Duration::ZERO, "a receiver slept");
+    }
+
+    #[test]
+    fn message_ids_and_receipts_are_unique_and_shaped_like_sqs_ones() {
+        let ids = Ids::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = ids.message_id();
+            assert_eq!(id.len(), 36);
+            assert_eq!(&id[14..15], "4", "{id}");
+            assert!(seen.insert(id));
+        }
+        let receipt = ids.receipt(7);
+        assert_eq!(receipt_seq(&receipt).unwrap(), 7);
+        assert_ne!(ids.receipt(7), receipt);
+    }
+
+    /// A message released by a consumer wakes a receiver that waits for it.
+    #[tokio::test(start_paused = true)]
+    async fn a_release_wakes_a_waiting_receive() {
+        let queue = Arc::new(MemoryQueue::simple("q"));
+        queue.send_batch(&messages(1)).await.unwrap();
+        let first = queue.receive(1, Duration::ZERO).await.unwrap();
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.receive(1, Duration::from_secs(20)).await.unwrap() }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        queue.release(&first[0].receipt).await.unwrap();
+        assert_eq!(waiting.await.unwrap().len(), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

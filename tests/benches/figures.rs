@@ -1,0 +1,960 @@
+//! Every per-delivery figure of issue 9's goals 5 to 8 in one run, against one fast
+//! receiver, printed as a table. Nothing here asserts a time: it measures and prints.
+//!
+//! * The receiver: a hyper HTTP/1 server in this process, on a runtime of its own, that
+//!   counts requests and notes when each object id arrived. A load generator (a small
+//!   keep-alive client written here; `wrk` too, when it is on PATH) measures what it can
+//!   take, to show it is not the bottleneck.
+//! * Bare reqwest: the same number of POSTs as deliveries, 80 in flight (the runner's 8
+//!   delivery workers of 10).
+//! * The local runner (`webhooks-local`, release build, memory backend, spawned as a
+//!   process, its log at the default level to /dev/null): one subscription (with a
+//!   secret, so every delivery is signed), N events published in batches, one delivery
+//!   each. Its rate from the first publish to the last receipt, and its CPU per delivery
+//!   from `/proc/<pid>/stat` (utime + stime) over the same span.
+//! * Latency, publish to receipt: a fresh runner, events in batches of 10 at a steady
+//!   rate (2,000/s and 10,000/s), each batch POSTed on its own schedule by a keep-alive
+//!   client; latency is from just before the POST to the receiver's arrival time.
+//! * Peak RSS (`VmHWM`): the runner's after its loads, and each Lambda binary's (api,
+//!   fanout, delivery) run as Lambda runs it (the Runtime API emulator, against moto)
+//!   while it carries its part of delivering `FIGURES_RSS_DELIVERIES` webhooks.
+//! * Init times, as `--bench init` measures them.
+//!
+//! Sizes come from the environment so that it can run short:
+//! `FIGURES_EVENTS` (100000), `FIGURES_BATCH` (100), `FIGURES_LATENCY_SECS` (5),
+//! `FIGURES_RATES` (`2000,10000`), `FIGURES_RSS_DELIVERIES` (10000), `FIGURES_INIT_RUNS`
+//! (7), `FIGURES_LOADGEN_SECS` (3), and `FIGURES_SKIP` (any of `lambda`, `init`,
+//! `latency`, comma-separated).
+//!
+//! `cargo bench -p webhooks-tests --bench figures` (it builds the binaries itself; the
+//! Lambda parts need moto, as the tests do).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The Lambda binaries, run as Lambda runs them (the Runtime API emulator, against moto,
+/// with the environment the template gives each): peak RSS under load, and init times.
+mod figures_lambda {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+    use webhooks_core::queue::{IncomingMessage, QueueReceiver};
+    use webhooks_tests::client::{claims, token};
+    use webhooks_tests::deployed::{Deployed, Function};
+    use webhooks_tests::lambda_events::sqs_event;
+    use webhooks_tests::lambda_runtime::Runtime;
+
+    use super::{peak_rss_mb, release_binary};
+
+    const API_EVENT: &str = include_str!("../../infra/events/api-create-subscription.json");
+
+    fn functions() -> [Function; 3] {
+        [
+            Function {
+                logical_id: "ApiFunction",
+                binary: release_binary("api"),
+            },
+            Function {
+                logical_id: "FanoutFunction",
+                binary: release_binary("fanout"),
+            },
+            Function {
+                logical_id: "DeliveryFunction",
+                binary: release_binary("delivery"),
+            },
+        ]
+    }
+
+    /// The pid of this process's child running `binary` (the emulator keeps its own handle).
+    fn child_pid(binary: &str) -> Option<u32> {
+        let me = std::process::id().to_string();
+        let name: String = std::path::Path::new(binary)
+            .file_name()?
+            .to_string_lossy()
+            .chars()
+            .take(15)
+            .collect();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm == name && ppid == me).then_some(pid)
+        })
+    }
+
+    /// An API Gateway HTTP API request, as the api function gets it.
+    fn api_request(path: &str, bearer: &str, body: &Value) -> Value {
+        let mut e: Value = serde_json::from_str(API_EVENT).unwrap();
+        e["rawPath"] = json!(path);
+        e["requestContext"]["http"]["method"] = json!("POST");
+        e["requestContext"]["http"]["path"] = json!(path);
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        e["headers"]["authorization"] = json!(format!("Bearer {bearer}"));
+        e["body"] = json!(body.to_string());
+        e["isBase64Encoded"] = json!(false);
+        e
+    }
+
+    /// Hands the messages of `queue` to `runtime` in SQS batches of 10 until `done` says
+    /// so (or nothing has come for 20 s). Messages are not deleted: the run ends well
+    /// within the queues' visibility timeouts.
+    async fn drain(
+        queue: &dyn QueueReceiver,
+        runtime: &mut Runtime,
+        done: impl Fn(usize) -> bool,
+    ) -> usize {
+        let mut handed = 0;
+        let mut idle_since = Instant::now();
+        while !done(handed) && idle_since.elapsed() < Duration::from_secs(20) {
+            // Full batches, as Lambda's batching window gathers them (SQS hands fewer
+            // than asked for at a time).
+            let mut got = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+            while !got.is_empty() && got.len() < 10 {
+                let more = queue.receive(10 - got.len(), Duration::ZERO).await.unwrap();
+                if more.is_empty() {
+                    break;
+                }
+                got.extend(more);
+            }
+            if got.is_empty() {
+                continue;
+            }
+            idle_since = Instant::now();
+            let messages: Vec<IncomingMessage> = got.into_iter().map(|r| r.message).collect();
+            handed += messages.len();
+            let event = serde_json::to_value(sqs_event(&messages)).unwrap();
+            runtime.invoke(event).await;
+        }
+        handed
+    }
+
+    /// Each binary's peak RSS while it carries its part of delivering `deliveries`
+    /// webhooks: `subscribers` subscriptions (users 1 to `subscribers`) to one event type,
+    /// and `deliveries / subscribers` events that all of them may see, published through
+    /// the api (100 per request), fanned out (10 per SQS batch), delivered (10 per batch).
+    pub async fn peak_rss(
+        receiver_url: &str,
+        received: &AtomicUsize,
+        deliveries: usize,
+    ) -> Vec<(String, f64, String)> {
+        let subscribers = super::env_usize("FIGURES_RSS_SUBSCRIBERS", 10).max(1);
+        let events = deliveries.div_ceil(subscribers);
+        let stack = Deployed::start(&[], &[]).await;
+        let client = &stack.moto.client;
+        for user in 1..=subscribers as u64 {
+            let created = client
+                .post_json(
+                    "/api/v0/webhooks/subscriptions",
+                    &token(&claims(user, "hq")),
+                    &json!({"trigger_url": receiver_url, "event_id": "create_invoice", "secret": "bench"}),
+                )
+                .await;
+            assert_eq!(created.status(), "ok_created", "{:?}", created.tree);
+        }
+        let [api, fanout, delivery] = functions();
+        let mut rows = Vec::new();
+
+        // api: the events, 100 per request.
+        let mut rt = stack.spawn_ungated(api, &[]).await;
+        rt.init_time().await;
+        let mut publisher = claims(1, "hq");
+        publisher.scope = Some(webhooks_core::identity::PUBLISH_SCOPE.into());
+        let bearer = token(&publisher);
+        let visible: Vec<u64> = (1..=subscribers as u64).collect();
+        let mut from = 1u64;
+        while from <= events as u64 {
+            let to = (from + 100).min(events as u64 + 1);
+            let batch: Vec<Value> = (from..to)
+                .map(|i| {
+                    json!({"event_id": "create_invoice", "object_id": i,
+                           "resource_url": format!("https://hq.example.com/api/v0/invoices/{i}"),
+                           "visible_to": visible})
+                })
+                .collect();
+            let answer = rt
+                .invoke(api_request(
+                    "/api/v0/webhooks/events",
+                    &bearer,
+                    &json!(batch),
+                ))
+                .await;
+            assert_eq!(answer["statusCode"], 200, "{answer}");
+            from = to;
+        }
+        let pid = child_pid(api.binary);
+        rows.push((
+            format!("api peak RSS ({events} events published, 100 per request)"),
+            pid.map_or(f64::NAN, peak_rss_mb),
+            "MB (VmHWM; goal <= 30)".to_owned(),
+        ));
+        drop(rt);
+
+        // fan-out: the events queue, 10 per batch.
+        let mut rt = stack.spawn_ungated(fanout, &[]).await;
+        rt.init_time().await;
+        let events_queue = stack.moto.platform.events.receiver.clone();
+        let handed = drain(events_queue.as_ref(), &mut rt, |n| n >= events).await;
+        let pid = child_pid(fanout.binary);
+        rows.push((
+            format!("fanout peak RSS ({handed} events, {subscribers} subscribers each)"),
+            pid.map_or(f64::NAN, peak_rss_mb),
+            "MB (VmHWM; goal <= 30)".to_owned(),
+        ));
+        drop(rt);
+
+        // delivery: the jobs, 10 per batch, to the receiver.
+        let before = received.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let mut rt = stack
+            .spawn_ungated(delivery, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
+            .await;
+        rt.init_time().await;
+        let jobs = stack.moto.platform.deliveries.receiver.clone();
+        drain(jobs.as_ref(), &mut rt, |_| {
+            received.load(Ordering::Relaxed) - before >= deliveries
+        })
+        .await;
+        let delivered = received.load(Ordering::Relaxed) - before;
+        let pid = child_pid(delivery.binary);
+        rows.push((
+            format!("delivery peak RSS ({delivered} deliveries, 10 per batch)"),
+            pid.map_or(f64::NAN, peak_rss_mb),
+            format!(
+                "MB (VmHWM; goal <= 30; {:.0} s on moto)",
+                started.elapsed().as_secs_f64()
+            ),
+        ));
+        rows
+    }
+
+    /// Init, spawn to the first `/next`, median of `runs`, secrets from Secrets Manager
+    /// (as `--bench init` measures it).
+    pub async fn init_times(runs: usize) -> Vec<(String, f64)> {
+        let stack = Deployed::start(&[], &[]).await;
+        let mut rows = Vec::new();
+        for function in functions() {
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let mut rt = stack.spawn_ungated(function, &[]).await;
+                times.push(rt.init_time().await);
+            }
+            times.sort();
+            rows.push((
+                format!("{} init", function.logical_id),
+                times[times.len() / 2].as_secs_f64() * 1000.0,
+            ));
+        }
+        rows
+    }
+}
+
+/// Figures collected for the final table: (section, name, value, unit).
+#[derive(Default)]
+struct Table(Vec<(String, String, String)>);
+
+impl Table {
+    fn add(&mut self, name: impl Into<String>, value: impl Into<String>, note: impl Into<String>) {
+        let (name, value, note) = (name.into(), value.into(), note.into());
+        println!("  {name}: {value} {note}");
+        self.0.push((name, value, note));
+    }
+
+    fn print(&self) {
+        let w = self.0.iter().map(|r| r.0.len()).max().unwrap_or(10);
+        let v = self.0.iter().map(|r| r.1.len()).max().unwrap_or(10);
+        println!();
+        println!("{:<w$}  {:>v$}  note", "figure", "value");
+        println!("{}", "-".repeat(w + v + 40));
+        for (name, value, note) in &self.0 {
+            println!("{name:<w$}  {value:>v$}  {note}");
+        }
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn skipped(part: &str) -> bool {
+    std::env::var("FIGURES_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .any(|p| p.trim() == part)
+}
+
+fn target_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+}
+
+pub fn release_binary(name: &str) -> &'static str {
+    let path = target_dir().join("release").join(name);
+    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
+}
+
+// ---------------------------------------------------------------------------------------
+// The receiver
+
+/// What the receiver saw: a count, and when each object id (of a run's range) arrived,
+/// in nanoseconds since `epoch`.
+pub struct Seen {
+    pub count: AtomicUsize,
+    epoch: Instant,
+    /// Object ids from `base` on; 0 = not yet.
+    arrivals: std::sync::RwLock<(u64, Arc<Vec<AtomicU64>>)>,
+}
+
+impl Seen {
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64 + 1
+    }
+
+    /// Starts noting arrivals of object ids `base..base + len`.
+    fn track(&self, base: u64, len: usize) -> Arc<Vec<AtomicU64>> {
+        let slots: Arc<Vec<AtomicU64>> = Arc::new((0..len).map(|_| AtomicU64::new(0)).collect());
+        *self.arrivals.write().unwrap() = (base, slots.clone());
+        slots
+    }
+
+    fn note(&self, object_id: u64) {
+        let now = self.nanos(Instant::now());
+        let guard = self.arrivals.read().unwrap();
+        let (base, slots) = &*guard;
+        if let Some(slot) = object_id
+            .checked_sub(*base)
+            .and_then(|i| slots.get(i as usize))
+        {
+            let _ = slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The object id of a delivery body: form (`id=123&...`) or JSON (`{"id":123,...}`).
+fn object_id(body: &[u8]) -> Option<u64> {
+    let rest = body
+        .strip_prefix(b"id=")
+        .or_else(|| body.strip_prefix(b"{\"id\":"))?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+struct FastReceiver {
+    url: String,
+    addr: SocketAddr,
+    seen: Arc<Seen>,
+}
+
+/// Starts the receiver on a runtime of its own (two worker threads), so that the bench's
+/// publisher never delays an arrival.
+fn start_receiver() -> FastReceiver {
+    let seen = Arc::new(Seen {
+        count: AtomicUsize::new(0),
+        epoch: Instant::now(),
+        arrivals: std::sync::RwLock::new((0, Arc::new(Vec::new()))),
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shared = seen.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("receiver")
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let seen = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            if let Some(id) = object_id(&body) {
+                                seen.note(id);
+                            }
+                            seen.count.fetch_add(1, Ordering::Relaxed);
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    let addr = rx.recv().unwrap();
+    FastReceiver {
+        url: format!("http://{addr}/hook"),
+        addr,
+        seen,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Load generator: keep-alive connections on plain threads, one request at a time each.
+
+fn load_generator(addr: SocketAddr, connections: usize, duration: Duration) -> f64 {
+    let body = b"id=1&resource_url=https%3A%2F%2Fhq.example.com%2Fapi%2Fv0%2Finvoices%2F1";
+    let request = format!(
+        "POST /hook HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    let request = Arc::new(request);
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|_| {
+            let (request, stop, total) = (request.clone(), stop.clone(), total.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if s.write_all(&request).is_err() {
+                        break;
+                    }
+                    // One response: headers, then content-length bytes.
+                    let mut have = 0;
+                    let complete = loop {
+                        match s.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => break false,
+                            Ok(k) => have += k,
+                        }
+                        if let Some(end) = find(&buf[..have], b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            while have < end + 4 + len {
+                                match s.read(&mut buf[have..]) {
+                                    Ok(0) | Err(_) => return n,
+                                    Ok(k) => have += k,
+                                }
+                            }
+                            break true;
+                        }
+                    };
+                    if !complete {
+                        break;
+                    }
+                    n += 1;
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    total.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `wrk` against the receiver, when it is installed: its requests/s.
+fn wrk(url: &str, secs: u64) -> Option<f64> {
+    let script = std::env::temp_dir().join("figures-wrk.lua");
+    std::fs::write(
+        &script,
+        "wrk.method = \"POST\"\nwrk.body = \"id=1&resource_url=x\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n",
+    )
+    .ok()?;
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// The local runner as a process
+
+struct Runner {
+    child: Child,
+    base: String,
+    token: String,
+}
+
+impl Runner {
+    fn spawn() -> Runner {
+        let mut child = Command::new(release_binary("webhooks-local"))
+            .env("PORT", "0")
+            .env("WEBHOOKS_BACKEND", "memory")
+            .env("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "0")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(match std::env::var_os("FIGURES_RUNNER_LOG") {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
+                None => Stdio::null(),
+            })
+            .spawn()
+            .expect("webhooks-local starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("a first line").unwrap();
+        let base = first
+            .strip_prefix("webhooks-local listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        let mut token = None;
+        while let Some(Ok(line)) = lines.next() {
+            if line.starts_with("ready bearer token") {
+                token = lines.next().and_then(Result::ok);
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Runner {
+            child,
+            base,
+            token: token.expect("a ready token").trim().to_owned(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU time (user + system) a process has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
+}
+
+/// The peak resident set of a process so far (`VmHWM`), in MB.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .build()
+        .unwrap()
+}
+
+async fn subscribe(http: &reqwest::Client, runner: &Runner, url: &str) {
+    let body = json!({"trigger_url": url, "event_id": "create_invoice", "secret": "bench-secret"});
+    let text = http
+        .post(format!("{}/api/v0/webhooks/subscriptions", runner.base))
+        .bearer_auth(&runner.token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["meta"]["status"], "ok_created", "{answer}");
+}
+
+fn events_body(ids: std::ops::Range<u64>) -> Vec<u8> {
+    let events: Vec<Value> = ids
+        .map(|i| {
+            json!({
+                "event_id": "create_invoice",
+                "object_id": i,
+                "resource_url": format!("https://hq.example.com/api/v0/invoices/{i}"),
+                "visible_to": [1],
+            })
+        })
+        .collect();
+    serde_json::to_vec(&events).unwrap()
+}
+
+async fn publish(http: &reqwest::Client, runner: &Runner, body: Vec<u8>) {
+    let answer = http
+        .post(format!("{}/api/v0/webhooks/events", runner.base))
+        .bearer_auth(&runner.token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let text = answer.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {text}");
+    assert!(
+        !text.contains("\"failed\"") && !text.contains("\"invalid\""),
+        "{text}"
+    );
+}
+
+async fn wait_for(seen: &Seen, n: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while seen.count.load(Ordering::Relaxed) < n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    true
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() {
+    let events = env_usize("FIGURES_EVENTS", 100_000);
+    let batch = env_usize("FIGURES_BATCH", 100).clamp(1, 100);
+    let latency_secs = env_usize("FIGURES_LATENCY_SECS", 5);
+    let loadgen_secs = env_usize("FIGURES_LOADGEN_SECS", 3);
+    let rates: Vec<usize> = std::env::var("FIGURES_RATES")
+        .unwrap_or_else(|_| "2000,10000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--release", "--bins", "-p", "webhooks-local"]);
+    if !skipped("lambda") || !skipped("init") {
+        build.args([
+            "-p",
+            "webhooks-api",
+            "-p",
+            "webhooks-fanout",
+            "-p",
+            "webhooks-delivery",
+        ]);
+    }
+    assert!(
+        build.status().expect("cargo runs").success(),
+        "the binaries build"
+    );
+
+    let mut table = Table::default();
+    let receiver = start_receiver();
+    println!(
+        "receiver: hyper HTTP/1 on {} (its own 2-thread runtime)",
+        receiver.url
+    );
+
+    // The receiver alone, under a load generator.
+    let generated = load_generator(receiver.addr, 64, Duration::from_secs(loadgen_secs as u64));
+    table.add(
+        "receiver alone, load generator (64 keep-alive connections)",
+        format!("{generated:.0}"),
+        "requests/s",
+    );
+    if let Some(rate) = wrk(&receiver.url, loadgen_secs as u64) {
+        table.add(
+            "receiver alone, wrk -t2 -c64",
+            format!("{rate:.0}"),
+            "requests/s",
+        );
+    }
+
+    // Bare reqwest: as many POSTs as deliveries, 80 in flight.
+    let http = client();
+    let bare_body = b"id=1&resource_url=https%3A%2F%2Fhq.example.com%2Fapi%2Fv0%2Finvoices%2F1";
+    let post = |_| {
+        let req = http
+            .post(&receiver.url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .timeout(Duration::from_secs(10))
+            .body(&bare_body[..]);
+        async move { req.send().await.unwrap().bytes().await.unwrap() }
+    };
+    stream::iter(0..1000)
+        .map(post)
+        .buffer_unordered(80)
+        .for_each(|_| async {})
+        .await;
+    let started = Instant::now();
+    stream::iter(0..events)
+        .map(post)
+        .buffer_unordered(80)
+        .for_each(|_| async {})
+        .await;
+    let bare = events as f64 / started.elapsed().as_secs_f64();
+    table.add(
+        "bare reqwest POST rate (80 in flight)",
+        format!("{bare:.0}"),
+        "requests/s",
+    );
+
+    // The local runner: N events in batches, one subscriber each.
+    let runner = Runner::spawn();
+    subscribe(&http, &runner, &receiver.url).await;
+    // Warm-up: one batch through, connections made.
+    let before = receiver.seen.count.load(Ordering::Relaxed);
+    publish(&http, &runner, events_body(1..batch as u64 + 1)).await;
+    assert!(wait_for(&receiver.seen, before + batch, Duration::from_secs(30)).await);
+    let start_count = receiver.seen.count.load(Ordering::Relaxed);
+    let cpu_before = cpu_time(runner.pid());
+    let started = Instant::now();
+    let bodies: Vec<Vec<u8>> = (0..events.div_ceil(batch))
+        .map(|b| {
+            let from = 1_000_000 + (b * batch) as u64;
+            events_body(from..(from + batch as u64).min(1_000_000 + events as u64))
+        })
+        .collect();
+    stream::iter(bodies)
+        .map(|body| publish(&http, &runner, body))
+        .buffer_unordered(4)
+        .for_each(|_| async {})
+        .await;
+    let published = started.elapsed();
+    let all = wait_for(
+        &receiver.seen,
+        start_count + events,
+        Duration::from_secs(600),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let cpu = cpu_time(runner.pid()) - cpu_before;
+    let delivered = receiver.seen.count.load(Ordering::Relaxed) - start_count;
+    assert!(all, "only {delivered} of {events} deliveries arrived");
+    let rate = delivered as f64 / elapsed.as_secs_f64();
+    table.add(
+        format!("local runner delivery rate ({events} events, batches of {batch})"),
+        format!("{rate:.0}"),
+        format!(
+            "deliveries/s (published in {:.2} s)",
+            published.as_secs_f64()
+        ),
+    );
+    table.add(
+        "local runner / bare reqwest",
+        format!("{:.2}", rate / bare),
+        "goal >= 0.8",
+    );
+    table.add(
+        "local runner CPU per delivery",
+        format!("{:.1}", cpu.as_secs_f64() * 1e6 / delivered as f64),
+        "µs (utime+stime of webhooks-local; goal <= 25)",
+    );
+    table.add(
+        "local runner peak RSS after the throughput run",
+        format!("{:.1}", peak_rss_mb(runner.pid())),
+        "MB (VmHWM)",
+    );
+    drop(runner);
+
+    if !skipped("latency") {
+        let runner = Runner::spawn();
+        subscribe(&http, &runner, &receiver.url).await;
+        let mut next_id = 10_000_000u64;
+        for &per_sec in &rates {
+            let n = per_sec * latency_secs;
+            let batches = n.div_ceil(10);
+            let period = Duration::from_secs_f64(10.0 / per_sec as f64);
+            let base = next_id;
+            next_id += n as u64 + 1000;
+            let slots = receiver.seen.track(base, n);
+            let before = receiver.seen.count.load(Ordering::Relaxed);
+            let sent_at: Arc<Vec<AtomicU64>> =
+                Arc::new((0..batches).map(|_| AtomicU64::new(0)).collect());
+            let answer_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let t0 = tokio::time::Instant::now();
+            let mut tasks = Vec::new();
+            for b in 0..batches {
+                tokio::time::sleep_until(t0 + period * b as u32).await;
+                let from = base + (b * 10) as u64;
+                let body = events_body(from..from + 10);
+                let (http, url, token) = (
+                    http.clone(),
+                    format!("{}/api/v0/webhooks/events", runner.base),
+                    runner.token.clone(),
+                );
+                let (sent_at, seen, answer_times) =
+                    (sent_at.clone(), receiver.seen.clone(), answer_times.clone());
+                tasks.push(tokio::spawn(async move {
+                    let at = Instant::now();
+                    sent_at[b].store(seen.nanos(at), Ordering::Relaxed);
+                    let ok = http
+                        .post(url)
+                        .bearer_auth(token)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false);
+                    answer_times.lock().unwrap().push(at.elapsed());
+                    assert!(ok, "a publish failed");
+                }));
+            }
+            let publish_span = t0.elapsed();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            wait_for(&receiver.seen, before + n, Duration::from_secs(60)).await;
+            let mut latencies: Vec<Duration> = (0..n)
+                .filter_map(|i| {
+                    let got = slots[i].load(Ordering::Relaxed);
+                    let sent = sent_at[i / 10].load(Ordering::Relaxed);
+                    (got != 0 && sent != 0).then(|| Duration::from_nanos(got.saturating_sub(sent)))
+                })
+                .collect();
+            latencies.sort();
+            let mut answers = answer_times.lock().unwrap().clone();
+            answers.sort();
+            let label = format!("latency at {per_sec}/s ({n} events, batches of 10)");
+            table.add(
+                format!("{label} p50"),
+                ms(percentile(&latencies, 0.5)),
+                "ms publish->receipt",
+            );
+            table.add(
+                format!("{label} p99"),
+                ms(percentile(&latencies, 0.99)),
+                format!("ms (goal < {} ms)", if per_sec <= 2000 { 1 } else { 3 }),
+            );
+            table.add(
+                format!("{label} publisher"),
+                format!("{:.0}", n as f64 / publish_span.as_secs_f64()),
+                format!(
+                    "events/s offered; publish answer p99 {} ms; {} of {n} arrived",
+                    ms(percentile(&answers, 0.99)),
+                    latencies.len()
+                ),
+            );
+        }
+        table.add(
+            "local runner peak RSS after the latency runs",
+            format!("{:.1}", peak_rss_mb(runner.pid())),
+            "MB (VmHWM)",
+        );
+        drop(runner);
+    }
+
+    if !skipped("lambda") {
+        let deliveries = env_usize("FIGURES_RSS_DELIVERIES", 10_000);
+        for (name, mb, note) in
+            figures_lambda::peak_rss(&receiver.url, &receiver.seen.count, deliveries).await
+        {
+            table.add(name, format!("{mb:.1}"), note);
+        }
+    }
+
+    if !skipped("init") {
+        let inits = figures_lambda::init_times(env_usize("FIGURES_INIT_RUNS", 7)).await;
+        for (name, value) in &inits {
+            table.add(
+                name.clone(),
+                format!("{value:.1}"),
+                "ms (spawn to first /next, median; secrets from Secrets Manager, moto)",
+            );
+        }
+        let of = |id: &str| {
+            inits
+                .iter()
+                .find(|(n, _)| n.starts_with(id))
+                .map(|(_, v)| *v)
+        };
+        if let (Some(api), Some(fanout)) = (of("ApiFunction"), of("FanoutFunction")) {
+            table.add(
+                "api init / fan-out init",
+                format!("{:.2}", api / fanout),
+                "goal <= 1.2",
+            );
+        }
+    }
+
+    // ---- cost: the cost bench's figures join this table here -------------------------
+    // TODO(issue 9, cost helper): call `webhooks_tests::cost::report()` here once
+    // `tests/src/cost.rs` exists, and add its rows to `table`.
+    // -----------------------------------------------------------------------------------
+
+    table.print();
+}
