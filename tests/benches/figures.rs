@@ -24,7 +24,8 @@
 //! `FIGURES_EVENTS` (100000), `FIGURES_BATCH` (100), `FIGURES_LATENCY_SECS` (5),
 //! `FIGURES_RATES` (`2000,10000`), `FIGURES_RSS_DELIVERIES` (10000), `FIGURES_INIT_RUNS`
 //! (7), `FIGURES_LOADGEN_SECS` (3), and `FIGURES_SKIP` (any of `lambda`, `init`,
-//! `latency`, comma-separated).
+//! `latency`, `cost`, comma-separated). The cost report (`webhooks_tests::cost`, the
+//! same as `--bench cost`) takes its sizes from `COST_EVENTS_ONE` and `COST_EVENTS_MANY`.
 //!
 //! `cargo bench -p webhooks-tests --bench figures` (it builds the binaries itself; the
 //! Lambda parts need moto, as the tests do).
@@ -951,10 +952,23 @@ async fn main() {
         }
     }
 
-    // ---- cost: the cost bench's figures join this table here -------------------------
-    // TODO(issue 9, cost helper): call `webhooks_tests::cost::report()` here once
-    // `tests/src/cost.rs` exists, and add its rows to `table`.
-    // -----------------------------------------------------------------------------------
+    // The bill and the AWS requests per delivery, through the real adapters on moto
+    // (`--bench cost` alone prints its full table; sizes from its `COST_*` variables).
+    if !skipped("cost") {
+        for figures in webhooks_tests::cost::report().await {
+            let (dollars_goal, requests_goal) = figures.scenario.goals;
+            table.add(
+                format!("cost, {}", figures.scenario.name),
+                format!("{:.4}", figures.dollars_per_million),
+                format!("$ per million deliveries, goal <= {dollars_goal:.2} (docs/cost.md)"),
+            );
+            table.add(
+                format!("AWS requests per delivery, {}", figures.scenario.name),
+                format!("{:.3}", figures.aws_requests_per_delivery),
+                format!("goal <= {requests_goal:.2} (besides Lambda's polling)"),
+            );
+        }
+    }
 
     table.print();
 }
