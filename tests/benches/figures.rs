@@ -117,8 +117,8 @@ mod figures_lambda {
     }
 
     /// Hands the messages of `queue` to `runtime` in SQS batches of 10 until `done` says
-    /// so (or nothing has come for 20 s). Messages are not deleted: the run ends well
-    /// within the queues' visibility timeouts.
+    /// so (or nothing has come for 20 s), deleting those the function did not report as
+    /// failed.
     async fn drain(
         queue: &dyn QueueReceiver,
         runtime: &mut Runtime,
@@ -141,10 +141,23 @@ mod figures_lambda {
                 continue;
             }
             idle_since = Instant::now();
-            let messages: Vec<IncomingMessage> = got.into_iter().map(|r| r.message).collect();
+            let (messages, receipts): (Vec<IncomingMessage>, Vec<String>) =
+                got.into_iter().map(|r| (r.message, r.receipt)).unzip();
             handed += messages.len();
             let event = serde_json::to_value(sqs_event(&messages)).unwrap();
-            runtime.invoke(event).await;
+            let answer = runtime.invoke(event).await;
+            // Settled as Lambda's event source settles them: the failures stay on the queue.
+            let failed: Vec<&str> = answer["batchItemFailures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["itemIdentifier"].as_str())
+                .collect();
+            for (message, receipt) in messages.iter().zip(&receipts) {
+                if !failed.contains(&message.message_id.as_str()) {
+                    let _ = queue.ack(receipt).await;
+                }
+            }
         }
         handed
     }
