@@ -73,9 +73,6 @@ impl App {
 
     /// A fresh event uid: `evt_` and 32 hex characters.
     pub fn new_event_uid(&self) -> String {
-        let mut bytes = [0u8; 16];
-        webhooks_core::crypto::random_bytes(&mut bytes);
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("evt_{hex}")
+        webhooks_core::service::random_id("evt_")
     }
 }

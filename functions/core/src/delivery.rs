@@ -344,14 +344,27 @@ impl Deliverer {
             self.tell_operator(notice, job, &record).await;
         }
         crate::metrics::delivery_attempt(outcome, Duration::from_millis(duration_ms));
-        tracing::info!(
-            subscription_id = %key.id,
-            attempt = record.attempt,
-            outcome = outcome.as_str(),
-            status = record.http_status,
-            duration_ms,
-            "delivery attempt"
-        );
+        // A delivered attempt is in the log and the metrics already: its line is for
+        // debugging (at info, one line a delivery was a sixth of the local runner's CPU
+        // and most of the CloudWatch Logs bill). Anything else is worth a line.
+        if outcome == crate::delivery_log::AttemptOutcome::Delivered {
+            tracing::debug!(
+                subscription_id = %key.id,
+                attempt = record.attempt,
+                status = record.http_status,
+                duration_ms,
+                "delivered"
+            );
+        } else {
+            tracing::info!(
+                subscription_id = %key.id,
+                attempt = record.attempt,
+                outcome = outcome.as_str(),
+                status = record.http_status,
+                duration_ms,
+                "delivery attempt"
+            );
+        }
         Ok(Settled { record, requeue })
     }
 

@@ -531,8 +531,8 @@ impl RecoverTask {
     }
 }
 
-/// `prefix` and 32 random hex characters.
-fn random_id(prefix: &str) -> String {
+/// `prefix` and 32 random hex characters (event uids `evt_…`, dispatch ids `msg_…`).
+pub fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     crate::crypto::random_bytes(&mut bytes);
     format!("{prefix}{}", hex::encode(bytes))
