@@ -35,7 +35,6 @@ use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::emulator_config;
 use webhooks_core::adapters::sqs::{Client as SqsClient, SqsQueue};
-use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{
     ApiSettings, Defaults, DeliveryStageSettings, FanoutSettings, FromEnv, JWT_SECRET, Queue,
     QueueUrls, SECRET_KEY,
@@ -399,16 +398,7 @@ pub async fn run(scenario: &Scenario, sizes: &Sizes, logs: &LogCounter) -> Measu
     let env = environment(&deployed, "ApiFunction", &aws.sdk, &secrets, &api_extra).await;
     let settings = ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k).cloned())
         .expect("the API's template environment is valid");
-    let deliveries = aws
-        .queue_or_missing(&settings.queues, Queue::Deliveries)
-        .await;
-    let ports = Ports {
-        store: Arc::new(aws.store(&settings.subscriptions_table)),
-        events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
-        deliveries: deliveries.clone(),
-        clock: Arc::new(SystemClock),
-        deliverer: Arc::new(aws.dispatcher(&settings, deliveries)),
-    };
+    let ports = Ports::on_aws(&aws, &settings).await;
     let app = App::new(settings, ports);
     let mut api = Function::new("api", "ApiFunction", gate, &meter);
 

@@ -169,7 +169,7 @@ async fn api_reads_are_bounded(backend: Backend) {
         Ports {
             store: platform.app.store.clone(),
             events: platform.app.events.clone(),
-            deliveries: platform.app.deliveries.clone(),
+            deliveries: platform.deliveries.sender.clone(),
             clock: platform.app.clock.clone(),
             deliverer,
         },

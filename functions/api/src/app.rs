@@ -26,13 +26,30 @@ pub struct Ports {
     pub deliverer: Arc<Deliverer>,
 }
 
+impl Ports {
+    /// The ports on AWS, as the API function composes them (its main, and the cost bench
+    /// that stands in for it).
+    pub async fn on_aws(aws: &webhooks_core::adapters::aws::Aws, settings: &ApiSettings) -> Self {
+        use webhooks_core::config::Queue;
+        let deliveries = aws
+            .queue_or_missing(&settings.queues, Queue::Deliveries)
+            .await;
+        Self {
+            store: Arc::new(aws.store(&settings.subscriptions_table)),
+            events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
+            deliveries: deliveries.clone(),
+            clock: Arc::new(webhooks_core::clock::SystemClock),
+            deliverer: Arc::new(aws.dispatcher(settings, deliveries)),
+        }
+    }
+}
+
 pub struct App {
     pub settings: ApiSettings,
     /// The owner's use cases; handlers call these.
     pub service: Subscriptions,
     pub store: Arc<dyn SubscriptionStore>,
     pub events: Arc<dyn QueueSender>,
-    pub deliveries: Arc<dyn QueueSender>,
     pub clock: Arc<dyn Clock>,
     pub deliverer: Arc<Deliverer>,
     pub limiter: RateLimiter,
@@ -47,7 +64,7 @@ impl App {
         let service = Subscriptions {
             store: ports.store.clone(),
             events: ports.events.clone(),
-            deliveries: ports.deliveries.clone(),
+            deliveries: ports.deliveries,
             deliverer: ports.deliverer.clone(),
             sealer: settings.sealer.clone(),
             clock: ports.clock.clone(),
@@ -63,7 +80,6 @@ impl App {
             service,
             store: ports.store,
             events: ports.events,
-            deliveries: ports.deliveries,
             clock: ports.clock,
             deliverer: ports.deliverer,
             limiter,
@@ -73,6 +89,6 @@ impl App {
 
     /// A fresh event uid: `evt_` and 32 hex characters.
     pub fn new_event_uid(&self) -> String {
-        webhooks_core::service::random_id("evt_")
+        webhooks_core::crypto::random_id("evt_")
     }
 }

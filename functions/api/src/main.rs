@@ -1,15 +1,12 @@
 //! The API Lambda: secrets and clients are read and built once per instance, then every
 //! request goes through `webhooks_api::lambda::handle`.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws::sdk_config;
-use webhooks_core::clock::SystemClock;
-use webhooks_core::config::{ApiSettings, Defaults, FromEnv, JWT_SECRET, Queue, SECRET_KEY};
+use webhooks_core::config::{ApiSettings, Defaults, FromEnv, JWT_SECRET, SECRET_KEY};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,16 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let env = aws.environment(&[SECRET_KEY, JWT_SECRET]).await?;
     let settings = ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k))
         .context("invalid configuration")?;
-    let deliveries = aws
-        .queue_or_missing(&settings.queues, Queue::Deliveries)
-        .await;
-    let ports = Ports {
-        store: Arc::new(aws.store(&settings.subscriptions_table)),
-        events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
-        deliveries: deliveries.clone(),
-        clock: Arc::new(SystemClock),
-        deliverer: Arc::new(aws.dispatcher(&settings, deliveries)),
-    };
+    let ports = Ports::on_aws(&aws, &settings).await;
     let app = App::new(settings, ports);
     let app = &app;
     lambda_http::run(lambda_http::service_fn(move |req| async move {

@@ -49,7 +49,17 @@ fn envelope(answer: &Value) -> (u64, Value) {
 
 #[tokio::test]
 async fn the_api_binary_serves_every_endpoint_within_its_role() {
-    let stack = Deployed::start(&[("DeliveryTimeoutSeconds", "1")], &[]).await;
+    // With an operator topic: the 410 `dispatch` below tells it (sns:Publish).
+    let (topic, inbox) =
+        webhooks_tests::moto::sns_topic_into_queue(&webhooks_tests::unique("api-ops")).await;
+    let stack = Deployed::start(
+        &[
+            ("DeliveryTimeoutSeconds", "1"),
+            ("OperatorTopicArn", topic.as_str()),
+        ],
+        &[],
+    )
+    .await;
     let mut api = stack
         .spawn(API, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
         .await;
@@ -233,6 +243,11 @@ async fn the_api_binary_serves_every_endpoint_within_its_role() {
 
     let (_, gone) = call("POST", &dispatch, &owner, Some(json!({"object_id": 3}))).await;
     assert_eq!(gone["response"]["status"].as_u64(), Some(410), "{gone}");
+    use webhooks_core::queue::QueueReceiver;
+    let heard = inbox.receive(10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(heard.len(), 1, "the operator hears of the removal");
+    let notice: Value = serde_json::from_str(&heard[0].message.body).unwrap();
+    assert_eq!(notice["subscription_id"], json!(hooked));
     let (_, log) = call("GET", &format!("{subs}/{hooked}/deliveries"), &owner, None).await;
     assert_eq!(
         log["response"]["deliveries"].as_array().unwrap().len(),

@@ -24,6 +24,14 @@ pub fn random_bytes(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the system random source failed");
 }
 
+/// `prefix` and 32 random hex characters (event uids `evt_…`, dispatch ids `msg_…`,
+/// fan-out attempts `att_…`).
+pub fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    random_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     random_bytes(&mut b);

@@ -348,7 +348,8 @@ impl FanOut {
         }
         let claimant = Claimant {
             event_uid: event.event_uid.clone(),
-            attempt: attempt_id(),
+            // A fresh id for every handling of a message (also of one handed over twice).
+            attempt: crate::crypto::random_id("att_"),
         };
         let times = ClaimTimes {
             now: self.clock.now_millis(),
@@ -554,14 +555,6 @@ impl<'a> Outbox<'a> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A fresh attempt id: `att_` and 32 hex characters, different for every handling of a
-/// message (also of one message handed over twice).
-fn attempt_id() -> String {
-    let mut bytes = [0u8; 16];
-    crate::crypto::random_bytes(&mut bytes);
-    format!("att_{}", hex::encode(bytes))
 }
 
 #[async_trait]

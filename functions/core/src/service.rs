@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::catalogue::Catalogue;
 use crate::clock::{Clock, Millis};
-use crate::crypto::SecretSealer;
+use crate::crypto::{SecretSealer, random_id};
 use crate::delivery::{Deliverer, DeliveryError, Retries};
 use crate::delivery_log::{Attempt, AttemptOutcome, DeliveryLog, LogCursor};
 use crate::event::{Event, Visibility, format_millis, resource_url_from_template};
@@ -529,11 +529,4 @@ impl RecoverTask {
             .as_deref()
             .and_then(|c| LogCursor::parse(c, &self.subscription.id).ok())
     }
-}
-
-/// `prefix` and 32 random hex characters (event uids `evt_…`, dispatch ids `msg_…`).
-pub fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    crate::crypto::random_bytes(&mut bytes);
-    format!("{prefix}{}", hex::encode(bytes))
 }

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -162,6 +163,31 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
             _ => None,
         },
     })
+}
+
+/// Every item a query finds, read by `read`, following `LastEvaluatedKey` (one request
+/// per 1 MB).
+async fn query_all<T>(
+    query: QueryFluentBuilder,
+    read: fn(&Item) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut found = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        for item in out.items() {
+            found.push(read(item)?);
+        }
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// The subscription an index item (keys only) points to.
@@ -333,28 +359,14 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn list_by_owner(&self, owner: &Owner) -> Result<Vec<Subscription>, StoreError> {
-        let mut subs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(owner_pk(owner)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items() {
-                subs.push(from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(subs),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(owner_pk(owner)))
+            .consistent_read(true);
+        query_all(query, from_item).await
     }
 
     async fn delete(
@@ -382,28 +394,14 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         owner: &Owner,
         event_id: &str,
     ) -> Result<Vec<SubscriptionRef>, StoreError> {
-        let mut refs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_OWNER_EVENT_INDEX)
-                .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(":p", s(owner_event_pk(owner, event_id)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items() {
-                refs.push(key_ref(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(refs),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_OWNER_EVENT_INDEX)
+            .key_condition_expression("gsi2pk = :p")
+            .expression_attribute_values(":p", s(owner_event_pk(owner, event_id)));
+        query_all(query, key_ref).await
     }
 
     async fn page_by_event(
