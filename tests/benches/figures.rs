@@ -23,7 +23,8 @@
 //! Sizes come from the environment so that it can run short:
 //! `FIGURES_EVENTS` (100000), `FIGURES_BATCH` (100), `FIGURES_LATENCY_SECS` (5),
 //! `FIGURES_RATES` (`2000,10000`), `FIGURES_RSS_DELIVERIES` (10000), `FIGURES_INIT_RUNS`
-//! (7), `FIGURES_LOADGEN_SECS` (3), and `FIGURES_SKIP` (any of `lambda`, `init`,
+//! (7), `FIGURES_LOADGEN_SECS` (3), `FIGURES_RUNNER` (another build of the runner, such
+//! as `target/profiling/webhooks-local` to profile it with perf), and `FIGURES_SKIP` (any of `lambda`, `init`,
 //! `latency`, `cost`, comma-separated). The cost report (`webhooks_tests::cost`, the
 //! same as `--bench cost`) takes its sizes from `COST_EVENTS_ONE` and `COST_EVENTS_MANY`.
 //!
@@ -541,7 +542,10 @@ struct Runner {
 
 impl Runner {
     fn spawn() -> Runner {
-        let mut child = Command::new(release_binary("webhooks-local"))
+        // `FIGURES_RUNNER` runs another build of it, e.g. `--profile profiling` for perf.
+        let binary = std::env::var("FIGURES_RUNNER")
+            .unwrap_or_else(|_| release_binary("webhooks-local").to_owned());
+        let mut child = Command::new(binary)
             .env("PORT", "0")
             .env("WEBHOOKS_BACKEND", "memory")
             .env("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "0")

@@ -144,6 +144,7 @@ impl Deliverer {
     ) -> Result<Attempt, DeliveryError> {
         let alone = BatchMarks::default();
         let Settled { record, requeue } = self.try_once(job, subscription, retries, &alone).await?;
+        crate::metrics::delivery_attempts([(record.outcome, record.duration())]);
         if !requeue.is_empty() {
             send_all(self.deliveries.as_ref(), requeue, 1).await?;
         }
@@ -343,7 +344,6 @@ impl Deliverer {
             requeue.extend(self.notice(notice, at).await);
             self.tell_operator(notice, job, &record).await;
         }
-        crate::metrics::delivery_attempt(outcome, Duration::from_millis(duration_ms));
         // A delivered attempt is in the log and the metrics already: its line is for
         // debugging (at info, one line a delivery was a sixth of the local runner's CPU
         // and most of the CloudWatch Logs bill). Anything else is worth a line.
@@ -535,6 +535,7 @@ impl Deliverer {
         let subscriptions = self.store.get_many(&keys).await?;
         let mut admitted = Vec::new();
         let mut settled = Vec::new();
+        let mut deferred = 0;
         let marks = &BatchMarks::default();
         for (message, job) in due {
             let found = subscriptions
@@ -560,7 +561,7 @@ impl Deliverer {
                 Ok(permit) => admitted.push((*message, job, subscription, permit)),
                 // A slow or failing receiver's job waits on the queue, untried.
                 Err(wait) => {
-                    crate::metrics::deferred();
+                    deferred += 1;
                     let later = DeliveryJob {
                         due_at: Some(now + wait.as_millis() as i64),
                         ..job.clone()
@@ -585,7 +586,15 @@ impl Deliverer {
                 }
                 .instrument(span)
             });
-        settled.extend(futures::future::join_all(attempts).await);
+        let attempted = futures::future::join_all(attempts).await;
+        crate::metrics::deferred(deferred);
+        crate::metrics::delivery_attempts(
+            attempted
+                .iter()
+                .filter_map(|(_, result)| result.as_ref().ok())
+                .map(|settled| (settled.record.outcome, settled.record.duration())),
+        );
+        settled.extend(attempted);
         Ok(settled)
     }
 

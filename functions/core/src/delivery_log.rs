@@ -94,6 +94,11 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// How long the request took.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.duration_ms)
+    }
+
     /// A delivered first attempt of object 1 to subscription `sub` (its id is the byte
     /// written as 24 hex digits) of user 1 of `hq`, at `at`, kept until `at`; for tests.
     #[cfg(test)]

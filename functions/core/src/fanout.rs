@@ -316,15 +316,21 @@ impl FanOut {
             }
         }
 
+        // One line a batch at info, a line an event at debug: a line for every event cost
+        // CPU per delivery and CloudWatch Logs bytes per delivery.
+        let mut jobs_made: Vec<usize> = Vec::new();
+        let (mut done, mut made) = (0usize, 0usize);
         for (i, event) in events.iter().enumerate() {
             if results[i].is_none() {
                 let continued = next[i].is_some();
                 if continued {
                     tracing::info!(event_uid = %event.event_uid, jobs = jobs[i], reads = reads[i], "fan-out continues in a new message");
                 } else {
-                    tracing::info!(event_uid = %event.event_uid, event_id = %event.event_id, jobs = jobs[i], reads = reads[i], "fanned out");
+                    tracing::debug!(event_uid = %event.event_uid, event_id = %event.event_id, jobs = jobs[i], reads = reads[i], "fanned out");
                 }
-                crate::metrics::fanned_out(jobs[i]);
+                jobs_made.push(jobs[i]);
+                done += 1;
+                made += jobs[i];
                 results[i] = Some(Ok(Outcome::FannedOut {
                     jobs: jobs[i],
                     pages: reads[i],
@@ -332,6 +338,10 @@ impl FanOut {
                 }));
             }
         }
+        if done > 0 {
+            tracing::info!(events = done, jobs = made, "fanned out");
+        }
+        crate::metrics::fanned_out(&jobs_made);
         results
             .into_iter()
             .map(|r| r.expect("every event answered"))

@@ -253,19 +253,24 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_emf_lines_apart_from_the_logs() {
+        use crate::delivery_log::AttemptOutcome::{Delivered, Retrying};
         let (logs, metrics) = (Buffer::default(), Buffer::default());
         let _guard = tracing::subscriber::set_default(subscriber(logs.clone(), metrics.clone()));
+        let ms = std::time::Duration::from_millis;
         async {
-            crate::metrics::delivery_attempt(
-                crate::delivery_log::AttemptOutcome::Retrying,
-                std::time::Duration::from_millis(42),
-            );
+            crate::metrics::delivery_attempts([(Retrying, ms(42))]);
+            // A batch: one document per outcome, the durations as a list of values.
+            let mut batch = vec![(Delivered, ms(5)), (Retrying, ms(7)), (Delivered, ms(9))];
+            // More than EMF's 100 values: a second document for the rest.
+            batch.extend((0..150).map(|i| (Delivered, ms(i))));
+            crate::metrics::delivery_attempts(batch);
+            crate::metrics::fanned_out(&[1, 100, 3]);
+            crate::metrics::deferred(0);
         }
         .instrument(tracing::info_span!("delivery", delivery_id = "msg_2"))
         .await;
         assert!(logs.lines().is_empty(), "metrics are not log lines");
         let lines = metrics.lines();
-        assert_eq!(lines.len(), 1);
         let doc = &lines[0];
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Webhooks");
@@ -281,6 +286,35 @@ mod tests {
         assert_eq!(doc["Deliveries"], 1.0);
         assert_eq!(doc["DeliveryDuration"], 42.0);
         assert!(doc["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+
+        // The batch: delivered (100 values, then the other 52), retrying; no document for
+        // zero deferred jobs.
+        let summary: Vec<(String, f64, usize)> = lines[1..4]
+            .iter()
+            .map(|d| {
+                let n = d["DeliveryDuration"].as_array().map_or(1, Vec::len);
+                (
+                    d["Outcome"].as_str().unwrap().to_owned(),
+                    d["Deliveries"].as_f64().unwrap(),
+                    n,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("delivered".to_owned(), 100.0, 100),
+                ("delivered".to_owned(), 52.0, 52),
+                ("retrying".to_owned(), 1.0, 1),
+            ]
+        );
+        assert_eq!(
+            lines[1]["DeliveryDuration"].as_array().unwrap()[..3],
+            [5.0, 9.0, 0.0]
+        );
+        assert_eq!(lines[3]["DeliveryDuration"], 7.0);
+        assert_eq!(lines[4]["FanoutJobs"], serde_json::json!([1.0, 100.0, 3.0]));
+        assert_eq!(lines.len(), 5, "{lines:?}");
     }
 
     #[test]
