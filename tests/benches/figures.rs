@@ -980,6 +980,11 @@ async fn main() {
                 format!("$ per million deliveries, goal <= {dollars_goal:.2} (docs/cost.md)"),
             );
             table.add(
+                format!("cost, {}, log provisioned", figures.scenario.name),
+                format!("{:.4}", figures.provisioned_log_dollars_per_million),
+                "$ per million, estimate: DeliveryLogCapacity=provisioned at 70 % use".to_owned(),
+            );
+            table.add(
                 format!("AWS requests per delivery, {}", figures.scenario.name),
                 format!("{:.3}", figures.aws_requests_per_delivery),
                 format!("goal <= {requests_goal:.2} (besides Lambda's polling)"),

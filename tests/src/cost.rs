@@ -56,6 +56,12 @@ pub mod prices {
     pub const SQS_PER_MILLION_REQUESTS: f64 = 0.40;
     /// DynamoDB on-demand, per million write request units.
     pub const DYNAMODB_PER_MILLION_WRITE_UNITS: f64 = 0.625;
+    /// DynamoDB provisioned capacity, per write capacity unit-hour (one write of up to
+    /// 1 KB a second for an hour), standard table class. Not cut in November 2024.
+    pub const DYNAMODB_PROVISIONED_PER_WCU_HOUR: f64 = 0.000_65;
+    /// The use that `DeliveryLogCapacity=provisioned` keeps its write capacity at
+    /// (Application Auto Scaling's target in `template.yaml`).
+    pub const PROVISIONED_TARGET_USE: f64 = 0.70;
     /// DynamoDB on-demand, per million read request units.
     pub const DYNAMODB_PER_MILLION_READ_UNITS: f64 = 0.125;
     /// Lambda, per million requests (invocations).
@@ -154,6 +160,12 @@ pub struct Figures {
     pub polling: Vec<BillLine>,
     pub polling_requests_per_delivery: f64,
     pub logs: BillLine,
+    /// The delivery log's write units per delivery (on demand in `lines`).
+    pub log_write_units_per_delivery: f64,
+    /// `dollars_per_million` with the log's writes on provisioned capacity at
+    /// [`prices::PROVISIONED_TARGET_USE`] (`DeliveryLogCapacity=provisioned`), under steady
+    /// load: an estimate from the same units, not a measurement.
+    pub provisioned_log_dollars_per_million: f64,
 }
 
 /// Runs both scenarios at the sizes the environment asks for, prints their bills, and
@@ -817,6 +829,14 @@ fn rename(names: &[(String, String)], resource: &str) -> String {
     out
 }
 
+/// What the bill calls the delivery log table.
+const LOG_TABLE: &str = "delivery log";
+
+/// Dollars per million writes of one unit on provisioned capacity kept at the target use.
+pub fn provisioned_write_unit_per_million() -> f64 {
+    prices::DYNAMODB_PROVISIONED_PER_WCU_HOUR / 3600.0 / prices::PROVISIONED_TARGET_USE * 1e6
+}
+
 /// Prices what a scenario measured.
 pub fn bill(scenario: &Scenario, m: &Measured) -> Figures {
     let deliveries = m.deliveries.max(1) as f64;
@@ -863,6 +883,7 @@ pub fn bill(scenario: &Scenario, m: &Measured) -> Figures {
         });
     }
     let mut requests = 0;
+    let mut log_write_units = 0.0;
     let order = |f: &str| ["api", "fanout", "delivery"].iter().position(|n| *n == f);
     let mut tallies: Vec<(&Line, &Tally)> = m.tallies.iter().collect();
     tallies.sort_by_key(|(l, _)| (order(&l.function), l.service.clone(), l.operation.clone()));
@@ -891,6 +912,9 @@ pub fn bill(scenario: &Scenario, m: &Measured) -> Figures {
                         unit_price: million(prices::DYNAMODB_PER_MILLION_READ_UNITS),
                         price_text: format!("${}/M", prices::DYNAMODB_PER_MILLION_READ_UNITS),
                     });
+                }
+                if resource == LOG_TABLE {
+                    log_write_units += t.write_units;
                 }
                 if t.write_units > 0.0 || t.read_units == 0.0 {
                     let index = if t.index_write_units > 0.0 {
@@ -947,10 +971,16 @@ pub fn bill(scenario: &Scenario, m: &Measured) -> Figures {
         unit_price: prices::CLOUDWATCH_LOGS_PER_GB,
         price_text: format!("${:.2}/GB", prices::CLOUDWATCH_LOGS_PER_GB),
     };
+    let dollars_per_million: f64 = lines.iter().map(BillLine::dollars_per_million).sum();
+    let log_write_units_per_delivery = per(log_write_units);
     Figures {
         scenario: scenario.clone(),
         deliveries: m.deliveries,
-        dollars_per_million: lines.iter().map(BillLine::dollars_per_million).sum(),
+        dollars_per_million,
+        log_write_units_per_delivery,
+        provisioned_log_dollars_per_million: dollars_per_million
+            - log_write_units_per_delivery * prices::DYNAMODB_PER_MILLION_WRITE_UNITS
+            + log_write_units_per_delivery * provisioned_write_unit_per_million(),
         lines,
         aws_requests_per_delivery: per(requests as f64),
         polling_requests_per_delivery: per(polling_requests as f64),
@@ -1023,6 +1053,19 @@ fn render(f: &Figures, m: &Measured) -> String {
         out,
         "   {:<84} {:>12} {:<8} {:>16} {:>10.4}   (goal <= {goal_dollars:.2})",
         "SUM (measured; without Lambda's SQS polling and logs)", "", "", "", f.dollars_per_million
+    );
+    let _ = writeln!(
+        out,
+        "   {:<84} {:>12} {:<8} {:>16} {:>10.4}   (estimate)",
+        format!(
+            "  the same with DeliveryLogCapacity=provisioned: {:.3} WRU at ${:.3}/M",
+            f.log_write_units_per_delivery,
+            provisioned_write_unit_per_million()
+        ),
+        "",
+        "",
+        format!("${}/WCU-h", prices::DYNAMODB_PROVISIONED_PER_WCU_HOUR),
+        f.provisioned_log_dollars_per_million
     );
     let _ = writeln!(
         out,
@@ -1186,4 +1229,20 @@ pub fn count_logs() -> LogCounter {
             counter
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// $0.00065 a unit-hour buys 3,600 writes at full use; at 70 % use, 2,520.
+    #[test]
+    fn a_provisioned_write_unit_is_its_hourly_price_over_the_writes_it_carries_at_70_percent() {
+        let per_million = provisioned_write_unit_per_million();
+        assert!(
+            (per_million - 0.000_65 / 2520.0 * 1e6).abs() < 1e-9,
+            "{per_million}"
+        );
+        assert!((0.25..0.26).contains(&per_million), "{per_million}");
+    }
 }

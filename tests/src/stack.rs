@@ -149,6 +149,18 @@ impl Stack {
             .unwrap_or_else(|| panic!("the template has no resource {logical}"))
     }
 
+    /// A resource's properties as CloudFormation would create it, or `None` when its
+    /// `Condition` is false and it is not created at all.
+    pub fn created(&self, logical: &str) -> Option<Value> {
+        let resource = self.resource(logical);
+        if let Some(condition) = resource.get("Condition").and_then(Value::as_str)
+            && !self.condition(condition)
+        {
+            return None;
+        }
+        Some(self.eval(&resource["Properties"]))
+    }
+
     /// The environment variables of a function, as Lambda would set them.
     pub fn environment(&self, function: &str) -> Vec<(String, String)> {
         let vars = self.eval(&self.resource(function)["Properties"]["Environment"]["Variables"]);

@@ -153,6 +153,8 @@ pub async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<Running, LocalErro
                 _ = stopped.changed() => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    // Answers go out as written, not held back for a coalescing ACK.
+                    let _ = stream.set_nodelay(true);
                     let app = served.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
