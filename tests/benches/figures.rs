@@ -394,43 +394,48 @@ fn start_receiver() -> FastReceiver {
     });
     let (tx, rx) = std::sync::mpsc::channel();
     let shared = seen.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("receiver")
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let seen = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let body = req.into_body().collect().await?.to_bytes();
-                            if let Some(id) = object_id(&body) {
-                                seen.note(id);
-                            }
-                            seen.count.fetch_add(1, Ordering::Relaxed);
-                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
-                                Bytes::from_static(b"ok"),
-                            )))
-                        }
+    // Named, like its runtime's threads, so the client's CPU can be told from its own.
+    let receiver_thread = std::thread::Builder::new().name("receiver".into());
+    receiver_thread
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("receiver")
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let seen = shared.clone();
+                    tokio::spawn(async move {
+                        let service =
+                            service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                                let seen = seen.clone();
+                                async move {
+                                    let body = req.into_body().collect().await?.to_bytes();
+                                    if let Some(id) = object_id(&body) {
+                                        seen.note(id);
+                                    }
+                                    seen.count.fetch_add(1, Ordering::Relaxed);
+                                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
+                                        Bytes::from_static(b"ok"),
+                                    )))
+                                }
+                            });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
+                }
+            });
+        })
+        .expect("the receiver's thread starts");
     let addr = rx.recv().unwrap();
     FastReceiver {
         url: format!("http://{addr}/hook"),
@@ -616,6 +621,30 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
 }
 
+/// CPU time (user + system) of this process's threads, but for the receiver's.
+fn cpu_time_but_receiver() -> Duration {
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.starts_with("receiver") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Duration::from_secs_f64(ticks as f64 / clock_ticks())
+}
+
 /// The peak resident set of a process so far (`VmHWM`), in MB.
 pub fn peak_rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -778,16 +807,23 @@ async fn main() {
         .for_each(|_| async {})
         .await;
     let started = Instant::now();
+    let cpu_before = cpu_time_but_receiver();
     stream::iter(0..events)
         .map(post)
         .buffer_unordered(80)
         .for_each(|_| async {})
         .await;
     let bare = events as f64 / started.elapsed().as_secs_f64();
+    let bare_cpu = cpu_time_but_receiver().saturating_sub(cpu_before);
     table.add(
         "bare reqwest POST rate (80 in flight)",
         format!("{bare:.0}"),
         "requests/s",
+    );
+    table.add(
+        "bare reqwest CPU per POST",
+        format!("{:.1}", bare_cpu.as_secs_f64() * 1e6 / events as f64),
+        "µs (this process's threads but the receiver's: the client's own share of a delivery)",
     );
 
     // The local runner: N events in batches, one subscriber each.

@@ -750,3 +750,69 @@ async fn the_owner_hears_of_removals_and_give_ups_and_never_in_a_loop() {
         told[0].0.delivery_id
     );
 }
+
+/// Lines an attempt writes at info carry its `delivery_id` as a field of their own (its
+/// span is at debug, so at info nothing else would put it there), as the Lambda's JSON
+/// lines show them; a success writes no line at all.
+#[tokio::test]
+async fn an_attempts_log_lines_name_its_delivery_and_a_success_writes_none() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::fmt::format::JsonFields;
+    use tracing_subscriber::layer::SubscriberExt;
+    use webhooks_core::telemetry::FlatJson;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(FlatJson)
+            .with_writer(move || writer.clone())
+            .with_filter(LevelFilter::INFO),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let read = || -> Vec<serde_json::Value> {
+        String::from_utf8(lines.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let sub = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    assert!(kit.run(&[kit.job(&sub, 1)]).await.is_empty());
+    assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1);
+    let after_success = read();
+    assert!(
+        !after_success
+            .iter()
+            .any(|l| l["message"] == "delivery attempt" || l["message"] == "delivered"),
+        "{after_success:?}"
+    );
+
+    receiver.always(Behaviour::Status(500));
+    let failing = kit.job(&sub, 2);
+    assert!(kit.run(std::slice::from_ref(&failing)).await.is_empty());
+    let attempt: Vec<serde_json::Value> = read()
+        .into_iter()
+        .filter(|l| l["message"] == "delivery attempt")
+        .collect();
+    assert_eq!(attempt.len(), 1, "{attempt:?}");
+    assert_eq!(attempt[0]["delivery_id"], failing.delivery_id.as_str());
+    assert_eq!(attempt[0]["outcome"], "retrying");
+    assert_eq!(attempt[0]["status"], 500);
+}

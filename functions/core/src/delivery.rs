@@ -247,7 +247,7 @@ impl Deliverer {
         } = call;
         let verdict = Verdict::of(&result, at.div_euclid(1000));
         let timeout_rounds = match verdict {
-            Verdict::TimedOut => self.timeout_rounds(key, at, batch).await,
+            Verdict::TimedOut => self.timeout_rounds(job, key, at, batch).await,
             _ => 0,
         };
         let Decision { outcome, next } = decide(
@@ -322,7 +322,7 @@ impl Deliverer {
                         self.store.replace(&disabled).await?;
                     }
                 }
-                tracing::info!(subscription_id = %key.id, reason = %reason, "subscription removed automatically");
+                tracing::info!(delivery_id = %job.delivery_id, subscription_id = %key.id, reason = %reason, "subscription removed automatically");
                 record.reason = Some(reason);
             }
             Next::Retry(delay) => {
@@ -341,7 +341,7 @@ impl Deliverer {
         }
         let mut requeue: Vec<OutgoingMessage> = retry.into_iter().collect();
         if let Some(notice) = notice.filter(|_| notices::about_to_notify(job)) {
-            requeue.extend(self.notice(notice, at).await);
+            requeue.extend(self.notice(notice, job, at).await);
             self.tell_operator(notice, job, &record).await;
         }
         // A delivered attempt is in the log and the metrics already: its line is for
@@ -349,6 +349,7 @@ impl Deliverer {
         // and most of the CloudWatch Logs bill). Anything else is worth a line.
         if outcome == crate::delivery_log::AttemptOutcome::Delivered {
             tracing::debug!(
+                delivery_id = %job.delivery_id,
                 subscription_id = %key.id,
                 attempt = record.attempt,
                 status = record.http_status,
@@ -357,6 +358,7 @@ impl Deliverer {
             );
         } else {
             tracing::info!(
+                delivery_id = %job.delivery_id,
                 subscription_id = %key.id,
                 attempt = record.attempt,
                 outcome = outcome.as_str(),
@@ -381,20 +383,25 @@ impl Deliverer {
             at: crate::event::format_millis(record.at),
         };
         if let Err(e) = self.operator.tell(&told).await {
-            tracing::error!(error = %e, event_id = %told.event_id, "could not tell the operator");
+            tracing::error!(error = %e, delivery_id = %job.delivery_id, event_id = %told.event_id, "could not tell the operator");
         }
     }
 
     /// The jobs that tell the owner what happened. A lookup that fails is logged, not
     /// retried: retrying the message would send its webhook again.
-    async fn notice(&self, notice: Notice<'_>, at: Millis) -> Vec<OutgoingMessage> {
+    async fn notice(
+        &self,
+        notice: Notice<'_>,
+        job: &DeliveryJob,
+        at: Millis,
+    ) -> Vec<OutgoingMessage> {
         match notices::jobs(self.store.as_ref(), notice, &self.settings.api_base_url, at).await {
             Ok(jobs) => jobs
                 .iter()
                 .map(|j| OutgoingMessage::new(j.to_message()))
                 .collect(),
             Err(e) => {
-                tracing::error!(error = %e, event_id = notice.event_id(), "could not look up who to tell");
+                tracing::error!(error = %e, delivery_id = %job.delivery_id, event_id = notice.event_id(), "could not look up who to tell");
                 Vec::new()
             }
         }
@@ -403,7 +410,13 @@ impl Deliverer {
     /// Timeout rounds in a row, this attempt's included, from the subscription's latest
     /// attempts in the log. A log that cannot be read counts this round alone: the job is
     /// retried, and the next timeout counts again.
-    async fn timeout_rounds(&self, key: &SubscriptionRef, at: Millis, batch: &BatchMarks) -> u32 {
+    async fn timeout_rounds(
+        &self,
+        job: &DeliveryJob,
+        key: &SubscriptionRef,
+        at: Millis,
+        batch: &BatchMarks,
+    ) -> u32 {
         match self.log.page(key, None, TIMEOUT_HISTORY).await {
             Ok(recent) => {
                 let mut marks: Vec<RowMark> =
@@ -412,7 +425,7 @@ impl Deliverer {
                 timeout_rounds_of(at, marks, self.settings.timeout)
             }
             Err(e) => {
-                tracing::error!(error = %e, subscription_id = %key.id, "could not read the delivery log to count timeouts");
+                tracing::error!(error = %e, delivery_id = %job.delivery_id, subscription_id = %key.id, "could not read the delivery log to count timeouts");
                 1
             }
         }
@@ -573,7 +586,10 @@ impl Deliverer {
         let attempts = admitted
             .into_iter()
             .map(|(message, job, subscription, permit)| {
-                let span = tracing::info_span!("delivery", delivery_id = %job.delivery_id);
+                // At debug: a span's fields are formatted when it opens, for every
+                // delivery, though a success writes no line. The attempt's lines at info
+                // and above carry `delivery_id` themselves.
+                let span = tracing::debug_span!("delivery", delivery_id = %job.delivery_id);
                 async move {
                     let result = self
                         .try_once(job, subscription, Retries::Scheduled, marks)

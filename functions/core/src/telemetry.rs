@@ -3,7 +3,8 @@
 //! On Lambda ([`init_lambda`]) every log line is one JSON object, the form the template's
 //! `LogFormat: JSON` expects: `level`, `target`, `message`, the event's fields, and the
 //! fields of the spans it happened in, all at the top level, so the runtime's `requestId`
-//! and the delivery stage's `delivery_id` can be searched and filtered on directly. The
+//! and the delivery stage's `delivery_id` (a field of each line an attempt writes, and of
+//! its span at debug level) can be searched and filtered on directly. The
 //! level comes from `AWS_LAMBDA_LOG_LEVEL` (the template's `ApplicationLogLevel`), else
 //! `RUST_LOG`, else `info`.
 //!
