@@ -6,7 +6,8 @@
 //!   keep-alive client written here; `wrk` too, when it is on PATH) measures what it can
 //!   take, to show it is not the bottleneck.
 //! * Bare reqwest: the same number of POSTs as deliveries, 80 in flight (the runner's 8
-//!   delivery workers of 10).
+//!   delivery workers of 10), and its CPU per POST (this process's threads but the
+//!   receiver's): the client's own share of what a delivery costs.
 //! * The local runner (`webhooks-local`, release build, memory backend, spawned as a
 //!   process, its log at the default level to /dev/null): one subscription (with a
 //!   secret, so every delivery is signed), N events published in batches, one delivery
@@ -14,7 +15,9 @@
 //!   from `/proc/<pid>/stat` (utime + stime) over the same span.
 //! * Latency, publish to receipt: a fresh runner, events in batches of 10 at a steady
 //!   rate (2,000/s and 10,000/s), each batch POSTed on its own schedule by a keep-alive
-//!   client; latency is from just before the POST to the receiver's arrival time.
+//!   client; latency is from just before the POST to the receiver's arrival time. The
+//!   runner's CPU per delivery at each steady rate is printed too (the throughput run
+//!   measures it with a backlog, which amortises per-batch costs).
 //! * Peak RSS (`VmHWM`): the runner's after its loads, and each Lambda binary's (api,
 //!   fanout, delivery) run as Lambda runs it (the Runtime API emulator, against moto)
 //!   while it carries its part of delivering `FIGURES_RSS_DELIVERIES` webhooks.
@@ -899,6 +902,7 @@ async fn main() {
             let sent_at: Arc<Vec<AtomicU64>> =
                 Arc::new((0..batches).map(|_| AtomicU64::new(0)).collect());
             let answer_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let cpu_before = cpu_time(runner.pid());
             let t0 = tokio::time::Instant::now();
             let mut tasks = Vec::new();
             for b in 0..batches {
@@ -933,6 +937,7 @@ async fn main() {
                 t.await.unwrap();
             }
             wait_for(&receiver.seen, before + n, Duration::from_secs(60)).await;
+            let steady_cpu = cpu_time(runner.pid()).saturating_sub(cpu_before);
             let mut latencies: Vec<Duration> = (0..n)
                 .filter_map(|i| {
                     let got = slots[i].load(Ordering::Relaxed);
@@ -962,6 +967,11 @@ async fn main() {
                     ms(percentile(&answers, 0.99)),
                     latencies.len()
                 ),
+            );
+            table.add(
+                format!("{label} runner CPU per delivery"),
+                format!("{:.1}", steady_cpu.as_secs_f64() * 1e6 / n as f64),
+                "µs at this steady rate (no backlog, unlike the throughput run)",
             );
         }
         table.add(

@@ -8,7 +8,7 @@
 //! generated secrets take their bytes straight from it ([`random_bytes`]); ids and retry
 //! jitter ([`random_id`], [`random_u64`]) take theirs from a per-thread pool of its output,
 //! refilled 512 bytes at a time, so a busy process makes one system call per 32 ids instead
-//! of one each (the call was about 5 % of the runner's CPU per delivery). Bytes handed out
+//! of one each (the call was about 3 % of the runner's CPU per delivery). Bytes handed out
 //! are wiped from the pool.
 //!
 //! Sealed secrets are bound to their subscription: the format `v2:` authenticates the

@@ -306,7 +306,7 @@ impl ReqwestSender {
             .redirect(reqwest::redirect::Policy::none())
             // Retries are the delivery policy's alone (`core::after_attempt`). reqwest's
             // own replay of refused HTTP/2 streams is off, and with it the copy of every
-            // request's headers and body it keeps to replay (about 5 % of the runner's
+            // request's headers and body it keeps to replay (about 4 % of the runner's
             // CPU per delivery).
             .retry(reqwest::retry::never().max_retries_per_request(0))
             .no_proxy()
