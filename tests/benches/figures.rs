@@ -26,9 +26,10 @@
 //! Sizes come from the environment so that it can run short:
 //! `FIGURES_EVENTS` (100000), `FIGURES_BATCH` (100), `FIGURES_LATENCY_SECS` (5),
 //! `FIGURES_RATES` (`2000,10000`), `FIGURES_RSS_DELIVERIES` (10000), `FIGURES_INIT_RUNS`
-//! (7), `FIGURES_LOADGEN_SECS` (3), `FIGURES_RUNNER` (another build of the runner, such
-//! as `target/profiling/webhooks-local` to profile it with perf), and `FIGURES_SKIP` (any of `lambda`, `init`,
-//! `latency`, `cost`, comma-separated). The cost report (`webhooks_tests::cost`, the
+//! (7), `FIGURES_LOADGEN_SECS` (3), `FIGURES_RUNNER` (another build of the runner, by
+//! absolute path, such as `$PWD/target/profiling/webhooks-local` to profile it with
+//! perf), and `FIGURES_SKIP` (any of `lambda`, `init`, `latency`, `cost`,
+//! comma-separated). The cost report (`webhooks_tests::cost`, the
 //! same as `--bench cost`) takes its sizes from `COST_EVENTS_ONE` and `COST_EVENTS_MANY`.
 //!
 //! `cargo bench -p webhooks-tests --bench figures` (it builds the binaries itself; the
