@@ -35,10 +35,9 @@
 //! `cargo bench -p webhooks-tests --bench figures` (it builds the binaries itself; the
 //! Lambda parts need moto, as the tests do).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -51,6 +50,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use webhooks_tests::local_process::{LocalProcess, release_binary};
 
 /// The Lambda binaries, run as Lambda runs them (the Runtime API emulator, against moto,
 /// with the environment the template gives each): peak RSS under load, and init times.
@@ -324,18 +324,6 @@ fn skipped(part: &str) -> bool {
         .any(|p| p.trim() == part)
 }
 
-fn target_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
-}
-
-pub fn release_binary(name: &str) -> &'static str {
-    let path = target_dir().join("release").join(name);
-    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
-}
-
 // ---------------------------------------------------------------------------------------
 // The receiver
 
@@ -543,61 +531,22 @@ fn wrk(url: &str, secs: u64) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // The local runner as a process
 
-struct Runner {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-impl Runner {
-    fn spawn() -> Runner {
-        // `FIGURES_RUNNER` runs another build of it, e.g. `--profile profiling` for perf.
-        let binary = std::env::var("FIGURES_RUNNER")
-            .unwrap_or_else(|_| release_binary("webhooks-local").to_owned());
-        let mut child = Command::new(binary)
-            .env("PORT", "0")
-            .env("WEBHOOKS_BACKEND", "memory")
-            .env("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "0")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(match std::env::var_os("FIGURES_RUNNER_LOG") {
-                Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
-                None => Stdio::null(),
-            })
-            .spawn()
-            .expect("webhooks-local starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("a first line").unwrap();
-        let base = first
-            .strip_prefix("webhooks-local listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
-        let mut token = None;
-        while let Some(Ok(line)) = lines.next() {
-            if line.starts_with("ready bearer token") {
-                token = lines.next().and_then(Result::ok);
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Runner {
-            child,
-            base,
-            token: token.expect("a ready token").trim().to_owned(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The local runner as a process: memory backend, no rate limit, its log at the default
+/// level to nowhere (or to `FIGURES_RUNNER_LOG`). `FIGURES_RUNNER` runs another build of
+/// it, e.g. `--profile profiling` for perf.
+fn spawn_runner() -> LocalProcess {
+    let binary = std::env::var("FIGURES_RUNNER")
+        .unwrap_or_else(|_| release_binary("webhooks-local").to_owned());
+    let mut cmd = Command::new(binary);
+    cmd.env("PORT", "0")
+        .env("WEBHOOKS_BACKEND", "memory")
+        .env("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "0")
+        .env_remove("RUST_LOG")
+        .stderr(match std::env::var_os("FIGURES_RUNNER_LOG") {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
+            None => Stdio::null(),
+        });
+    LocalProcess::spawn(cmd)
 }
 
 fn clock_ticks() -> f64 {
@@ -669,7 +618,7 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn subscribe(http: &reqwest::Client, runner: &Runner, url: &str) {
+async fn subscribe(http: &reqwest::Client, runner: &LocalProcess, url: &str) {
     let body = json!({"trigger_url": url, "event_id": "create_invoice", "secret": "bench-secret"});
     let text = http
         .post(format!("{}/api/v0/webhooks/subscriptions", runner.base))
@@ -700,7 +649,7 @@ fn events_body(ids: std::ops::Range<u64>) -> Vec<u8> {
     serde_json::to_vec(&events).unwrap()
 }
 
-async fn publish(http: &reqwest::Client, runner: &Runner, body: Vec<u8>) {
+async fn publish(http: &reqwest::Client, runner: &LocalProcess, body: Vec<u8>) {
     let answer = http
         .post(format!("{}/api/v0/webhooks/events", runner.base))
         .bearer_auth(&runner.token)
@@ -831,7 +780,7 @@ async fn main() {
     );
 
     // The local runner: N events in batches, one subscriber each.
-    let runner = Runner::spawn();
+    let runner = spawn_runner();
     subscribe(&http, &runner, &receiver.url).await;
     // Warm-up: one batch through, connections made.
     let before = receiver.seen.count.load(Ordering::Relaxed);
@@ -889,7 +838,7 @@ async fn main() {
     drop(runner);
 
     if !skipped("latency") {
-        let runner = Runner::spawn();
+        let runner = spawn_runner();
         subscribe(&http, &runner, &receiver.url).await;
         let mut next_id = 10_000_000u64;
         for &per_sec in &rates {

@@ -6,23 +6,14 @@
 //!
 //! `cargo bench -p webhooks-tests --bench init` (it builds the three binaries itself).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use webhooks_core::config::{DEV_JWT_SECRET, JWT_SECRET, SECRET_KEY};
 use webhooks_tests::deployed::{Deployed, Function, SEALING_KEY};
+use webhooks_tests::local_process::release_binary;
 
 const RUNS: usize = 7;
-
-fn binary(name: &str) -> &'static str {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let path = target.join("release").join(name);
-    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
-}
 
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
@@ -46,7 +37,11 @@ async fn main() {
         .status()
         .expect("cargo runs");
     assert!(built.success(), "the function binaries build");
-    let (api, fanout, delivery) = (binary("api"), binary("fanout"), binary("delivery"));
+    let (api, fanout, delivery) = (
+        release_binary("api"),
+        release_binary("fanout"),
+        release_binary("delivery"),
+    );
     let functions = [
         Function {
             logical_id: "ApiFunction",

@@ -13,6 +13,7 @@ pub mod iam_gate;
 pub mod idempotency_suite;
 pub mod lambda_events;
 pub mod lambda_runtime;
+pub mod local_process;
 pub mod moto;
 pub mod queue_suite;
 pub mod receiver;
