@@ -650,19 +650,7 @@ impl Consumer<'_> {
 
 /// One API Gateway (HTTP API, payload 2.0) request through the API's Lambda handler.
 async fn call_api(app: &App, path: &str, bearer: &str, body: &Value) -> (u16, Value) {
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../infra/events/api-create-subscription.json"
-    ))
-    .expect("the sample event parses");
-    event["rawPath"] = json!(path);
-    event["requestContext"]["http"]["method"] = json!("POST");
-    event["requestContext"]["http"]["path"] = json!(path);
-    if let Some(context) = event["requestContext"].as_object_mut() {
-        context.remove("authorizer");
-    }
-    event["headers"]["authorization"] = json!(format!("Bearer {bearer}"));
-    event["body"] = json!(body.to_string());
-    event["isBase64Encoded"] = json!(false);
+    let event = crate::lambda_events::api_request("POST", path, bearer, Some(body));
     let request =
         lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
     let answer = webhooks_api::lambda::handle(app, request).await;

@@ -41,21 +41,8 @@ impl Deployed {
         let mut vars = vec![("WEBHOOKS_SECRET_KEY", SEALING_KEY)];
         vars.extend_from_slice(platform);
         let moto = MotoPlatform::start(&vars).await;
-        let sdk = crate::moto::sdk_config().await;
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        let secret = |name: String, value: &str| {
-            let secrets = secrets.clone();
-            let value = value.to_owned();
-            async move {
-                let made = secrets
-                    .create_secret()
-                    .name(name)
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .expect("moto creates the secret");
-                Physical::secret(made.arn().expect("an ARN"))
-            }
+        let secret = async |name: String, value: &str| {
+            Physical::secret(&crate::moto::create_secret(&name, value).await)
         };
         let mut params: Vec<(&str, &str)> = vec![("JwtSecret", DEV_JWT_SECRET)];
         params.extend_from_slice(parameters);
@@ -73,7 +60,7 @@ impl Deployed {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_else(|| panic!("the platform has no {name}"))
         };
-        let sqs = SqsQueue::client(&sdk);
+        let sqs = SqsQueue::client(&crate::moto::sdk_config().await);
         let prefix = var("WEBHOOKS_QUEUE_PREFIX");
         let mut resources = HashMap::from([
             (

@@ -111,6 +111,13 @@ impl Runtime {
         }
     }
 
+    /// Hands `event` to the function and returns the time from its spawn to the answer:
+    /// a cold start's first request as its caller waits for it.
+    pub async fn time_to_answer(&mut self, event: Value) -> Duration {
+        self.invoke(event).await;
+        self.spawned_at.expect("a spawned function").elapsed()
+    }
+
     /// Hands an event to the function and waits for its answer.
     pub async fn invoke(&mut self, event: Value) -> Value {
         self.next_id += 1;

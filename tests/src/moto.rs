@@ -150,3 +150,16 @@ pub async fn sns_topic_into_queue(name: &str) -> (String, webhooks_core::adapter
     .await;
     (arn, queue)
 }
+
+/// Creates a secret in moto's Secrets Manager and returns its ARN.
+pub async fn create_secret(name: &str, value: &str) -> String {
+    let sdk = sdk_config().await;
+    let made = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("moto creates the secret");
+    made.arn().expect("an ARN").to_owned()
+}

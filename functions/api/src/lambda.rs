@@ -1,16 +1,108 @@
 //! The Lambda edge: API Gateway's request becomes a plain `http::Request` (with the
-//! authorizer's verified claims, when there are any) and the answer goes back.
+//! authorizer's verified claims, when there are any) and the answer goes back; and the
+//! [`Instance`] that holds the API for one Lambda instance.
+//!
+//! Guarantees of [`Instance`]:
+//! - Init reads nothing over the network: the settings are checked then (a bad or missing
+//!   one stops the cold start, as before), but the secrets are read at the first request,
+//!   each with one `GetSecretValue`, at the same time. That is once per instance.
+//! - A request that finds the secrets unreadable is answered `server_error` in the
+//!   envelope, the reason goes to the log (never a secret's value), and the next request
+//!   reads them again. A secret whose value is unusable is a configuration error: logged
+//!   and answered the same way, and not read again.
 
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+use webhooks_core::adapters::aws::{Aws, SecretArns, SecretError};
+use webhooks_core::config::{ApiSettings, ConfigError, Defaults, FromEnv, JWT_SECRET, SECRET_KEY};
 
 use crate::App;
+use crate::app::Ports;
+use crate::envelope::ApiError;
 use crate::guard::AuthorizerClaims;
+
+/// The API of one Lambda instance: settings checked at init, secrets read and the [`App`]
+/// built at the first request.
+pub struct Instance {
+    aws: Aws,
+    secrets: SecretArns,
+    app: OnceCell<Result<App, ConfigError>>,
+}
+
+/// Why a request could not reach the API.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("invalid configuration")]
+    Config(#[source] ConfigError),
+}
+
+impl Instance {
+    /// Checks the settings of the process environment; reads no secret yet.
+    pub fn start(aws: Aws) -> Result<Self, ConfigError> {
+        let secrets = SecretArns::from_env(&[SECRET_KEY, JWT_SECRET]);
+        ApiSettings::check_before_secrets(
+            &Defaults::lambda(),
+            |name| std::env::var(name).ok(),
+            &secrets.names(),
+        )?;
+        Ok(Self {
+            aws,
+            secrets,
+            app: OnceCell::new(),
+        })
+    }
+
+    /// The API, built at the first call that can read the secrets.
+    async fn app(&self) -> Result<&App, NotReady> {
+        let built = self
+            .app
+            .get_or_try_init(|| async {
+                let env = self.aws.read_secrets(&self.secrets).await?;
+                let settings = match ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k)) {
+                    Ok(settings) => settings,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let ports = Ports::on_aws(&self.aws, &settings).await;
+                Ok::<_, SecretError>(Ok(App::new(settings, ports)))
+            })
+            .await?;
+        built.as_ref().map_err(|e| NotReady::Config(e.clone()))
+    }
+
+    /// Serves one API Gateway request.
+    pub async fn serve(&self, req: lambda_http::Request) -> http::Response<Body> {
+        match self.app().await {
+            Ok(app) => handle(app, req).await,
+            Err(e) => {
+                // The whole chain: the SDK's sentence is in the sources. No part of it
+                // holds a secret's value (`ConfigError` never echoes one).
+                let mut reason = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    reason = format!("{reason}: {cause}");
+                    source = cause.source();
+                }
+                tracing::error!(error = %reason, "the API cannot serve requests");
+                let (parts, body) = plain_request(req).into_parts();
+                let req = http::Request::from_parts(parts, body);
+                to_lambda(crate::refuse(&req, ApiError::server_error()))
+            }
+        }
+    }
+}
 
 /// Serves one API Gateway request.
 pub async fn handle(app: &App, req: lambda_http::Request) -> http::Response<Body> {
+    to_lambda(crate::handle(app, plain_request(req)).await)
+}
+
+/// The request as the API's handler takes it, with the authorizer's claims.
+fn plain_request(req: lambda_http::Request) -> http::Request<Bytes> {
     let claims = authorizer_claims(&req);
     let (parts, body) = req.into_parts();
     let body = match body {
@@ -23,7 +115,11 @@ pub async fn handle(app: &App, req: lambda_http::Request) -> http::Response<Body
     if let Some(claims) = claims {
         plain.extensions_mut().insert(claims);
     }
-    let (parts, body) = crate::handle(app, plain).await.into_parts();
+    plain
+}
+
+fn to_lambda(answer: http::Response<Bytes>) -> http::Response<Body> {
+    let (parts, body) = answer.into_parts();
     http::Response::from_parts(
         parts,
         Body::Text(String::from_utf8_lossy(&body).into_owned()),

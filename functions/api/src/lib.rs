@@ -29,12 +29,7 @@ use routes::Route;
 /// Answers one API request.
 pub async fn handle(app: &App, req: http::Request<Bytes>) -> http::Response<Bytes> {
     let started = Instant::now();
-    let (path, suffix) = split_suffix(req.uri().path());
-    let accept = req
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
-    let format = suffix.unwrap_or_else(|| Format::from_accept(accept));
+    let (path, format) = answer_format(&req);
     let route = routes::route(req.method(), req.uri().path());
     let public = match &route {
         Ok(Route::OpenApi) => Some(discovery::openapi()),
@@ -67,6 +62,31 @@ pub async fn handle(app: &App, req: http::Request<Bytes>) -> http::Response<Byte
         "request"
     );
     respond(result, format, suppress)
+}
+
+/// The request's path without its format suffix, and the format it asks its answer in
+/// (the suffix, else `Accept`).
+fn answer_format(req: &http::Request<Bytes>) -> (&str, Format) {
+    let (path, suffix) = split_suffix(req.uri().path());
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    (path, suffix.unwrap_or_else(|| Format::from_accept(accept)))
+}
+
+/// Answers `req` with `error` alone, in the format and with the switches it asks for: for
+/// a request that cannot reach the handlers (the Lambda's secrets are unreadable).
+pub fn refuse(req: &http::Request<Bytes>, error: ApiError) -> http::Response<Bytes> {
+    let (path, format) = answer_format(req);
+    tracing::info!(
+        method = %req.method(),
+        path = %path,
+        status = error.status.code(),
+        "request"
+    );
+    let suppress = input::query_params(req.uri().query()).suppress();
+    respond(Err(error), format, suppress)
 }
 
 async fn serve(

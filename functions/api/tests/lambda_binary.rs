@@ -11,9 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use webhooks_tests::client::{claims, token};
 use webhooks_tests::deployed::{Deployed, Function};
+use webhooks_tests::lambda_events::{API_FIXTURE, api_request, list_subscriptions_request};
 use webhooks_tests::receiver::{Behaviour, Receiver};
-
-const CREATE: &str = include_str!("../../../infra/events/api-create-subscription.json");
 
 const API: Function = Function {
     logical_id: "ApiFunction",
@@ -21,25 +20,7 @@ const API: Function = Function {
 };
 
 fn event(method: &str, path: &str, bearer: &str, body: Option<Value>) -> Value {
-    let mut e: Value = serde_json::from_str(CREATE).unwrap();
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["requestContext"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorizer");
-    e["headers"]["authorization"] = json!(format!("Bearer {bearer}"));
-    match body {
-        Some(b) => {
-            e["body"] = json!(b.to_string());
-            e["isBase64Encoded"] = json!(false);
-        }
-        None => {
-            e.as_object_mut().unwrap().remove("body");
-        }
-    }
-    e
+    api_request(method, path, bearer, body.as_ref())
 }
 
 fn envelope(answer: &Value) -> (u64, Value) {
@@ -299,7 +280,7 @@ async fn behind_the_jwt_authorizer_the_api_binary_reads_the_verified_claims() {
     let mut api = stack.spawn(API, &[]).await;
 
     // The claims as API Gateway's JWT authorizer hands them over (the sample event's).
-    let mut authorized: Value = serde_json::from_str(CREATE).unwrap();
+    let mut authorized: Value = serde_json::from_str(API_FIXTURE).unwrap();
     authorized["rawPath"] = json!("/api/v0/webhooks/subscriptions");
     authorized["requestContext"]["http"]["method"] = json!("GET");
     authorized["requestContext"]["http"]["path"] = json!("/api/v0/webhooks/subscriptions");
@@ -321,4 +302,62 @@ async fn behind_the_jwt_authorizer_the_api_binary_reads_the_verified_claims() {
     let (status, _) = envelope(&api.runtime.invoke(unverified).await);
     assert_eq!(status, 401);
     api.gate.assert_nothing_refused();
+}
+
+#[tokio::test]
+async fn the_api_binary_reads_its_secrets_at_its_first_request_once() {
+    let stack = Deployed::start(&[], &[]).await;
+    let mut api = stack.spawn(API, &[]).await;
+    api.runtime.init_time().await;
+    // Init ends at the first `/next`: by then the function has made no AWS call at all.
+    assert_eq!(
+        api.gate.calls(),
+        vec![],
+        "init reads nothing over the network"
+    );
+
+    let secret_reads = |api: &webhooks_tests::deployed::Running| {
+        api.gate
+            .calls()
+            .iter()
+            .filter(|c| c.action == "secretsmanager:GetSecretValue")
+            .count()
+    };
+    for _ in 0..2 {
+        let (status, listed) = envelope(&api.runtime.invoke(list_subscriptions_request()).await);
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(
+            secret_reads(&api),
+            2,
+            "the sealing key and the HS256 secret, each read once for the instance"
+        );
+    }
+    api.gate.assert_nothing_refused();
+}
+
+#[tokio::test]
+async fn a_secret_the_api_cannot_read_is_a_server_error_and_read_again_next_time() {
+    let stack = Deployed::start(&[], &[]).await;
+    // A secret that does not exist yet (Secrets Manager takes a name where an ARN goes).
+    let name = webhooks_tests::unique("sealing-key-later");
+    let mut api = stack
+        .spawn_ungated(API, &[("WEBHOOKS_SECRET_KEY_ARN", name.as_str())])
+        .await;
+    let (status, refused) = envelope(&api.invoke(list_subscriptions_request()).await);
+    assert_eq!(status, 500, "{refused}");
+    assert_eq!(refused["meta"]["status"], json!("server_error"));
+    assert_eq!(refused["response"], Value::Null);
+    let message = refused["meta"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("Secrets Manager") && !message.contains(&name),
+        "nothing internal in the answer: {message}"
+    );
+
+    webhooks_tests::moto::create_secret(&name, webhooks_tests::deployed::SEALING_KEY).await;
+    let (status, listed) = envelope(&api.invoke(list_subscriptions_request()).await);
+    assert_eq!(
+        (status, listed["meta"]["status"].as_str()),
+        (200, Some("ok")),
+        "the next request reads the secret again: {listed}"
+    );
 }

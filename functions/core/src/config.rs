@@ -68,7 +68,7 @@ impl Defaults {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{name}: {problem}")]
 pub struct ConfigError {
     pub name: &'static str,
@@ -385,6 +385,34 @@ impl FromEnv for ApiSettings {
     }
 }
 
+impl ApiSettings {
+    /// Checks every variable the API reads while the secrets named in `unread` are known
+    /// to be set but not read yet (the API function reads them at its first request), so a
+    /// bad or missing setting still stops the cold start. The secrets' own values are
+    /// checked when they are read, by [`FromEnv::from_lookup`].
+    pub fn check_before_secrets(
+        defaults: &Defaults,
+        get: impl Fn(&str) -> Option<String>,
+        unread: &[&str],
+    ) -> Result<(), ConfigError> {
+        // Stand-ins of the right shape, in this function only: the parse's result is
+        // dropped, nothing is ever sealed or verified with them.
+        let stand_in = |name: &str| match name {
+            SECRET_KEY => Some(DEV_SECRET_KEY.to_owned()),
+            JWT_SECRET => Some(DEV_JWT_SECRET.to_owned()),
+            _ => None,
+        };
+        Self::from_lookup(defaults, |name| {
+            if unread.contains(&name) {
+                stand_in(name)
+            } else {
+                get(name)
+            }
+        })
+        .map(drop)
+    }
+}
+
 /// What the fan-out function reads: no secret at all.
 #[derive(Debug, Clone)]
 pub struct FanoutSettings {
@@ -522,6 +550,35 @@ mod tests {
             assert!(!s.pro_gate && !s.url_policy.allow_http);
             assert!(s.url_policy.network.allowed.is_empty());
         }
+    }
+
+    #[test]
+    fn the_apis_settings_are_checked_before_its_secrets_are_read() {
+        let unread = [SECRET_KEY, JWT_SECRET];
+        // Both secrets named but unread: the rest is fine, so the check passes.
+        ApiSettings::check_before_secrets(&Defaults::lambda(), lookup(&[]), &unread).unwrap();
+        // Any other bad variable is found without the secrets.
+        let e = ApiSettings::check_before_secrets(
+            &Defaults::lambda(),
+            lookup(&[("WEBHOOKS_RETRY_SCHEDULE", "soon")]),
+            &unread,
+        )
+        .unwrap_err();
+        assert_eq!(e.name, "WEBHOOKS_RETRY_SCHEDULE");
+        // A secret that is not named at all is still missing.
+        let e = ApiSettings::check_before_secrets(&Defaults::lambda(), lookup(&[]), &[JWT_SECRET])
+            .unwrap_err();
+        assert_eq!(e.name, SECRET_KEY);
+        let e = ApiSettings::check_before_secrets(&Defaults::lambda(), lookup(&[]), &[SECRET_KEY])
+            .unwrap_err();
+        assert_eq!(e.name, JWT_SECRET, "no way to verify a token");
+        // The value of a secret is checked when it is read, not before.
+        let e = ApiSettings::from_lookup(
+            &Defaults::lambda(),
+            lookup(&[(SECRET_KEY, "short"), ("WEBHOOKS_JWT_AUTHORIZER", "true")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.name, SECRET_KEY);
     }
 
     #[test]

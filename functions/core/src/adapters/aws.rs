@@ -3,10 +3,11 @@
 //! builds what it needs from here, once per instance.
 //!
 //! Secrets: the template gives a function `{NAME}_ARN` for each secret it may read
-//! (`WEBHOOKS_SECRET_KEY_ARN`, `WEBHOOKS_JWT_SECRET_ARN`); [`Aws::environment`] fetches
-//! those the binary asks for, once, before the first event, and hands them to the settings
-//! parser as if they were variables. A binary asks only for the secrets it uses, and the
-//! value is never logged.
+//! (`WEBHOOKS_SECRET_KEY_ARN`, `WEBHOOKS_JWT_SECRET_ARN`); [`Aws::read_secrets`] fetches
+//! those the binary names ([`SecretArns`]), each once, and hands them to the settings
+//! parser as if they were variables. A binary names only the secrets it uses and reads
+//! them when it first needs them (the delivery function at init, the API at its first
+//! request); the value is never logged.
 //!
 //! The SDK's HTTP client ([`sdk_config`]) reads the system's root certificates at its
 //! first `https://` request, not when the clients are built: the SDK's own default reads
@@ -173,6 +174,31 @@ impl Environment {
     }
 }
 
+/// The secrets a binary uses that are kept in Secrets Manager: those of its setting names
+/// whose `{NAME}_ARN` variable is set. Naming them reads nothing.
+#[derive(Debug, Clone, Default)]
+pub struct SecretArns(Vec<(&'static str, String)>);
+
+impl SecretArns {
+    pub fn from_env(secrets: &[&'static str]) -> Self {
+        Self(
+            secrets
+                .iter()
+                .filter_map(|name| {
+                    let arn = std::env::var(format!("{name}_ARN")).ok()?;
+                    let arn = arn.trim();
+                    (!arn.is_empty()).then(|| (*name, arn.to_owned()))
+                })
+                .collect(),
+        )
+    }
+
+    /// The setting names, without their ARNs.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|(name, _)| *name).collect()
+    }
+}
+
 /// A queue that could not be found at start: every send fails, so callers answer with
 /// an error instead of pretending (the API's subscription endpoints keep working).
 struct MissingQueue(String);
@@ -194,26 +220,24 @@ impl Aws {
     /// [`crate::config::SECRET_KEY`]): for each one whose `{NAME}_ARN` is set, one
     /// `GetSecretValue`. A secret without an `_ARN` variable is read from the environment
     /// as usual (the local runner's way).
-    pub async fn environment(&self, secrets: &[&str]) -> Result<Environment, SecretError> {
+    pub async fn environment(&self, secrets: &[&'static str]) -> Result<Environment, SecretError> {
+        self.read_secrets(&SecretArns::from_env(secrets)).await
+    }
+
+    /// The process environment plus the secrets of `arns`, all read at the same time (each
+    /// read is a round trip).
+    pub async fn read_secrets(&self, arns: &SecretArns) -> Result<Environment, SecretError> {
         let mut env = Environment::default();
-        let wanted: Vec<(&str, String)> = secrets
-            .iter()
-            .filter_map(|name| {
-                let arn = std::env::var(format!("{name}_ARN")).ok()?;
-                (!arn.trim().is_empty()).then_some((*name, arn))
-            })
-            .collect();
-        if wanted.is_empty() {
+        if arns.0.is_empty() {
             return Ok(env);
         }
         let client = aws_sdk_secretsmanager::Client::new(&self.sdk);
-        // At the same time: each read is a round trip of the cold start.
-        let reads = wanted.into_iter().map(|(name, arn)| {
+        let reads = arns.0.iter().map(|(name, arn)| {
             let client = client.clone();
             async move {
                 let value = client
                     .get_secret_value()
-                    .secret_id(arn.trim())
+                    .secret_id(arn)
                     .send()
                     .await
                     .map_err(|e| SecretError {
@@ -221,7 +245,7 @@ impl Aws {
                         source: Box::new(e),
                     })?;
                 let text = value.secret_string().unwrap_or_default().trim().to_owned();
-                Ok::<_, SecretError>((name.to_owned(), text))
+                Ok::<_, SecretError>((name.to_string(), text))
             }
         });
         env.secrets = futures::future::try_join_all(reads)
