@@ -17,7 +17,11 @@
 //!   rate (2,000/s and 10,000/s), each batch POSTed on its own schedule by a keep-alive
 //!   client; latency is from just before the POST to the receiver's arrival time. The
 //!   runner's CPU per delivery at each steady rate is printed too (the throughput run
-//!   measures it with a backlog, which amortises per-batch costs).
+//!   measures it with a backlog, which amortises per-batch costs), and so is the time the
+//!   publisher waits for each answer. First, as the floor, the same schedule with each
+//!   batch's 10 POSTs sent straight to the receiver by reqwest: one hop between
+//!   processes, where publish to receipt takes two (publisher to runner, runner to
+//!   receiver).
 //! * Peak RSS (`VmHWM`): the runner's after its loads, and each Lambda binary's (api,
 //!   fanout, delivery) run as Lambda runs it (the Runtime API emulator, against moto)
 //!   while it carries its part of delivering `FIGURES_RSS_DELIVERIES` webhooks.
@@ -667,6 +671,77 @@ async fn wait_for(seen: &Seen, n: usize, limit: Duration) -> bool {
     true
 }
 
+/// A steady-rate run: each object id's time from its batch's send to its arrival.
+struct SteadyRun {
+    latencies: Vec<Duration>,
+    /// Each batch's time to its answer.
+    answers: Vec<Duration>,
+    /// Events per second offered, as sent.
+    offered: f64,
+}
+
+impl SteadyRun {
+    fn percentile(&self, p: f64) -> Duration {
+        percentile(&self.latencies, p)
+    }
+}
+
+/// Offers `n` object ids from `base` on in batches of 10 at `per_sec`: each batch at its
+/// own time, on its own task, by `send(first id)` (true when answered with success).
+/// Latency is from just before the send to the receiver's arrival time; waits (up to
+/// 60 s) for every id to arrive.
+async fn at_steady_rate<F, Fut>(
+    seen: &Arc<Seen>,
+    base: u64,
+    per_sec: usize,
+    n: usize,
+    send: F,
+) -> SteadyRun
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let batches = n.div_ceil(10);
+    let period = Duration::from_secs_f64(10.0 / per_sec as f64);
+    let slots = seen.track(base, n);
+    let before = seen.count.load(Ordering::Relaxed);
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..batches).map(|_| AtomicU64::new(0)).collect());
+    let t0 = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for b in 0..batches {
+        tokio::time::sleep_until(t0 + period * b as u32).await;
+        let sending = send(base + (b * 10) as u64);
+        let (sent_at, seen) = (sent_at.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            let at = Instant::now();
+            sent_at[b].store(seen.nanos(at), Ordering::Relaxed);
+            let ok = sending.await;
+            assert!(ok, "a send failed");
+            at.elapsed()
+        }));
+    }
+    let span = t0.elapsed();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    wait_for(seen, before + n, Duration::from_secs(60)).await;
+    let mut latencies: Vec<Duration> = (0..n)
+        .filter_map(|i| {
+            let got = slots[i].load(Ordering::Relaxed);
+            let sent = sent_at[i / 10].load(Ordering::Relaxed);
+            (got != 0 && sent != 0).then(|| Duration::from_nanos(got.saturating_sub(sent)))
+        })
+        .collect();
+    latencies.sort();
+    answers.sort();
+    SteadyRun {
+        latencies,
+        answers,
+        offered: n as f64 / span.as_secs_f64(),
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -827,84 +902,80 @@ async fn main() {
     drop(runner);
 
     if !skipped("latency") {
-        let runner = spawn_runner();
-        subscribe(&http, &runner, &receiver.url).await;
+        // The floor: the same schedule, each batch's 10 POSTs sent straight to the
+        // receiver by this process's reqwest client, with no runner in between.
         let mut next_id = 10_000_000u64;
         for &per_sec in &rates {
             let n = per_sec * latency_secs;
-            let batches = n.div_ceil(10);
-            let period = Duration::from_secs_f64(10.0 / per_sec as f64);
+            let (base, url) = (next_id, receiver.url.clone());
+            next_id += n as u64 + 1000;
+            let run = at_steady_rate(&receiver.seen, base, per_sec, n, |from| {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let posts = (from..from + 10).map(|id| {
+                        http.post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(format!("id={id}&resource_url=x"))
+                            .send()
+                    });
+                    futures::future::join_all(posts)
+                        .await
+                        .into_iter()
+                        .all(|r| r.is_ok_and(|r| r.status().is_success()))
+                }
+            })
+            .await;
+            table.add(
+                format!("bare reqwest -> receiver at {per_sec}/s (10 POSTs a batch) p50 / p99"),
+                format!("{} / {}", ms(run.percentile(0.5)), ms(run.percentile(0.99))),
+                "ms: this machine's floor for one hop, below any runner figure",
+            );
+        }
+
+        let runner = spawn_runner();
+        subscribe(&http, &runner, &receiver.url).await;
+        for &per_sec in &rates {
+            let n = per_sec * latency_secs;
             let base = next_id;
             next_id += n as u64 + 1000;
-            let slots = receiver.seen.track(base, n);
-            let before = receiver.seen.count.load(Ordering::Relaxed);
-            let sent_at: Arc<Vec<AtomicU64>> =
-                Arc::new((0..batches).map(|_| AtomicU64::new(0)).collect());
-            let answer_times = Arc::new(std::sync::Mutex::new(Vec::new()));
             let cpu_before = cpu_time(runner.pid());
-            let t0 = tokio::time::Instant::now();
-            let mut tasks = Vec::new();
-            for b in 0..batches {
-                tokio::time::sleep_until(t0 + period * b as u32).await;
-                let from = base + (b * 10) as u64;
-                let body = events_body(from..from + 10);
-                let (http, url, token) = (
-                    http.clone(),
-                    format!("{}/api/v0/webhooks/events", runner.base),
-                    runner.token.clone(),
-                );
-                let (sent_at, seen, answer_times) =
-                    (sent_at.clone(), receiver.seen.clone(), answer_times.clone());
-                tasks.push(tokio::spawn(async move {
-                    let at = Instant::now();
-                    sent_at[b].store(seen.nanos(at), Ordering::Relaxed);
-                    let ok = http
-                        .post(url)
+            let (url, token) = (
+                format!("{}/api/v0/webhooks/events", runner.base),
+                runner.token.clone(),
+            );
+            let run = at_steady_rate(&receiver.seen, base, per_sec, n, |from| {
+                let (http, url, token) = (http.clone(), url.clone(), token.clone());
+                async move {
+                    http.post(url)
                         .bearer_auth(token)
                         .header("content-type", "application/json")
-                        .body(body)
+                        .body(events_body(from..from + 10))
                         .send()
                         .await
-                        .map(|r| r.status().is_success())
-                        .unwrap_or(false);
-                    answer_times.lock().unwrap().push(at.elapsed());
-                    assert!(ok, "a publish failed");
-                }));
-            }
-            let publish_span = t0.elapsed();
-            for t in tasks {
-                t.await.unwrap();
-            }
-            wait_for(&receiver.seen, before + n, Duration::from_secs(60)).await;
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            })
+            .await;
             let steady_cpu = cpu_time(runner.pid()).saturating_sub(cpu_before);
-            let mut latencies: Vec<Duration> = (0..n)
-                .filter_map(|i| {
-                    let got = slots[i].load(Ordering::Relaxed);
-                    let sent = sent_at[i / 10].load(Ordering::Relaxed);
-                    (got != 0 && sent != 0).then(|| Duration::from_nanos(got.saturating_sub(sent)))
-                })
-                .collect();
-            latencies.sort();
-            let mut answers = answer_times.lock().unwrap().clone();
-            answers.sort();
             let label = format!("latency at {per_sec}/s ({n} events, batches of 10)");
             table.add(
                 format!("{label} p50"),
-                ms(percentile(&latencies, 0.5)),
+                ms(run.percentile(0.5)),
                 "ms publish->receipt",
             );
             table.add(
                 format!("{label} p99"),
-                ms(percentile(&latencies, 0.99)),
+                ms(run.percentile(0.99)),
                 format!("ms (goal < {} ms)", if per_sec <= 2000 { 1 } else { 3 }),
             );
             table.add(
                 format!("{label} publisher"),
-                format!("{:.0}", n as f64 / publish_span.as_secs_f64()),
+                format!("{:.0}", run.offered),
                 format!(
-                    "events/s offered; publish answer p99 {} ms; {} of {n} arrived",
-                    ms(percentile(&answers, 0.99)),
-                    latencies.len()
+                    "events/s offered; publish answer p50 {} / p99 {} ms; {} of {n} arrived",
+                    ms(percentile(&run.answers, 0.5)),
+                    ms(percentile(&run.answers, 0.99)),
+                    run.latencies.len()
                 ),
             );
             table.add(
