@@ -19,9 +19,12 @@
 //!   runner's CPU per delivery at each steady rate is printed too (the throughput run
 //!   measures it with a backlog, which amortises per-batch costs), and so is the time the
 //!   publisher waits for each answer. First, as the floor, the same schedule with each
-//!   batch's 10 POSTs sent straight to the receiver by reqwest: one hop between
-//!   processes, where publish to receipt takes two (publisher to runner, runner to
-//!   receiver).
+//!   batch's 10 POSTs sent straight to the receiver by reqwest: one hop, where publish to
+//!   receipt takes two (publisher to runner, runner to receiver); then the same publishes
+//!   through a relay that only forwards each event (answering at once, as the runner
+//!   does): the floor for two hops on this machine. For the runner, the spread of each
+//!   batch's arrivals (last less first) shows how much of its latency is the batch's
+//!   deliveries waiting on each other.
 //! * Peak RSS (`VmHWM`): the runner's after its loads, and each Lambda binary's (api,
 //!   fanout, delivery) run as Lambda runs it (the Runtime API emulator, against moto)
 //!   while it carries its part of delivering `FIGURES_RSS_DELIVERIES` webhooks.
@@ -377,15 +380,61 @@ fn start_receiver() -> FastReceiver {
         epoch: Instant::now(),
         arrivals: std::sync::RwLock::new((0, Arc::new(Vec::new()))),
     });
-    let (tx, rx) = std::sync::mpsc::channel();
     let shared = seen.clone();
     // Named, like its runtime's threads, so the client's CPU can be told from its own.
-    let receiver_thread = std::thread::Builder::new().name("receiver".into());
-    receiver_thread
+    let addr = serve_http("receiver", move |body| {
+        if let Some(id) = object_id(&body) {
+            shared.note(id);
+        }
+        shared.count.fetch_add(1, Ordering::Relaxed);
+        async {}
+    });
+    FastReceiver {
+        url: format!("http://{addr}/hook"),
+        addr,
+        seen,
+    }
+}
+
+/// A relay that does nothing but forward: each POST of events is answered at once, and
+/// each event's object id is POSTed to `receiver` (a batch's at the same time), as the
+/// runner's delivery would. What publish to receipt costs on this machine with no work
+/// in between, two hops as through the runner.
+fn start_relay(receiver: &str) -> SocketAddr {
+    let (receiver, http) = (receiver.to_owned(), client());
+    serve_http("relay", move |body| {
+        let (receiver, http) = (receiver.clone(), http.clone());
+        tokio::spawn(async move {
+            let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
+            let posts = events
+                .iter()
+                .filter_map(|e| e["object_id"].as_u64())
+                .map(|id| {
+                    http.post(&receiver)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(format!("id={id}&resource_url=x"))
+                        .send()
+                });
+            futures::future::join_all(posts).await;
+        });
+        async {}
+    })
+}
+
+/// An HTTP/1 server on 127.0.0.1, on a runtime of its own (two worker threads named
+/// `name`): each request's body goes to `handle`, and the answer is `200 ok`.
+fn serve_http<F, Fut>(name: &'static str, handle: F) -> SocketAddr
+where
+    F: Fn(Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
         .spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
-                .thread_name("receiver")
+                .thread_name(name)
                 .enable_all()
                 .build()
                 .unwrap();
@@ -397,17 +446,14 @@ fn start_receiver() -> FastReceiver {
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let seen = shared.clone();
+                    let handle = handle.clone();
                     tokio::spawn(async move {
                         let service =
                             service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                                let seen = seen.clone();
+                                let handle = handle.clone();
                                 async move {
                                     let body = req.into_body().collect().await?.to_bytes();
-                                    if let Some(id) = object_id(&body) {
-                                        seen.note(id);
-                                    }
-                                    seen.count.fetch_add(1, Ordering::Relaxed);
+                                    handle(body).await;
                                     Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
                                         Bytes::from_static(b"ok"),
                                     )))
@@ -420,13 +466,8 @@ fn start_receiver() -> FastReceiver {
                 }
             });
         })
-        .expect("the receiver's thread starts");
-    let addr = rx.recv().unwrap();
-    FastReceiver {
-        url: format!("http://{addr}/hook"),
-        addr,
-        seen,
-    }
+        .expect("the server's thread starts");
+    rx.recv().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -674,6 +715,8 @@ async fn wait_for(seen: &Seen, n: usize, limit: Duration) -> bool {
 /// A steady-rate run: each object id's time from its batch's send to its arrival.
 struct SteadyRun {
     latencies: Vec<Duration>,
+    /// Per batch, its last arrival less its first.
+    spreads: Vec<Duration>,
     /// Each batch's time to its answer.
     answers: Vec<Duration>,
     /// Events per second offered, as sent.
@@ -735,11 +778,48 @@ where
         .collect();
     latencies.sort();
     answers.sort();
+    let mut spreads: Vec<Duration> = (0..batches)
+        .filter_map(|b| {
+            let arrived = slots[b * 10..((b + 1) * 10).min(n)]
+                .iter()
+                .map(|slot| slot.load(Ordering::Relaxed))
+                .filter(|&at| at != 0);
+            let (first, last) =
+                arrived.fold((u64::MAX, 0), |(lo, hi), at| (lo.min(at), hi.max(at)));
+            (last >= first).then(|| Duration::from_nanos(last - first))
+        })
+        .collect();
+    spreads.sort();
     SteadyRun {
         latencies,
+        spreads,
         answers,
         offered: n as f64 / span.as_secs_f64(),
     }
+}
+
+/// [`at_steady_rate`] with each batch POSTed as 10 events to `url` (with `bearer`, when
+/// given), as a producer publishes them.
+async fn publish_steadily(
+    seen: &Arc<Seen>,
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    base: u64,
+    per_sec: usize,
+    n: usize,
+) -> SteadyRun {
+    at_steady_rate(seen, base, per_sec, n, |from| {
+        let mut post = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(events_body(from..from + 10));
+        if let Some(token) = bearer {
+            post = post.bearer_auth(token);
+        }
+        async move { post.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -932,6 +1012,24 @@ async fn main() {
             );
         }
 
+        // Two hops with nothing in between: the same publishes through a relay.
+        let relay = format!("http://{}/events", start_relay(&receiver.url));
+        for &per_sec in &rates {
+            let n = per_sec * latency_secs;
+            let base = next_id;
+            next_id += n as u64 + 1000;
+            let run = publish_steadily(&receiver.seen, &http, &relay, None, base, per_sec, n).await;
+            table.add(
+                format!("relay doing nothing, publish -> receipt at {per_sec}/s p50 / p99"),
+                format!("{} / {}", ms(run.percentile(0.5)), ms(run.percentile(0.99))),
+                format!(
+                    "ms: the floor for two hops, the runner's path; its answer p50 {} / p99 {} ms",
+                    ms(percentile(&run.answers, 0.5)),
+                    ms(percentile(&run.answers, 0.99))
+                ),
+            );
+        }
+
         let runner = spawn_runner();
         subscribe(&http, &runner, &receiver.url).await;
         for &per_sec in &rates {
@@ -941,21 +1039,10 @@ async fn main() {
             let cpu_before = cpu_time(runner.pid());
             let (url, token) = (
                 format!("{}/api/v0/webhooks/events", runner.base),
-                runner.token.clone(),
+                &runner.token,
             );
-            let run = at_steady_rate(&receiver.seen, base, per_sec, n, |from| {
-                let (http, url, token) = (http.clone(), url.clone(), token.clone());
-                async move {
-                    http.post(url)
-                        .bearer_auth(token)
-                        .header("content-type", "application/json")
-                        .body(events_body(from..from + 10))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success())
-                }
-            })
-            .await;
+            let run =
+                publish_steadily(&receiver.seen, &http, &url, Some(token), base, per_sec, n).await;
             let steady_cpu = cpu_time(runner.pid()).saturating_sub(cpu_before);
             let label = format!("latency at {per_sec}/s ({n} events, batches of 10)");
             table.add(
@@ -967,6 +1054,15 @@ async fn main() {
                 format!("{label} p99"),
                 ms(run.percentile(0.99)),
                 format!("ms (goal < {} ms)", if per_sec <= 2000 { 1 } else { 3 }),
+            );
+            table.add(
+                format!("{label} spread in a batch p50 / p99"),
+                format!(
+                    "{} / {}",
+                    ms(percentile(&run.spreads, 0.5)),
+                    ms(percentile(&run.spreads, 0.99))
+                ),
+                "ms from a batch's first arrival to its last",
             );
             table.add(
                 format!("{label} publisher"),
