@@ -59,19 +59,20 @@ impl Instance {
 
     /// The API, built at the first call that can read the secrets.
     async fn app(&self) -> Result<&App, NotReady> {
-        let built = self
-            .app
-            .get_or_try_init(|| async {
-                let env = self.aws.read_secrets(&self.secrets).await?;
-                let settings = match ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k)) {
-                    Ok(settings) => settings,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let ports = Ports::on_aws(&self.aws, &settings).await;
-                Ok::<_, SecretError>(Ok(App::new(settings, ports)))
-            })
-            .await?;
+        let built = self.app.get_or_try_init(|| self.build()).await?;
         built.as_ref().map_err(|e| NotReady::Config(e.clone()))
+    }
+
+    /// Reads the secrets (the error is not kept: the next request reads again), then
+    /// parses the settings (the error is kept: nothing it read can change).
+    async fn build(&self) -> Result<Result<App, ConfigError>, SecretError> {
+        let env = self.aws.read_secrets(&self.secrets).await?;
+        let settings = match ApiSettings::from_lookup(&Defaults::lambda(), |k| env.get(k)) {
+            Ok(settings) => settings,
+            Err(e) => return Ok(Err(e)),
+        };
+        let ports = Ports::on_aws(&self.aws, &settings).await;
+        Ok(Ok(App::new(settings, ports)))
     }
 
     /// Serves one API Gateway request.
@@ -88,9 +89,7 @@ impl Instance {
                     source = cause.source();
                 }
                 tracing::error!(error = %reason, "the API cannot serve requests");
-                let (parts, body) = plain_request(req).into_parts();
-                let req = http::Request::from_parts(parts, body);
-                to_lambda(crate::refuse(&req, ApiError::server_error()))
+                to_lambda(crate::refuse(&plain_request(req), ApiError::server_error()))
             }
         }
     }
