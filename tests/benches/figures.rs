@@ -409,16 +409,23 @@ fn start_relay(receiver: &str) -> SocketAddr {
             let posts = events
                 .iter()
                 .filter_map(|e| e["object_id"].as_u64())
-                .map(|id| {
-                    http.post(&receiver)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(format!("id={id}&resource_url=x"))
-                        .send()
-                });
+                .map(|id| post_object(&http, &receiver, id));
             futures::future::join_all(posts).await;
         });
         async {}
     })
+}
+
+/// A POST of one object id to `url`, in the form a delivery has (what the receiver reads).
+fn post_object(
+    http: &reqwest::Client,
+    url: &str,
+    id: u64,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+    http.post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("id={id}&resource_url=x"))
+        .send()
 }
 
 /// An HTTP/1 server on 127.0.0.1, on a runtime of its own (two worker threads named
@@ -992,12 +999,7 @@ async fn main() {
             let run = at_steady_rate(&receiver.seen, base, per_sec, n, |from| {
                 let (http, url) = (http.clone(), url.clone());
                 async move {
-                    let posts = (from..from + 10).map(|id| {
-                        http.post(&url)
-                            .header("content-type", "application/x-www-form-urlencoded")
-                            .body(format!("id={id}&resource_url=x"))
-                            .send()
-                    });
+                    let posts = (from..from + 10).map(|id| post_object(&http, &url, id));
                     futures::future::join_all(posts)
                         .await
                         .into_iter()

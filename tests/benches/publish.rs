@@ -11,6 +11,7 @@ use serde_json::json;
 use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{Defaults, FromEnv, Settings};
 use webhooks_local::{Backend, compose, default_claims, mint_token};
+use webhooks_tests::fanout_kit::drain;
 
 fn request(token: &str, body: &Bytes) -> http::Request<Bytes> {
     http::Request::post("/api/v0/webhooks/events")
@@ -54,20 +55,7 @@ async fn main() {
         assert_eq!(answer.status(), 200);
         if round % 50 == 49 {
             // Keep the queue short, as the fan-out does.
-            loop {
-                let got = platform
-                    .events
-                    .receiver
-                    .receive(10, std::time::Duration::ZERO)
-                    .await
-                    .unwrap();
-                if got.is_empty() {
-                    break;
-                }
-                for r in got {
-                    platform.events.receiver.ack(&r.receipt).await.unwrap();
-                }
-            }
+            drain(platform.events.receiver.as_ref()).await;
         }
     }
     println!(

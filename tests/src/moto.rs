@@ -163,3 +163,15 @@ pub async fn create_secret(name: &str, value: &str) -> String {
         .expect("moto creates the secret");
     made.arn().expect("an ARN").to_owned()
 }
+
+/// Gives an existing secret (by ARN or name) a new value.
+pub async fn set_secret_value(id: &str, value: &str) {
+    let sdk = sdk_config().await;
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .put_secret_value()
+        .secret_id(id)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("moto sets the secret's value");
+}

@@ -27,8 +27,8 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// The ports on AWS, as the API function composes them (its main, and the cost bench
-    /// that stands in for it).
+    /// The ports on AWS, as the API function composes them (`lambda::Instance`, and the
+    /// cost bench that stands in for it).
     pub async fn on_aws(aws: &webhooks_core::adapters::aws::Aws, settings: &ApiSettings) -> Self {
         use webhooks_core::config::Queue;
         let deliveries = aws

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use webhooks_core::adapters::aws::{Aws, SecretArns, SecretError};
 use webhooks_core::config::{ApiSettings, ConfigError, Defaults, FromEnv, JWT_SECRET, SECRET_KEY};
+use webhooks_core::telemetry::error_chain;
 
 use crate::App;
 use crate::app::Ports;
@@ -82,13 +83,8 @@ impl Instance {
             Err(e) => {
                 // The whole chain: the SDK's sentence is in the sources. No part of it
                 // holds a secret's value (`ConfigError` never echoes one).
-                let mut reason = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    reason = format!("{reason}: {cause}");
-                    source = cause.source();
-                }
-                tracing::error!(error = %reason, "the API cannot serve requests");
+                let reason: Vec<String> = error_chain(&e).map(ToString::to_string).collect();
+                tracing::error!(error = %reason.join(": "), "the API cannot serve requests");
                 to_lambda(crate::refuse(&plain_request(req), ApiError::server_error()))
             }
         }

@@ -361,3 +361,32 @@ async fn a_secret_the_api_cannot_read_is_a_server_error_and_read_again_next_time
         "the next request reads the secret again: {listed}"
     );
 }
+
+#[tokio::test]
+async fn an_unusable_secret_is_a_server_error_and_not_read_again() {
+    let stack = Deployed::start(&[], &[]).await;
+    let env = stack.environment(API);
+    let (_, arn) = env
+        .iter()
+        .find(|(k, _)| k == "WEBHOOKS_SECRET_KEY_ARN")
+        .expect("the API is given the sealing key's ARN");
+    // Read fine, but not 32 bytes in hex: a configuration error, not a failed read.
+    webhooks_tests::moto::set_secret_value(arn, "not-a-sealing-key").await;
+    let mut api = stack.spawn(API, &[]).await;
+    for _ in 0..2 {
+        let (status, refused) = envelope(&api.runtime.invoke(list_subscriptions_request()).await);
+        assert_eq!(status, 500, "{refused}");
+        assert_eq!(refused["meta"]["status"], json!("server_error"));
+    }
+    let reads = api
+        .gate
+        .calls()
+        .iter()
+        .filter(|c| c.action == "secretsmanager:GetSecretValue")
+        .count();
+    assert_eq!(
+        reads, 2,
+        "each secret read once: nothing it read can change"
+    );
+    api.gate.assert_nothing_refused();
+}

@@ -76,6 +76,20 @@ pub fn init_local() {
         .try_init();
 }
 
+/// The error and everything under it, outermost first, for a log line that gives the
+/// whole reason. An `io::Error` hides the error it wraps from `source()` (it reports that
+/// error's source instead), so step into it explicitly.
+pub fn error_chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |&e| match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    })
+}
+
 /// One JSON object per event, span fields flattened beside the event's own.
 pub struct FlatJson;
 

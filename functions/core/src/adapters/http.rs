@@ -34,6 +34,7 @@ use url::{Host, Url};
 
 use crate::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
 use crate::network::{AddressClass, NetworkPolicy};
+use crate::telemetry::error_chain as chain;
 
 /// Resolves a host name to its addresses.
 #[async_trait]
@@ -418,17 +419,6 @@ impl HttpSender for ReqwestSender {
             Err(_) => Err(SendError::Timeout),
         }
     }
-}
-
-/// The error and everything under it. An `io::Error` hides the error it wraps from
-/// `source()` (it reports that error's source instead), so step into it explicitly.
-fn chain<'a>(
-    e: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(e), |&e| match e.downcast_ref::<io::Error>() {
-        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
-        None => e.source(),
-    })
 }
 
 /// The innermost messages of an error, without the URL reqwest adds.
