@@ -1,4 +1,4 @@
-//! The reqwest sender against real receivers on 127.0.0.1: what arrives, what comes back,
+//! The delivery client (hyper, its own connection pool) against real receivers on 127.0.0.1: what arrives, what comes back,
 //! time limits, broken connections and the network policy. Nothing here sends traffic
 //! beyond the loopback interface: refused addresses are refused before connecting.
 
@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use webhooks_core::adapters::http::{ReqwestSender, StaticLookup};
+use webhooks_core::adapters::http::{HyperSender, StaticLookup};
 use webhooks_core::http::{HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
 use webhooks_core::network::{IpRange, NetworkPolicy};
 use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
@@ -16,8 +16,8 @@ fn loopback() -> NetworkPolicy {
     NetworkPolicy::allowing(IpRange::loopback())
 }
 
-fn sender() -> ReqwestSender {
-    ReqwestSender::new(loopback())
+fn sender() -> HyperSender {
+    HyperSender::new(loopback())
 }
 
 fn post(url: &str) -> OutgoingRequest {
@@ -222,13 +222,13 @@ async fn tls_to_a_plain_http_server_fails_as_tls() {
 #[tokio::test]
 async fn loopback_is_blocked_by_the_default_policy() {
     let receiver = Receiver::start().await;
-    let sender = ReqwestSender::new(NetworkPolicy::default());
+    let sender = HyperSender::new(NetworkPolicy::default());
     let err = sender.post(&post(&receiver.url)).await.unwrap_err();
     assert!(matches!(err, SendError::BlockedAddress(_)), "{err:?}");
 
     // Through a name too: the resolver refuses it.
     let lookup = static_lookup(&[("local.test", &["127.0.0.1"])]);
-    let sender = ReqwestSender::with_lookup(NetworkPolicy::default(), lookup);
+    let sender = HyperSender::with_lookup(NetworkPolicy::default(), lookup);
     let url = format!("http://local.test:{}/hook", receiver.port());
     let err = sender.post(&post(&url)).await.unwrap_err();
     assert_eq!(
@@ -270,7 +270,7 @@ async fn literal_refused_addresses_are_blocked_without_connecting() {
 async fn a_name_with_a_refused_and_an_allowed_address_is_pinned_to_the_allowed_one() {
     let receiver = Receiver::start().await;
     let lookup = static_lookup(&[("rebind.test", &["10.0.0.7", "127.0.0.1"])]);
-    let sender = ReqwestSender::with_lookup(loopback(), lookup);
+    let sender = HyperSender::with_lookup(loopback(), lookup);
     let url = format!("http://rebind.test:{}/hook", receiver.port());
     for _ in 0..3 {
         let r = sender
@@ -303,7 +303,7 @@ async fn the_refused_address_of_a_mixed_name_is_never_connected_to() {
     });
     let only_one = NetworkPolicy::allowing(vec!["127.0.0.1/32".parse().unwrap()]);
     let lookup = static_lookup(&[("mixed.test", &["127.0.0.2", "127.0.0.1"])]);
-    let sender = ReqwestSender::with_lookup(only_one, lookup);
+    let sender = HyperSender::with_lookup(only_one, lookup);
     let url = format!("http://mixed.test:{}/hook", receiver.port());
     for _ in 0..3 {
         assert_eq!(
@@ -326,7 +326,7 @@ async fn the_refused_address_of_a_mixed_name_is_never_connected_to() {
 #[tokio::test]
 async fn a_name_with_only_refused_addresses_is_blocked() {
     let lookup = static_lookup(&[("private.test", &["10.0.0.7", "192.168.1.1"])]);
-    let sender = ReqwestSender::with_lookup(loopback(), lookup);
+    let sender = HyperSender::with_lookup(loopback(), lookup);
     let err = sender
         .post(&post("http://private.test/hook"))
         .await
@@ -340,7 +340,7 @@ async fn a_name_with_only_refused_addresses_is_blocked() {
 #[tokio::test]
 async fn an_unknown_name_is_a_dns_failure() {
     let lookup = static_lookup(&[]);
-    let sender = ReqwestSender::with_lookup(loopback(), lookup);
+    let sender = HyperSender::with_lookup(loopback(), lookup);
     let err = sender
         .post(&post("http://nowhere.test/hook"))
         .await
@@ -374,7 +374,7 @@ async fn one_sender_serves_many_requests_concurrently() {
 }
 
 async fn futures_join(
-    sender: &ReqwestSender,
+    sender: &HyperSender,
     requests: &[OutgoingRequest],
 ) -> Vec<Result<webhooks_core::http::HttpResponse, SendError>> {
     let mut set = tokio::task::JoinSet::new();
@@ -386,4 +386,175 @@ async fn futures_join(
     let mut out: Vec<_> = set.join_all().await;
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
+}
+
+// --- the connection pool ---------------------------------------------------------------
+
+/// How [`RawServer`] treats a connection after each answer.
+#[derive(Clone, Copy, PartialEq)]
+enum AfterAnswer {
+    /// Keeps it open for the next request.
+    KeepAlive,
+    /// Closes it, without saying so in the answer (as a server's idle timeout does).
+    Close,
+    /// Says `Connection: close`, and closes it only a while later.
+    SayCloseThenLinger,
+}
+
+/// A plain HTTP/1.1 server that counts the connections it accepts and the requests it
+/// reads, and answers each request `200` with `body`.
+struct RawServer {
+    url: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RawServer {
+    async fn start(after: AfterAnswer, body: String) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (accepted, read) = (connections.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, SeqCst);
+                let (read, body) = (read.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        // One request: its head, then its Content-Length of body.
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..head_end + length);
+                        read.fetch_add(1, SeqCst);
+                        let close = if after == AfterAnswer::SayCloseThenLinger {
+                            "connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n{close}\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        match after {
+                            AfterAnswer::KeepAlive => {}
+                            AfterAnswer::Close => return,
+                            AfterAnswer::SayCloseThenLinger => {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            connections,
+            requests,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn requests_one_after_another_share_one_connection() {
+    let server = RawServer::start(AfterAnswer::KeepAlive, "ok".into()).await;
+    let sender = sender();
+    for _ in 0..5 {
+        let r = sender.post(&post(&server.url)).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    }
+    assert_eq!((server.connections(), server.requests()), (1, 5));
+    // Clones share the pool.
+    sender.clone().post(&post(&server.url)).await.unwrap();
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_not_used_again() {
+    let server = RawServer::start(AfterAnswer::Close, "ok".into()).await;
+    let sender = sender();
+    for _ in 0..5 {
+        let r = sender.post(&post(&server.url)).await.unwrap();
+        assert_eq!(r.status, 200);
+        // The server's close reaches us before the next request is made.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Each request went out once, each on a connection of its own.
+    assert_eq!((server.connections(), server.requests()), (5, 5));
+}
+
+#[tokio::test]
+async fn an_answer_that_says_connection_close_ends_its_connection() {
+    let server = RawServer::start(AfterAnswer::SayCloseThenLinger, "ok".into()).await;
+    let sender = sender();
+    for _ in 0..3 {
+        // At once: the server has not closed the connection yet.
+        assert_eq!(sender.post(&post(&server.url)).await.unwrap().status, 200);
+    }
+    assert_eq!((server.connections(), server.requests()), (3, 3));
+}
+
+#[tokio::test]
+async fn a_connection_whose_answer_was_cut_is_not_used_again() {
+    let long = "x".repeat(MAX_RESPONSE_BODY * 3);
+    let server = RawServer::start(AfterAnswer::KeepAlive, long).await;
+    let sender = sender();
+    for _ in 0..3 {
+        let r = sender.post(&post(&server.url)).await.unwrap();
+        assert_eq!(r.body.len(), MAX_RESPONSE_BODY);
+    }
+    // The rest of a cut body was never read, so its connection cannot carry another
+    // request.
+    assert_eq!((server.connections(), server.requests()), (3, 3));
+}
+
+#[tokio::test]
+async fn a_connection_that_timed_out_is_not_used_again() {
+    let receiver = Receiver::start().await;
+    receiver.script(vec![Behaviour::Delay(Duration::from_millis(400), 200)]);
+    receiver.always(Behaviour::ok());
+    let sender = sender();
+    let err = sender
+        .post(&timed(&receiver.url, Duration::from_millis(100)))
+        .await
+        .unwrap_err();
+    assert_eq!(err, SendError::Timeout);
+    // The late answer to the first request is not taken for the second's.
+    let r = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
 }

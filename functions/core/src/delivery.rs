@@ -15,6 +15,7 @@
 //! line in shared writes. A message is done only when what it put back went out;
 //! otherwise it is received again (and sends the same `webhook-id` again).
 
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -602,7 +603,12 @@ impl Deliverer {
                 }
                 .instrument(span)
             });
-        let attempted = futures::future::join_all(attempts).await;
+        // Polled only when woken (`join_all` of a few futures polls them all on every
+        // wake-up), and each attempt drives its own connection.
+        let attempted: Vec<_> = attempts
+            .collect::<futures::stream::FuturesOrdered<_>>()
+            .collect()
+            .await;
         crate::metrics::deferred(deferred);
         crate::metrics::delivery_attempts(
             attempted

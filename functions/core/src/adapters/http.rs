@@ -1,37 +1,46 @@
-//! The HTTP sender on reqwest (rustls): one client built once and reused, so connections
-//! are pooled across requests and warm invocations.
+//! The HTTP sender on hyper's HTTP/1 client (rustls for TLS), with one pool of
+//! connections built once and reused across requests and warm invocations; each
+//! connection is driven by the request that uses it ([`super::http_pool`]).
 //!
 //! Redirects are never followed and no proxy is used. Every host name is resolved through
-//! a [`Lookup`], and only the addresses the [`NetworkPolicy`] allows are handed to the
-//! connector, so the connection goes to an address that was checked (a name that
-//! resolves differently on a second lookup cannot slip a refused address in). Literal IP
-//! hosts, which never reach the resolver, are checked before sending.
+//! a [`Lookup`], and only the addresses the [`NetworkPolicy`] allows are dialled, so the
+//! connection goes to an address that was checked (a name that resolves differently on a
+//! second lookup cannot slip a refused address in). Literal IP hosts, which need no
+//! lookup, are checked before sending. The request's time limit covers all of it: the
+//! lookup, the connection, TLS, the request and the answer's body.
+//!
+//! Failures are classified by their kind (hyper's, and the I/O error beneath), never by
+//! their text: see [`SendError`].
 //!
 //! TLS is rustls. The system's root certificates are read once per process, and only when
 //! the first TLS connection needs them ([`native_roots`]): building the client reads
-//! nothing (reqwest's own rustls set-up reads the certificate directory as the client is
-//! built, which cost every function's cold start a read of it, and the API function two
-//! with the AWS SDK's). The AWS SDK's client takes its roots from the same read
+//! nothing. The AWS SDK's client takes its roots from the same read
 //! ([`crate::adapters::aws::sdk_config`]).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use bytes::Bytes;
+use http::Method;
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
+use super::http_pool::{Conn, Io, Origin, Pool};
 use crate::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
 use crate::network::{AddressClass, NetworkPolicy};
 use crate::telemetry::error_chain as chain;
@@ -97,42 +106,6 @@ pub fn allowed_addresses(
         )));
     }
     Ok(allowed)
-}
-
-/// Our resolver's verdict (a refused or unresolvable name), carried through reqwest's
-/// error chain and recognised on the way out.
-#[derive(Debug)]
-struct ResolveFailure(SendError);
-
-impl fmt::Display for ResolveFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl StdError for ResolveFailure {}
-
-/// The resolver reqwest uses: looks the name up, then keeps only the allowed addresses.
-struct GuardedResolver {
-    policy: Arc<NetworkPolicy>,
-    lookup: Arc<dyn Lookup>,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
-        let lookup = self.lookup.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs = lookup
-                .lookup(&host)
-                .await
-                .map_err(|e| ResolveFailure(SendError::Dns(format!("{host}: {e}"))))?;
-            let allowed = allowed_addresses(&host, &addrs, &policy).map_err(ResolveFailure)?;
-            let addrs: Addrs = Box::new(allowed.into_iter().map(|ip| SocketAddr::new(ip, 0)));
-            Ok(addrs)
-        })
-    }
 }
 
 /// The system's root certificates, as read once for the whole process.
@@ -255,10 +228,11 @@ impl ServerCertVerifier for LateRootsVerifier {
 }
 
 /// The rustls configuration of the delivery client: safe default protocol versions,
-/// certificates verified against the system's roots, read when first needed.
+/// certificates verified against the system's roots, read when first needed, and HTTP/1.1
+/// offered by ALPN (the only protocol it speaks).
 fn tls_config() -> rustls::ClientConfig {
     let provider = crypto_provider();
-    rustls::ClientConfig::builder_with_provider(provider.clone())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("aws-lc-rs supports the default TLS versions")
         .dangerous()
@@ -266,31 +240,48 @@ fn tls_config() -> rustls::ClientConfig {
             provider,
             inner: OnceLock::new(),
         }))
-        .with_no_client_auth()
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+/// A URL already parsed and checked, in the parts a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    origin: Origin,
+    /// The host as a literal address, when it is one (it was checked; no lookup).
+    ip: Option<IpAddr>,
+    /// The `Host` header: the host, and the port when it is not the scheme's default.
+    host_header: HeaderValue,
+    /// The request target: path and query.
+    path: http::Uri,
 }
 
 /// URLs already parsed and checked, by their text: a subscription's URL is parsed once,
 /// not on every delivery. Emptied when it reaches [`CHECKED_URLS`] entries.
-type CheckedUrls = std::sync::Mutex<HashMap<String, Url>>;
+type CheckedUrls = std::sync::Mutex<HashMap<String, Target>>;
 const CHECKED_URLS: usize = 4096;
 
-/// [`HttpSender`] on a shared reqwest client. Clones share the client and its pool.
+/// [`HttpSender`] on hyper's HTTP/1 client, with its own connection pool
+/// ([`super::http_pool`]). Clones share the pool.
 #[derive(Clone)]
-pub struct ReqwestSender {
-    client: reqwest::Client,
+pub struct HyperSender {
     policy: Arc<NetworkPolicy>,
+    lookup: Arc<dyn Lookup>,
+    tls: TlsConnector,
+    pool: Arc<Pool>,
     checked: Arc<CheckedUrls>,
 }
 
-impl fmt::Debug for ReqwestSender {
+impl fmt::Debug for HyperSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReqwestSender")
+        f.debug_struct("HyperSender")
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
-impl ReqwestSender {
+impl HyperSender {
     /// A sender resolving names with the system resolver.
     pub fn new(policy: NetworkPolicy) -> Self {
         Self::with_lookup(policy, Arc::new(SystemLookup))
@@ -298,202 +289,308 @@ impl ReqwestSender {
 
     /// A sender resolving names with `lookup`.
     pub fn with_lookup(policy: NetworkPolicy, lookup: Arc<dyn Lookup>) -> Self {
-        let policy = Arc::new(policy);
-        let resolver = GuardedResolver {
-            policy: policy.clone(),
-            lookup,
-        };
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // Retries are the delivery policy's alone (`core::after_attempt`). reqwest's
-            // own replay of refused HTTP/2 streams is off, and with it the copy of every
-            // request's headers and body it keeps to replay (about 4 % of the runner's
-            // CPU per delivery).
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .no_proxy()
-            .referer(false)
-            .dns_resolver(resolver)
-            .tls_backend_preconfigured(tls_config())
-            .build()
-            .expect("the HTTP client builds (TLS roots and crypto provider are available)");
         Self {
-            client,
-            policy,
+            policy: Arc::new(policy),
+            lookup,
+            tls: TlsConnector::from(Arc::new(tls_config())),
+            pool: Arc::default(),
             checked: Arc::default(),
         }
     }
 
-    /// [`ReqwestSender::parse_and_check`], remembered for URLs that pass (the check depends
+    /// [`HyperSender::parse_and_check`], remembered for URLs that pass (the check depends
     /// on the URL alone).
-    fn check_url(&self, raw: &str) -> Result<Url, SendError> {
+    fn check_url(&self, raw: &str) -> Result<Target, SendError> {
         let lock = || self.checked.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(url) = lock().get(raw) {
-            return Ok(url.clone());
+        if let Some(target) = lock().get(raw) {
+            return Ok(target.clone());
         }
-        let url = self.parse_and_check(raw)?;
+        let target = self.parse_and_check(raw)?;
         let mut checked = lock();
         if checked.len() >= CHECKED_URLS {
             checked.clear();
         }
-        checked.insert(raw.to_owned(), url.clone());
-        Ok(url)
+        checked.insert(raw.to_owned(), target.clone());
+        Ok(target)
     }
 
     /// The URL parsed and its host checked when it is a literal address.
-    fn parse_and_check(&self, raw: &str) -> Result<Url, SendError> {
+    fn parse_and_check(&self, raw: &str) -> Result<Target, SendError> {
         let url =
             Url::parse(raw).map_err(|e| SendError::InvalidUrl(format!("not a valid URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(SendError::InvalidUrl(format!(
-                "the scheme must be http or https, not `{}`",
-                url.scheme()
-            )));
-        }
-        let ip = match url.host() {
-            Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
-            Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
-            Some(Host::Domain(d)) if !d.is_empty() => return Ok(url),
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => {
+                return Err(SendError::InvalidUrl(format!(
+                    "the scheme must be http or https, not `{other}`"
+                )));
+            }
+        };
+        let (host, ip) = match url.host() {
+            Some(Host::Ipv4(v4)) => (v4.to_string(), Some(IpAddr::V4(v4))),
+            Some(Host::Ipv6(v6)) => (v6.to_string(), Some(IpAddr::V6(v6))),
+            Some(Host::Domain(d)) if !d.is_empty() => (d.to_owned(), None),
             _ => return Err(SendError::InvalidUrl("the URL has no host".into())),
         };
-        self.policy
-            .check(ip)
-            .map_err(|refused| SendError::BlockedAddress(refused.to_string()))?;
-        Ok(url)
+        if let Some(ip) = ip {
+            self.policy
+                .check(ip)
+                .map_err(|refused| SendError::BlockedAddress(refused.to_string()))?;
+        }
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| SendError::InvalidUrl("the URL has no port".into()))?;
+        let authority = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        let host_header = HeaderValue::from_str(&authority)
+            .map_err(|_| SendError::InvalidUrl("the host is not a valid header value".into()))?;
+        let path_and_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let path = path_and_query
+            .parse::<http::Uri>()
+            .map_err(|e| SendError::InvalidUrl(format!("the path cannot be requested: {e}")))?;
+        Ok(Target {
+            origin: Origin { tls, host, port },
+            ip,
+            host_header,
+            path,
+        })
+    }
+
+    /// A new connection to `target`: its name looked up and only allowed addresses dialled
+    /// (in the order given, until one answers), then TLS when the scheme asks for it.
+    async fn connect(&self, target: &Target) -> Result<Conn, SendError> {
+        let Origin { tls, host, port } = &target.origin;
+        let addresses = match target.ip {
+            Some(ip) => vec![ip],
+            None => {
+                let found = self
+                    .lookup
+                    .lookup(host)
+                    .await
+                    .map_err(|e| SendError::Dns(format!("{host}: {e}")))?;
+                allowed_addresses(host, &found, &self.policy)?
+            }
+        };
+        let mut last_error = None;
+        let mut stream = None;
+        for ip in addresses {
+            match TcpStream::connect((ip, *port)).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let stream = match (stream, last_error) {
+            (Some(stream), _) => stream,
+            (None, Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(SendError::ConnectionRefused);
+            }
+            (None, e) => {
+                return Err(SendError::Other(format!(
+                    "cannot connect: {}",
+                    e.map(|e| describe(&e)).unwrap_or_default()
+                )));
+            }
+        };
+        // Requests go out as written, not held back for a coalescing ACK.
+        let _ = stream.set_nodelay(true);
+        let io: Box<dyn Io> = if *tls {
+            let name = match target.ip {
+                Some(ip) => ServerName::IpAddress(ip.into()),
+                None => ServerName::try_from(host.clone())
+                    .map_err(|e| SendError::Tls(format!("not a TLS server name: {e}")))?,
+            };
+            // Every failure of the handshake is a TLS failure (a bad certificate, an alert,
+            // a server that does not speak TLS), whatever its I/O kind.
+            let stream = self
+                .tls
+                .connect(name, stream)
+                .await
+                .map_err(|e| SendError::Tls(describe(&e)))?;
+            Box::new(stream)
+        } else {
+            Box::new(stream)
+        };
+        Conn::handshake(io)
+            .await
+            .map_err(|e| SendError::Other(describe(&e)))
+    }
+
+    /// One exchange on `conn`: the answer's status, `Retry-After` and up to
+    /// [`MAX_RESPONSE_BODY`] bytes of body, and whether the connection can be kept. An
+    /// unsent request comes back in `Unsent`.
+    async fn exchange(
+        conn: &mut Conn,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<(HttpResponse, bool), Failed> {
+        let sending = conn.send(request);
+        let response = match conn.drive(sending).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(mut refused)) => {
+                return Err(match refused.take_message() {
+                    Some(request) => Failed::Unsent(Box::new(request), refused.into_error()),
+                    None => Failed::Error(map_hyper_error(&refused.into_error())),
+                });
+            }
+            Err(ended) => return Err(Failed::Error(connection_ended(ended.as_ref()))),
+        };
+        let (head, mut incoming) = response.into_parts();
+        let retry_after = head
+            .headers
+            .get(RETRY_AFTER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let mut body = Vec::new();
+        let mut complete = false;
+        while body.len() < MAX_RESPONSE_BODY {
+            match conn.drive(incoming.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        let room = MAX_RESPONSE_BODY - body.len();
+                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
+                }
+                Ok(None) => {
+                    complete = true;
+                    break;
+                }
+                Ok(Some(Err(e))) => return Err(Failed::Error(map_hyper_error(&e))),
+                Err(ended) => return Err(Failed::Error(connection_ended(ended.as_ref()))),
+            }
+        }
+        // A body cut at the limit may have more to come: that connection is not kept.
+        if !complete && incoming.is_end_stream() {
+            complete = true;
+        }
+        Ok((
+            HttpResponse {
+                status: head.status.as_u16(),
+                retry_after,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            },
+            complete,
+        ))
+    }
+
+    /// The request on a pooled connection, or on a new one; once more on a new one when a
+    /// pooled connection could not send it (the server had closed it).
+    async fn send(
+        &self,
+        target: &Target,
+        mut request: http::Request<Full<Bytes>>,
+    ) -> Result<HttpResponse, SendError> {
+        let mut pooled = self.pool.take(&target.origin);
+        loop {
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                None => self.connect(target).await?,
+            };
+            let reused = conn.reused;
+            match Self::exchange(&mut conn, request).await {
+                Ok((response, keep)) => {
+                    if keep {
+                        self.pool.give(&target.origin, conn);
+                    }
+                    return Ok(response);
+                }
+                Err(Failed::Unsent(unsent, _)) if reused => request = *unsent,
+                Err(Failed::Unsent(_, error)) => return Err(map_hyper_error(&error)),
+                Err(Failed::Error(error)) => return Err(error),
+            }
+        }
     }
 }
 
-fn headers(pairs: &[(String, String)]) -> Result<HeaderMap, SendError> {
-    let mut map = HeaderMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
+/// An exchange that failed: before the request went out (it comes back), or after.
+enum Failed {
+    Unsent(Box<http::Request<Full<Bytes>>>, hyper::Error),
+    Error(SendError),
+}
+
+/// The request: POST to the target's path, `Host` first, then the given headers in order.
+fn build_request(
+    target: &Target,
+    request: &OutgoingRequest,
+) -> Result<http::Request<Full<Bytes>>, SendError> {
+    let mut headers = HeaderMap::with_capacity(request.headers.len() + 1);
+    headers.insert(HOST, target.host_header.clone());
+    for (name, value) in &request.headers {
         // The name is safe to report; the value (a signature, perhaps) is not.
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| SendError::Other(format!("`{name}` is not a valid header name")))?;
         let value = HeaderValue::from_str(value)
             .map_err(|_| SendError::Other(format!("the value of header `{name}` is not valid")))?;
-        map.append(header, value);
+        headers.append(header, value);
     }
-    Ok(map)
+    let mut built = http::Request::new(Full::new(Bytes::from(request.body.clone())));
+    *built.method_mut() = Method::POST;
+    *built.uri_mut() = target.path.clone();
+    *built.headers_mut() = headers;
+    Ok(built)
 }
 
 #[async_trait]
-impl HttpSender for ReqwestSender {
+impl HttpSender for HyperSender {
     async fn post(&self, request: &OutgoingRequest) -> Result<HttpResponse, SendError> {
-        let url = self.check_url(&request.url)?;
-        let headers = headers(&request.headers)?;
-        let exchange = async {
-            let mut response = self
-                .client
-                .post(url)
-                .headers(headers)
-                .body(request.body.clone())
-                .timeout(request.timeout)
-                .send()
-                .await?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            let mut body = Vec::new();
-            while body.len() < MAX_RESPONSE_BODY {
-                match response.chunk().await? {
-                    Some(chunk) => {
-                        let room = MAX_RESPONSE_BODY - body.len();
-                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    }
-                    None => break,
-                }
-            }
-            Ok::<_, reqwest::Error>(HttpResponse {
-                status,
-                retry_after,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            })
-        };
-        // reqwest's own timeout covers connect, headers and body; this one is a backstop
-        // (a lookup that ignores cancellation, say) a little after it.
-        let backstop = request.timeout + std::time::Duration::from_millis(250);
-        match tokio::time::timeout(backstop, exchange).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(map_error(&e)),
+        let target = self.check_url(&request.url)?;
+        let built = build_request(&target, request)?;
+        // One limit over the whole of it: lookup, connection, TLS, request and answer.
+        match tokio::time::timeout(request.timeout, self.send(&target, built)).await {
+            Ok(result) => result,
             Err(_) => Err(SendError::Timeout),
         }
     }
 }
 
-/// The innermost messages of an error, without the URL reqwest adds.
-fn describe(e: &reqwest::Error) -> String {
+/// The messages of an error and its sources, each once.
+fn describe(e: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let top: &(dyn StdError + 'static) = e;
-    for s in chain(top).skip(1) {
+    for s in chain(e) {
         let text = s.to_string();
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
     }
-    if parts.is_empty() {
-        // Only the top level: reqwest's own words, minus the URL.
-        let mut plain = e.to_string();
-        if let Some(i) = plain.find(" for url (") {
-            plain.truncate(i);
-        }
-        parts.push(plain);
-    }
     parts.join(": ")
 }
 
-/// A reqwest failure as a [`SendError`]. Request headers and body never appear in it.
-fn map_error(e: &reqwest::Error) -> SendError {
-    let top: &(dyn StdError + 'static) = e;
-    for s in chain(top) {
-        if let Some(ResolveFailure(err)) = s.downcast_ref::<ResolveFailure>() {
-            return err.clone();
-        }
+/// A connection that ended before its answer was complete.
+fn connection_ended(error: Option<&hyper::Error>) -> SendError {
+    match error {
+        Some(e) => map_hyper_error(e),
+        None => SendError::ConnectionReset,
     }
-    if e.is_timeout() {
-        return SendError::Timeout;
+}
+
+/// A failure of an exchange, by hyper's kinds and the I/O error beneath, never by its
+/// text. Request headers and body never appear in it.
+fn map_hyper_error(e: &hyper::Error) -> SendError {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return SendError::ConnectionReset;
     }
-    if e.is_builder() {
-        return SendError::InvalidUrl(describe(e));
-    }
-    if e.is_dns() {
-        // The lookup's own message, below reqwest's "error resolving DNS" wrapper.
-        let inner = chain(top).last().map(|s| s.to_string()).unwrap_or_default();
-        return SendError::Dns(inner);
-    }
-    for s in chain(top) {
+    for s in chain(e) {
         if let Some(io) = s.downcast_ref::<io::Error>() {
             match io.kind() {
-                io::ErrorKind::ConnectionRefused => return SendError::ConnectionRefused,
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
                 | io::ErrorKind::UnexpectedEof
                 | io::ErrorKind::BrokenPipe => return SendError::ConnectionReset,
-                // tokio-rustls reports every handshake failure (bad certificate, alert,
-                // garbage from a server that does not speak TLS) as InvalidData.
-                io::ErrorKind::InvalidData if e.is_connect() => {
-                    return SendError::Tls(describe(e));
-                }
+                io::ErrorKind::ConnectionRefused => return SendError::ConnectionRefused,
                 _ => {}
             }
         }
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return SendError::Tls(describe(e));
+        }
     }
-    let text = describe(e);
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("connection closed before message completed")
-        || lower.contains("incomplete message")
-        || lower.contains("connection reset")
-    {
-        return SendError::ConnectionReset;
-    }
-    if e.is_connect()
-        && ["certificate", "tls", "handshake", "dnsname", "server name"]
-            .iter()
-            .any(|w| lower.contains(w))
-    {
-        return SendError::Tls(text);
-    }
-    SendError::Other(text)
+    SendError::Other(describe(e))
 }
 
 #[cfg(test)]
@@ -611,8 +708,8 @@ mod tests {
     /// first TLS need reads them once for both. (The only test here that reads them.)
     #[tokio::test]
     async fn root_certificates_are_read_once_and_only_when_needed() {
-        let _delivery = ReqwestSender::new(NetworkPolicy::default());
-        let _dispatch = ReqwestSender::new(NetworkPolicy::default());
+        let _delivery = HyperSender::new(NetworkPolicy::default());
+        let _dispatch = HyperSender::new(NetworkPolicy::default());
         assert_eq!(native_root_reads(), 0, "read by the delivery client");
         // As on Lambda: the region and credentials come from the environment (here, given),
         // so loading the configuration sends nothing.
@@ -655,7 +752,7 @@ mod tests {
 
     #[test]
     fn checked_urls_are_remembered_and_refused_ones_are_not() {
-        let sender = ReqwestSender::new(NetworkPolicy::default());
+        let sender = HyperSender::new(NetworkPolicy::default());
         for _ in 0..2 {
             assert_eq!(
                 sender.check_url("http://10.0.0.1/hook").unwrap_err().kind(),
@@ -666,7 +763,24 @@ mod tests {
         let first = sender.check_url(url).unwrap();
         assert_eq!(sender.checked.lock().unwrap().len(), 1);
         assert_eq!(sender.check_url(url).unwrap(), first);
-        assert_eq!(first.as_str(), url);
+        assert_eq!(
+            first.origin,
+            Origin {
+                tls: true,
+                host: "hooks.example.com".into(),
+                port: 443
+            }
+        );
+        assert_eq!(
+            (first.path.to_string().as_str(), first.ip),
+            ("/a?b=c", None)
+        );
+        assert_eq!(first.host_header, "hooks.example.com");
+        let literal = sender
+            .check_url("http://[2606:2800:220:1::1]:8080/h")
+            .unwrap();
+        assert_eq!(literal.host_header, "[2606:2800:220:1::1]:8080");
+        assert_eq!(literal.ip, Some("2606:2800:220:1::1".parse().unwrap()));
         for i in 0..CHECKED_URLS + 1 {
             sender
                 .check_url(&format!("https://hooks.example.com/{i}"))
@@ -677,7 +791,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_and_literal_urls_are_refused_before_sending() {
-        let sender = ReqwestSender::new(NetworkPolicy::default());
+        let sender = HyperSender::new(NetworkPolicy::default());
         let post = |url: &str| OutgoingRequest {
             url: url.to_owned(),
             headers: vec![],
