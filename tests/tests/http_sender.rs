@@ -558,3 +558,62 @@ async fn a_connection_that_timed_out_is_not_used_again() {
     let r = sender.post(&post(&receiver.url)).await.unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
 }
+
+/// A name whose first address drops connection attempts (a listener whose queue is full:
+/// Linux drops the SYN) and whose second answers: the first gets its share of the time
+/// limit, not all of it, and the request goes to the second.
+#[tokio::test]
+async fn an_address_that_never_answers_leaves_time_for_the_next_one() {
+    let receiver = Receiver::start().await;
+    let port = receiver.port();
+    // On the receiver's port, at another loopback address; nothing ever accepts.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 3], port).into()).unwrap();
+    let _silent = socket.listen(1).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..4 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.3", port));
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+            queued.push(s);
+        }
+    }
+    let probe = tokio::net::TcpStream::connect(("127.0.0.3", port));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), probe)
+            .await
+            .is_err(),
+        "with its queue full, the listener should drop new connections"
+    );
+
+    let lookup = static_lookup(&[("dual.test", &["127.0.0.3", "127.0.0.1"])]);
+    let sender = HyperSender::with_lookup(loopback(), lookup);
+    let started = Instant::now();
+    let r = sender
+        .post(&timed(
+            &format!("http://dual.test:{port}/hook"),
+            Duration::from_secs(2),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // About half the limit went to the silent address.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(receiver.requests().len(), 1);
+
+    // With one silent address alone, the whole limit is spent and it times out.
+    let lookup = static_lookup(&[("silent.test", &["127.0.0.3"])]);
+    let sender = HyperSender::with_lookup(loopback(), lookup);
+    let err = sender
+        .post(&timed(
+            &format!("http://silent.test:{port}/hook"),
+            Duration::from_millis(300),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err, SendError::Timeout);
+    drop(queued);
+}

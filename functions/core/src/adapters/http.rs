@@ -24,11 +24,12 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
-use http::header::{HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{ACCEPT, HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
 use rustls::client::WebPkiServerVerifier;
@@ -362,9 +363,11 @@ impl HyperSender {
         })
     }
 
-    /// A new connection to `target`: its name looked up and only allowed addresses dialled
-    /// (in the order given, until one answers), then TLS when the scheme asks for it.
-    async fn connect(&self, target: &Target) -> Result<Conn, SendError> {
+    /// A new connection to `target`: its name looked up and only allowed addresses dialled,
+    /// in the order the lookup gave them, until one answers; each attempt gets an equal
+    /// share of the time left before `deadline`, so an address that drops packets cannot
+    /// use it all. Then TLS when the scheme asks for it.
+    async fn connect(&self, target: &Target, deadline: Instant) -> Result<Conn, SendError> {
         let Origin { tls, host, port } = &target.origin;
         let addresses = match target.ip {
             Some(ip) => vec![ip],
@@ -377,29 +380,21 @@ impl HyperSender {
                 allowed_addresses(host, &found, &self.policy)?
             }
         };
-        let mut last_error = None;
+        let mut last_error = SendError::Timeout;
         let mut stream = None;
-        for ip in addresses {
-            match TcpStream::connect((ip, *port)).await {
-                Ok(s) => {
+        for (i, ip) in addresses.iter().enumerate() {
+            let share =
+                deadline.saturating_duration_since(Instant::now()) / (addresses.len() - i) as u32;
+            match tokio::time::timeout(share, TcpStream::connect((*ip, *port))).await {
+                Ok(Ok(s)) => {
                     stream = Some(s);
                     break;
                 }
-                Err(e) => last_error = Some(e),
+                Ok(Err(e)) => last_error = connect_error(&e),
+                Err(_) => last_error = SendError::Timeout,
             }
         }
-        let stream = match (stream, last_error) {
-            (Some(stream), _) => stream,
-            (None, Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Err(SendError::ConnectionRefused);
-            }
-            (None, e) => {
-                return Err(SendError::Other(format!(
-                    "cannot connect: {}",
-                    e.map(|e| describe(&e)).unwrap_or_default()
-                )));
-            }
-        };
+        let stream = stream.ok_or(last_error)?;
         // Requests go out as written, not held back for a coalescing ACK.
         let _ = stream.set_nodelay(true);
         let io: Box<dyn Io> = if *tls {
@@ -408,13 +403,11 @@ impl HyperSender {
                 None => ServerName::try_from(host.clone())
                     .map_err(|e| SendError::Tls(format!("not a TLS server name: {e}")))?,
             };
-            // Every failure of the handshake is a TLS failure (a bad certificate, an alert,
-            // a server that does not speak TLS), whatever its I/O kind.
             let stream = self
                 .tls
                 .connect(name, stream)
                 .await
-                .map_err(|e| SendError::Tls(describe(&e)))?;
+                .map_err(|e| handshake_error(&e))?;
             Box::new(stream)
         } else {
             Box::new(stream)
@@ -485,12 +478,13 @@ impl HyperSender {
         &self,
         target: &Target,
         mut request: http::Request<Full<Bytes>>,
+        deadline: Instant,
     ) -> Result<HttpResponse, SendError> {
         let mut pooled = self.pool.take(&target.origin);
         loop {
             let mut conn = match pooled.take() {
                 Some(conn) => conn,
-                None => self.connect(target).await?,
+                None => self.connect(target, deadline).await?,
             };
             let reused = conn.reused;
             match Self::exchange(&mut conn, request).await {
@@ -519,7 +513,7 @@ fn build_request(
     target: &Target,
     request: &OutgoingRequest,
 ) -> Result<http::Request<Full<Bytes>>, SendError> {
-    let mut headers = HeaderMap::with_capacity(request.headers.len() + 1);
+    let mut headers = HeaderMap::with_capacity(request.headers.len() + 2);
     headers.insert(HOST, target.host_header.clone());
     for (name, value) in &request.headers {
         // The name is safe to report; the value (a signature, perhaps) is not.
@@ -528,6 +522,10 @@ fn build_request(
         let value = HeaderValue::from_str(value)
             .map_err(|_| SendError::Other(format!("the value of header `{name}` is not valid")))?;
         headers.append(header, value);
+    }
+    // As reqwest sent it, unless the caller gave one.
+    if !headers.contains_key(ACCEPT) {
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     }
     let mut built = http::Request::new(Full::new(Bytes::from(request.body.clone())));
     *built.method_mut() = Method::POST;
@@ -542,7 +540,8 @@ impl HttpSender for HyperSender {
         let target = self.check_url(&request.url)?;
         let built = build_request(&target, request)?;
         // One limit over the whole of it: lookup, connection, TLS, request and answer.
-        match tokio::time::timeout(request.timeout, self.send(&target, built)).await {
+        let deadline = Instant::now() + request.timeout;
+        match tokio::time::timeout(request.timeout, self.send(&target, built, deadline)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Timeout),
         }
@@ -559,6 +558,26 @@ fn describe(e: &(dyn StdError + 'static)) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// A TCP connection that failed.
+fn connect_error(e: &io::Error) -> SendError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => SendError::ConnectionRefused,
+        io::ErrorKind::TimedOut => SendError::Timeout,
+        _ => SendError::Other(format!("cannot connect: {}", describe(e))),
+    }
+}
+
+/// A TLS handshake that failed: the connection cut under it is a reset; everything else
+/// (a bad certificate, an alert, a server that does not speak TLS) is a TLS failure.
+fn handshake_error(e: &io::Error) -> SendError {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => SendError::ConnectionReset,
+        _ => SendError::Tls(describe(e)),
+    }
 }
 
 /// A connection that ended before its answer was complete.

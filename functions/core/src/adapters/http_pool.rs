@@ -52,10 +52,14 @@ pub struct Origin {
     pub port: u16,
 }
 
+/// hyper's side of a connection: the future that writes requests and reads answers.
+type Connection = http1::Connection<TokioIo<Box<dyn Io>>, Full<Bytes>>;
+
 /// One HTTP/1 connection: the request side and the connection future that runs it.
 pub struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
-    connection: http1::Connection<TokioIo<Box<dyn Io>>, Full<Bytes>>,
+    /// `None` once it has ended (dropping it hands back a request it never took).
+    connection: Option<Connection>,
     /// True once it has carried a request (a failure to send on it may be a stale close).
     pub reused: bool,
 }
@@ -66,24 +70,30 @@ impl Conn {
         let (sender, connection) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
         Ok(Self {
             sender,
-            connection,
+            connection: Some(connection),
             reused: false,
         })
     }
 
     /// Polls `work` until it is done, running the connection meanwhile. `Err` when the
-    /// connection ended first (its error, if it ended with one).
+    /// connection ended first (its error, if it ended with one). A connection that ends
+    /// is dropped at once, and `work` polled once more: a request it had not taken yet
+    /// comes back to `work` unsent (hyper answers it with the request), even when the
+    /// server closed the connection cleanly.
     pub async fn drive<F: Future>(&mut self, work: F) -> Result<F::Output, Option<hyper::Error>> {
         let mut work = pin!(work);
-        let connection = &mut self.connection;
+        let slot = &mut self.connection;
         std::future::poll_fn(|cx| {
             // The connection first: it writes the request and reads the answer that
             // `work` waits for.
-            let ended = match connection.poll_without_shutdown(cx) {
-                Poll::Ready(Ok(())) => Some(None),
-                Poll::Ready(Err(e)) => Some(Some(e)),
-                Poll::Pending => None,
+            let ended = match slot.as_mut().map(|c| c.poll_without_shutdown(cx)) {
+                Some(Poll::Pending) => None,
+                Some(Poll::Ready(result)) => Some(result.err()),
+                None => Some(None),
             };
+            if ended.is_some() {
+                *slot = None;
+            }
             if let Poll::Ready(out) = work.as_mut().poll(cx) {
                 return Poll::Ready(Ok(out));
             }
@@ -117,7 +127,11 @@ impl Conn {
     pub fn is_reusable(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..2 {
-            if self.connection.poll_without_shutdown(&mut cx).is_ready() {
+            let Some(connection) = self.connection.as_mut() else {
+                return false;
+            };
+            if connection.poll_without_shutdown(&mut cx).is_ready() {
+                self.connection = None;
                 return false;
             }
             match self.sender.poll_ready(&mut cx) {
@@ -153,28 +167,24 @@ impl Pool {
     }
 
     /// The most recently used idle connection to `origin` that is still open, if any.
+    /// Each is checked outside the lock (the check reads from its socket).
     pub fn take(&self, origin: &Origin) -> Option<Conn> {
         let now = Instant::now();
-        let mut dropped = Vec::new();
-        let found = {
-            let mut pools = self.lock();
-            let idle = pools.by_origin.get_mut(origin)?;
-            let mut found = None;
-            while let Some(mut entry) = idle.pop() {
-                if now.duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.is_reusable() {
-                    found = Some(entry.conn);
-                    break;
+        loop {
+            let candidate = {
+                let mut pools = self.lock();
+                let idle = pools.by_origin.get_mut(origin)?;
+                let candidate = idle.pop();
+                if idle.is_empty() {
+                    pools.by_origin.remove(origin);
                 }
-                dropped.push(entry);
+                candidate?
+            };
+            let Idle { mut conn, since } = candidate;
+            if now.duration_since(since) < IDLE_TIMEOUT && conn.is_reusable() {
+                return Some(conn);
             }
-            if idle.is_empty() {
-                pools.by_origin.remove(origin);
-            }
-            found
-        };
-        // Closed outside the lock.
-        drop(dropped);
-        found
+        }
     }
 
     /// Keeps `conn` for the next request to `origin`, if it can take one and there is room.
@@ -203,13 +213,139 @@ impl Pool {
             let idle = pools.by_origin.entry(origin.clone()).or_default();
             if idle.len() < MAX_IDLE_PER_ORIGIN {
                 idle.push(Idle { conn, since: now });
+            } else {
+                expired.push(Idle { conn, since: now });
             }
         }
+        // Closed outside the lock.
         drop(expired);
     }
 
     /// Idle connections kept for `origin`.
     pub fn idle(&self, origin: &Origin) -> usize {
         self.lock().by_origin.get(origin).map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    fn request() -> http::Request<Full<Bytes>> {
+        http::Request::post("/hook")
+            .header("host", "receiver.test")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    }
+
+    /// A connection over an in-memory pipe, and the pipe's server end.
+    async fn pipe() -> (Conn, DuplexStream) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        (Conn::handshake(Box::new(client)).await.unwrap(), server)
+    }
+
+    /// Reads one request head and body (`{}`) from `server` and answers `answer`.
+    async fn answer(server: &mut DuplexStream, answer: &str) {
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n\r\n{}") {
+            let mut chunk = [0u8; 1024];
+            let n = server.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            got.extend_from_slice(&chunk[..n]);
+        }
+        server.write_all(answer.as_bytes()).await.unwrap();
+    }
+
+    async fn exchange(conn: &mut Conn) -> String {
+        let sending = conn.send(request());
+        let response = conn.drive(sending).await.unwrap().unwrap();
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(frame) = conn.drive(body.frame()).await.unwrap() {
+            text.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        String::from_utf8(text).unwrap()
+    }
+
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_keep_alive_connection_is_reusable_until_the_server_closes_it() {
+        let (mut conn, mut server) = pipe().await;
+        let (got, ()) = tokio::join!(
+            exchange(&mut conn),
+            answer(
+                &mut server,
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            )
+        );
+        assert_eq!(got, "ok");
+        assert!(conn.is_reusable());
+        assert!(conn.is_reusable(), "checking does not use it up");
+        drop(server);
+        assert!(!conn.is_reusable());
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_says_close_leaves_the_connection_unusable() {
+        let (mut conn, mut server) = pipe().await;
+        let (got, ()) = tokio::join!(
+            exchange(&mut conn),
+            answer(
+                &mut server,
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+            )
+        );
+        assert_eq!(got, "ok");
+        assert!(!conn.is_reusable());
+    }
+
+    /// The server closed the connection cleanly after the check and before the request
+    /// went out: the request comes back, so that it can go out on another connection.
+    #[tokio::test]
+    async fn a_request_a_closed_connection_never_took_comes_back_unsent() {
+        let (mut conn, mut server) = pipe().await;
+        let (_, ()) = tokio::join!(
+            exchange(&mut conn),
+            answer(
+                &mut server,
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            )
+        );
+        drop(server);
+        let sending = conn.send(request());
+        let mut refused = match conn.drive(sending).await {
+            Ok(Err(refused)) => refused,
+            Ok(Ok(_)) => panic!("answered on a closed connection"),
+            Err(e) => panic!("the request was lost with the connection: {e:?}"),
+        };
+        let back = refused.take_message().expect("the request comes back");
+        assert_eq!(back.uri().path(), "/hook");
+        assert!(conn.reused);
+        assert!(!conn.is_reusable());
+    }
+
+    #[tokio::test]
+    async fn the_pool_hands_back_the_latest_connection_and_keeps_no_closed_one() {
+        let pool = Pool::default();
+        let origin = Origin {
+            tls: false,
+            host: "receiver.test".into(),
+            port: 80,
+        };
+        let (first, first_server) = pipe().await;
+        let (second, _second_server) = pipe().await;
+        pool.give(&origin, first);
+        pool.give(&origin, second);
+        assert_eq!(pool.idle(&origin), 2);
+        // The first one's server goes away while it is idle.
+        drop(first_server);
+        assert!(pool.take(&origin).is_some(), "the second, still open");
+        assert!(
+            pool.take(&origin).is_none(),
+            "the first was closed, and dropped"
+        );
+        assert_eq!(pool.idle(&origin), 0);
     }
 }
