@@ -260,7 +260,7 @@ struct Target {
 
 /// URLs already parsed and checked, by their text: a subscription's URL is parsed once,
 /// not on every delivery. Emptied when it reaches [`CHECKED_URLS`] entries.
-type CheckedUrls = std::sync::Mutex<HashMap<String, Target>>;
+type CheckedUrls = std::sync::Mutex<HashMap<String, Arc<Target>>>;
 const CHECKED_URLS: usize = 4096;
 
 /// [`HttpSender`] on hyper's HTTP/1 client, with its own connection pool
@@ -301,12 +301,12 @@ impl HyperSender {
 
     /// [`HyperSender::parse_and_check`], remembered for URLs that pass (the check depends
     /// on the URL alone).
-    fn check_url(&self, raw: &str) -> Result<Target, SendError> {
+    fn check_url(&self, raw: &str) -> Result<Arc<Target>, SendError> {
         let lock = || self.checked.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(target) = lock().get(raw) {
             return Ok(target.clone());
         }
-        let target = self.parse_and_check(raw)?;
+        let target = Arc::new(self.parse_and_check(raw)?);
         let mut checked = lock();
         if checked.len() >= CHECKED_URLS {
             checked.clear();

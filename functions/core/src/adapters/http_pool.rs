@@ -270,16 +270,21 @@ mod tests {
 
     use http_body_util::BodyExt;
 
+    /// One exchange on `conn`, answered by `server` with `raw`; the body received.
+    async fn answered(conn: &mut Conn, server: &mut DuplexStream, raw: &str) -> String {
+        let (got, ()) = tokio::join!(exchange(conn), answer(server, raw));
+        got
+    }
+
     #[tokio::test]
     async fn a_keep_alive_connection_is_reusable_until_the_server_closes_it() {
         let (mut conn, mut server) = pipe().await;
-        let (got, ()) = tokio::join!(
-            exchange(&mut conn),
-            answer(
-                &mut server,
-                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-            )
-        );
+        let got = answered(
+            &mut conn,
+            &mut server,
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        )
+        .await;
         assert_eq!(got, "ok");
         assert!(conn.is_reusable());
         assert!(conn.is_reusable(), "checking does not use it up");
@@ -290,13 +295,12 @@ mod tests {
     #[tokio::test]
     async fn an_answer_that_says_close_leaves_the_connection_unusable() {
         let (mut conn, mut server) = pipe().await;
-        let (got, ()) = tokio::join!(
-            exchange(&mut conn),
-            answer(
-                &mut server,
-                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
-            )
-        );
+        let got = answered(
+            &mut conn,
+            &mut server,
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        )
+        .await;
         assert_eq!(got, "ok");
         assert!(!conn.is_reusable());
     }
@@ -306,13 +310,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_a_closed_connection_never_took_comes_back_unsent() {
         let (mut conn, mut server) = pipe().await;
-        let (_, ()) = tokio::join!(
-            exchange(&mut conn),
-            answer(
-                &mut server,
-                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-            )
-        );
+        let _ = answered(
+            &mut conn,
+            &mut server,
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        )
+        .await;
         drop(server);
         let sending = conn.send(request());
         let mut refused = match conn.drive(sending).await {
