@@ -27,10 +27,10 @@ if ! unshare -n true 2>/dev/null; then
 fi
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build -q -p webhooks-local
+runner_bin="$(local_runner_bin)"
 mkdir -p "$target_dir/panel"
 
-export PANEL_PYTHON="$TOOLS_PYTHON_BIN" PANEL_BIN="$target_dir/debug/webhooks-local"
+export PANEL_PYTHON="$TOOLS_PYTHON_BIN" PANEL_BIN="$runner_bin"
 export PANEL_MOTO="$MOTO_SERVER" PANEL_SHOT="${PANEL_SCREENSHOT:-$target_dir/panel/panel.png}"
 unshare -n bash -euo pipefail -c '
 ip link set lo up

@@ -40,10 +40,10 @@ sys.exit(1 if errors else 0)
 PY
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build -q -p webhooks-local
+runner_bin="$(local_runner_bin)"
 mkdir -p "$target_dir/schemathesis"
 
-export ST_BIN="$target_dir/debug/webhooks-local"
+export ST_BIN="$runner_bin"
 export ST_OUT="$target_dir/schemathesis"
 export ST_SCHEMATHESIS="$TOOLS_VENV/bin/schemathesis"
 export ST_MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"

@@ -16,6 +16,8 @@ echo "moto is serving DynamoDB and SQS at $MOTO_ENDPOINT" >&2
 cargo test --workspace "$@"
 
 if [[ $# -eq 0 ]]; then
+  # The runner binary the workspace's tests were built with (see local_runner_bin).
+  export WEBHOOKS_LOCAL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/webhooks-local"
   bash infra/scripts/schemathesis.sh
   bash infra/scripts/panel-test.sh
 fi

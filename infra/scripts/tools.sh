@@ -5,6 +5,8 @@
 #   ensure_python_tools   creates/refreshes the venvs and exports MOTO_SERVER, CFN_LINT, SAM
 #   start_moto            starts moto_server on a free 127.0.0.1 port, exports MOTO_ENDPOINT,
 #                         and stops it when the sourcing shell exits
+#   local_runner_bin      prints the path of a debug build of the local runner, building it
+#                         unless WEBHOOKS_LOCAL_BIN already names one
 #
 # Two venvs on purpose. cfn-lint 1.54.0 dropped aws-sam-translator: from then on it checks
 # AWS::Serverless resources against bundled schemas and no longer lints the transformed
@@ -132,4 +134,18 @@ s.close()')" || return 1
   tail -n 20 "$log" >&2 || true
   stop_moto
   return 1
+}
+
+# The debug build of the local runner, for the scripts that drive it from outside.
+# test.sh sets WEBHOOKS_LOCAL_BIN to the one `cargo test --workspace` has just built: a
+# `cargo build -p webhooks-local` of its own resolves other features (no dev-dependencies),
+# so it would rebuild the whole dependency tree a second time (minutes and about 1 GB of
+# target/ on a clean clone).
+local_runner_bin() {
+  if [[ -n ${WEBHOOKS_LOCAL_BIN:-} ]]; then
+    printf '%s\n' "$WEBHOOKS_LOCAL_BIN"
+    return
+  fi
+  cargo build -q -p webhooks-local >&2
+  printf '%s\n' "${CARGO_TARGET_DIR:-$TOOLS_ROOT/target}/debug/webhooks-local"
 }
