@@ -140,7 +140,7 @@ async fn main() {
                 &j.delivery_id,
                 0,
                 &body,
-                Some("bench-secret"),
+                Some(&signing::SigningKey::new("bench-secret")),
                 None,
             );
             (body, headers)

@@ -87,7 +87,8 @@ pub enum Ended {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Start times of the attempts in flight.
+    /// Start times of the attempts in flight, oldest first: a busy subscription has
+    /// dozens, and each admission looks at the oldest alone.
     in_flight: Vec<Instant>,
     open_until: Option<Instant>,
     /// The last cool-down, doubled after a failed probe.
@@ -154,8 +155,8 @@ impl Breaker {
         } else if state.probing
             || state
                 .in_flight
-                .iter()
-                .any(|t| now.duration_since(*t) >= s.slow_after)
+                .first()
+                .is_some_and(|oldest| now.duration_since(*oldest) >= s.slow_after)
         {
             Some(s.busy_wait)
         } else if !proven && state.in_flight.len() as u32 >= s.unproven_in_flight {
@@ -169,7 +170,10 @@ impl Breaker {
         if state.open_until.take().is_some() {
             state.probing = true;
         }
-        state.in_flight.push(now);
+        // After the attempts that started no later (callers read the clock before the
+        // lock, so `now` may be a little older than the latest start).
+        let at = state.in_flight.partition_point(|t| *t <= now);
+        state.in_flight.insert(at, now);
         Ok(Permit {
             breaker: self.clone(),
             id: id.clone(),
@@ -192,7 +196,8 @@ impl Breaker {
         let Some(state) = states.get_mut(id) else {
             return;
         };
-        if let Some(i) = state.in_flight.iter().position(|t| *t == started) {
+        let i = state.in_flight.partition_point(|t| *t < started);
+        if state.in_flight.get(i) == Some(&started) {
             state.in_flight.remove(i);
         }
         let was_probe = std::mem::take(&mut state.probing);
@@ -282,6 +287,27 @@ mod tests {
             b.admit(&id(1), t + Duration::from_secs(2)).unwrap_err(),
             Duration::from_secs(10),
             "an attempt in flight for 2 s makes it slow"
+        );
+    }
+
+    #[test]
+    fn the_oldest_attempt_in_flight_counts_whatever_order_they_were_admitted_in() {
+        let b = breaker();
+        let t = Instant::now();
+        let quick = b.admit(&id(1), t).unwrap();
+        b.finish(quick, Ended::Delivered, t);
+        let _later = b.admit(&id(1), t + Duration::from_secs(1)).unwrap();
+        // Admitted after, with a clock read before: the oldest in flight.
+        let older = b.admit(&id(1), t).unwrap();
+        assert_eq!(
+            b.admit(&id(1), t + Duration::from_secs(2)).unwrap_err(),
+            Duration::from_secs(10),
+            "the older attempt has been in flight for 2 s"
+        );
+        b.finish(older, Ended::Delivered, t + Duration::from_millis(1500));
+        assert!(
+            b.admit(&id(1), t + Duration::from_secs(2)).is_ok(),
+            "the one left has been in flight for 1 s"
         );
     }
 

@@ -16,6 +16,7 @@
 //! otherwise it is received again (and sends the same `webhook-id` again).
 
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use crate::after_attempt::{
 };
 use crate::breaker::{Breaker, Ended};
 use crate::clock::{Clock, Millis};
-use crate::crypto::{SecretSealer, random_u64};
+use crate::crypto::{SealError, SecretSealer, random_u64};
 use crate::delivery_log::{Attempt, DeliveryLog};
 use crate::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
 use crate::ids::SubscriptionId;
@@ -40,7 +41,7 @@ use crate::queue::{
 };
 use crate::retry::RetryPolicy;
 use crate::service::{RecoverTask, again};
-use crate::signing;
+use crate::signing::{self, SigningKey};
 use crate::stage::BatchHandler;
 use crate::store::{StoreError, SubscriptionStore};
 use crate::subscription::{Subscription, SubscriptionRef};
@@ -144,7 +145,12 @@ impl Deliverer {
         retries: Retries,
     ) -> Result<Attempt, DeliveryError> {
         let alone = BatchMarks::default();
-        let Settled { record, requeue } = self.try_once(job, subscription, retries, &alone).await?;
+        let keys = self
+            .keys(subscription, self.clock.now_millis())
+            .map_err(|source| DeliveryError::Secret { source })?;
+        let Settled { record, requeue } = self
+            .try_once(job, subscription, &keys, retries, &alone)
+            .await?;
         crate::metrics::delivery_attempts([(record.outcome, record.duration())]);
         if !requeue.is_empty() {
             send_all(self.deliveries.as_ref(), requeue, 1).await?;
@@ -163,15 +169,12 @@ impl Deliverer {
         &self,
         job: &DeliveryJob,
         subscription: &Subscription,
+        keys: &Keys,
         retries: Retries,
         batch: &BatchMarks,
     ) -> Result<Settled, DeliveryError> {
-        let key = SubscriptionRef {
-            id: subscription.id.clone(),
-            owner: subscription.owner.clone(),
-        };
         let at = self.clock.now_millis();
-        let request = self.prepare(job, subscription, &key, at)?;
+        let request = self.prepare(job, subscription, keys, at);
         let started = Instant::now();
         let result = self.sender.post(&request).await;
         let call = Call {
@@ -182,32 +185,36 @@ impl Deliverer {
         self.handle(job, subscription, call, retries, batch).await
     }
 
-    /// The signed request: the secret opened for this subscription alone.
+    /// The subscription's secrets, opened for this subscription alone (a value copied
+    /// from another row fails here) and set up for signing: once per batch, shared by
+    /// the subscription's jobs in it. After a rotation the previous secret signs beside
+    /// the new one while its window, as of `at`, lasts.
+    fn keys(&self, subscription: &Subscription, at: Millis) -> Result<Keys, SealError> {
+        let reference = SubscriptionRef {
+            id: subscription.id.clone(),
+            owner: subscription.owner.clone(),
+        };
+        let open = |sealed: &str| -> Result<SigningKey, SealError> {
+            Ok(SigningKey::new(&self.sealer.open_for(sealed, &reference)?))
+        };
+        Ok(Keys {
+            current: subscription
+                .sealed_secret
+                .as_deref()
+                .map(open)
+                .transpose()?,
+            previous: subscription.previous_secret_at(at).map(open).transpose()?,
+        })
+    }
+
+    /// The signed request.
     fn prepare(
         &self,
         job: &DeliveryJob,
         subscription: &Subscription,
-        key: &SubscriptionRef,
+        keys: &Keys,
         at: Millis,
-    ) -> Result<OutgoingRequest, DeliveryError> {
-        let secret = match &subscription.sealed_secret {
-            // Sealed for this subscription only: a value copied from another row fails here.
-            Some(sealed) => Some(
-                self.sealer
-                    .open_for(sealed, key)
-                    .map_err(|source| DeliveryError::Secret { source })?,
-            ),
-            None => None,
-        };
-        // After a rotation the previous secret signs beside the new one for a while.
-        let previous = match subscription.previous_secret_at(at) {
-            Some(sealed) => Some(
-                self.sealer
-                    .open_for(sealed, key)
-                    .map_err(|source| DeliveryError::Secret { source })?,
-            ),
-            None => None,
-        };
+    ) -> OutgoingRequest {
         let body = signing::body(
             subscription.content_type,
             signing::BodyId::of(job.object_id, job.subject.as_deref()),
@@ -219,15 +226,15 @@ impl Deliverer {
             &job.delivery_id,
             at.div_euclid(1000),
             &body,
-            secret.as_deref(),
-            previous.as_deref(),
+            keys.current.as_ref(),
+            keys.previous.as_ref(),
         );
-        Ok(OutgoingRequest {
+        OutgoingRequest {
             url: subscription.trigger_url.as_str().to_owned(),
             headers,
             body,
             timeout: self.settings.timeout,
-        })
+        }
     }
 
     /// Decides what the answer means and carries out what cannot wait (removing the
@@ -551,6 +558,8 @@ impl Deliverer {
         let mut settled = Vec::new();
         let mut deferred = 0;
         let marks = &BatchMarks::default();
+        // Each subscription's secrets, opened once for all its jobs in the batch.
+        let mut keys: HashMap<&SubscriptionId, Result<Keys, SealError>> = HashMap::new();
         for (message, job) in due {
             let found = subscriptions
                 .iter()
@@ -572,7 +581,11 @@ impl Deliverer {
                 continue;
             }
             match self.breaker.admit(&subscription.id, Instant::now()) {
-                Ok(permit) => admitted.push((*message, job, subscription, permit)),
+                Ok(permit) => {
+                    keys.entry(&subscription.id)
+                        .or_insert_with(|| self.keys(subscription, now));
+                    admitted.push((*message, job, subscription, permit))
+                }
                 // A slow or failing receiver's job waits on the queue, untried.
                 Err(wait) => {
                     deferred += 1;
@@ -591,10 +604,15 @@ impl Deliverer {
                 // delivery, though a success writes no line. The attempt's lines at info
                 // and above carry `delivery_id` themselves.
                 let span = tracing::debug_span!("delivery", delivery_id = %job.delivery_id);
+                let keys = &keys[&subscription.id];
                 async move {
-                    let result = self
-                        .try_once(job, subscription, Retries::Scheduled, marks)
-                        .await;
+                    let result = match keys {
+                        Ok(keys) => {
+                            self.try_once(job, subscription, keys, Retries::Scheduled, marks)
+                                .await
+                        }
+                        Err(source) => Err(DeliveryError::Secret { source: *source }),
+                    };
                     if let Ok(settled) = &result {
                         self.breaker
                             .finish(permit, ended(&settled.record), Instant::now());
@@ -691,6 +709,12 @@ impl BatchMarks {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A subscription's secrets set up for signing (see [`Deliverer::keys`]).
+struct Keys {
+    current: Option<SigningKey>,
+    previous: Option<SigningKey>,
 }
 
 /// One request made: when it started, how long it took, and what came back.

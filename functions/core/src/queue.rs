@@ -106,9 +106,15 @@ pub async fn send_each(
         let chunks = batches(&pending, messages);
         let results: Vec<(Vec<usize>, BatchResult)> = stream::iter(chunks)
             .map(|indexes| async move {
-                let batch: Vec<OutgoingMessage> =
-                    indexes.iter().map(|&i| messages[i].clone()).collect();
-                let result = queue.send_batch(&batch).await;
+                let result = match contiguous(&indexes) {
+                    // The first round's batches: a slice of the messages, no copies.
+                    Some(range) => queue.send_batch(&messages[range]).await,
+                    None => {
+                        let batch: Vec<OutgoingMessage> =
+                            indexes.iter().map(|&i| messages[i].clone()).collect();
+                        queue.send_batch(&batch).await
+                    }
+                };
                 (indexes, result)
             })
             .buffer_unordered(concurrency.max(1))
@@ -135,6 +141,13 @@ pub async fn send_each(
         pending.sort_unstable();
     }
     sent
+}
+
+/// The range `indexes` covers, when they follow one another.
+fn contiguous(indexes: &[usize]) -> Option<std::ops::Range<usize>> {
+    let first = *indexes.first()?;
+    let follow = indexes.iter().enumerate().all(|(k, &i)| i == first + k);
+    follow.then(|| first..first + indexes.len())
 }
 
 /// Groups messages into send requests of at most [`MAX_BATCH`] messages and
@@ -190,5 +203,47 @@ mod tests {
             .collect();
         let sizes: Vec<usize> = batches(&[0, 1, 2, 3], &big).iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![2, 2]);
+    }
+
+    /// Refuses, in its first request, the messages whose body is in `refuse_once`.
+    struct RefusesOnce {
+        refuse_once: Vec<&'static str>,
+        requests: std::sync::Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl QueueSender for RefusesOnce {
+        async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<usize>, QueueError> {
+            let mut requests = self.requests.lock().unwrap();
+            let first = requests.is_empty();
+            requests.push(messages.iter().map(|m| m.body.clone()).collect());
+            Ok((0..messages.len())
+                .filter(|&i| first && self.refuse_once.contains(&messages[i].body.as_str()))
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_messages_are_sent_again_and_only_they() {
+        let queue = RefusesOnce {
+            refuse_once: vec!["b", "d"],
+            requests: Default::default(),
+        };
+        let messages: Vec<OutgoingMessage> =
+            ["a", "b", "c", "d", "e"].map(OutgoingMessage::new).to_vec();
+        assert_eq!(send_each(&queue, &messages, 1).await, vec![true; 5]);
+        assert_eq!(
+            *queue.requests.lock().unwrap(),
+            vec![vec!["a", "b", "c", "d", "e"], vec!["b", "d"]]
+        );
+    }
+
+    #[test]
+    fn only_indexes_that_follow_one_another_make_a_range() {
+        assert_eq!(contiguous(&[3, 4, 5]), Some(3..6));
+        assert_eq!(contiguous(&[7]), Some(7..8));
+        assert_eq!(contiguous(&[3, 5]), None);
+        assert_eq!(contiguous(&[4, 3]), None);
+        assert_eq!(contiguous(&[]), None);
     }
 }
