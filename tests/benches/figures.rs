@@ -25,6 +25,12 @@
 //!   does): the floor for two hops on this machine. For the runner, the spread of each
 //!   batch's arrivals (last less first) shows how much of its latency is the batch's
 //!   deliveries waiting on each other.
+//! * Instructions per delivery: the throughput run twice more, the runner under valgrind's
+//!   callgrind, at `FIGURES_CALLGRIND_EVENTS` (5000) events and three times that; the
+//!   difference in its user-space instruction count over the difference in deliveries.
+//!   CPU time on this machine moves by a third between runs of one build; this count
+//!   moves by well under 1 %, so it is the figure that tells two builds apart (it leaves
+//!   out the kernel, and valgrind offers no SHA extensions, so crypto counts high).
 //! * Peak RSS (`VmHWM`): the runner's after its loads, and each Lambda binary's (api,
 //!   fanout, delivery) run as Lambda runs it (the Runtime API emulator, against moto)
 //!   while it carries its part of delivering `FIGURES_RSS_DELIVERIES` webhooks.
@@ -35,8 +41,8 @@
 //! `FIGURES_RATES` (`2000,10000`), `FIGURES_RSS_DELIVERIES` (10000), `FIGURES_INIT_RUNS`
 //! (7), `FIGURES_LOADGEN_SECS` (3), `FIGURES_RUNNER` (another build of the runner, by
 //! absolute path, such as `$PWD/target/profiling/webhooks-local` to profile it with
-//! perf), and `FIGURES_SKIP` (any of `lambda`, `init`, `latency`, `cost`,
-//! comma-separated). The cost report (`webhooks_tests::cost`, the
+//! perf), `FIGURES_CALLGRIND_EVENTS` (5000), and `FIGURES_SKIP` (any of `lambda`,
+//! `init`, `latency`, `instructions`, `cost`, comma-separated). The cost report (`webhooks_tests::cost`, the
 //! same as `--bench cost`) takes its sizes from `COST_EVENTS_ONE` and `COST_EVENTS_MANY`.
 //!
 //! `cargo bench -p webhooks-tests --bench figures` (it builds the binaries itself; the
@@ -572,13 +578,19 @@ fn wrk(url: &str, secs: u64) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // The local runner as a process
 
-/// The local runner as a process: memory backend, no rate limit, its log at the default
-/// level to nowhere (or to `FIGURES_RUNNER_LOG`). `FIGURES_RUNNER` runs another build of
-/// it, e.g. `--profile profiling` for perf.
-fn spawn_runner() -> LocalProcess {
-    let binary = std::env::var("FIGURES_RUNNER")
-        .unwrap_or_else(|_| release_binary("webhooks-local").to_owned());
-    let mut cmd = Command::new(binary);
+/// The runner binary: the release build, or `FIGURES_RUNNER` (another build of it, e.g.
+/// `--profile profiling` for perf).
+fn runner_binary() -> String {
+    std::env::var("FIGURES_RUNNER").unwrap_or_else(|_| release_binary("webhooks-local").to_owned())
+}
+
+fn runner_command() -> Command {
+    Command::new(runner_binary())
+}
+
+/// The local runner as a process (`cmd` runs it, perhaps under a tool): memory backend,
+/// no rate limit, its log at the default level to nowhere (or to `FIGURES_RUNNER_LOG`).
+fn spawn_runner(mut cmd: Command) -> LocalProcess {
     cmd.env("PORT", "0")
         .env("WEBHOOKS_BACKEND", "memory")
         .env("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "0")
@@ -843,6 +855,110 @@ fn ms(d: Duration) -> String {
 
 // ---------------------------------------------------------------------------------------
 
+/// What a throughput run measured.
+struct Throughput {
+    rate: f64,
+    published: Duration,
+    cpu: Duration,
+    delivered: usize,
+}
+
+/// The runner subscribed to the receiver, then `events` events published in batches of
+/// `batch`, four requests at a time, until every delivery arrived. One batch goes first
+/// as a warm-up (connections made); the figures cover the rest.
+async fn throughput(
+    http: &reqwest::Client,
+    receiver: &FastReceiver,
+    runner: &LocalProcess,
+    events: usize,
+    batch: usize,
+) -> Throughput {
+    subscribe(http, runner, &receiver.url).await;
+    let before = receiver.seen.count.load(Ordering::Relaxed);
+    publish(http, runner, events_body(1..batch as u64 + 1)).await;
+    assert!(wait_for(&receiver.seen, before + batch, Duration::from_secs(120)).await);
+    let start_count = receiver.seen.count.load(Ordering::Relaxed);
+    let cpu_before = cpu_time(runner.pid());
+    let started = Instant::now();
+    let bodies: Vec<Vec<u8>> = (0..events.div_ceil(batch))
+        .map(|b| {
+            let from = 1_000_000 + (b * batch) as u64;
+            events_body(from..(from + batch as u64).min(1_000_000 + events as u64))
+        })
+        .collect();
+    stream::iter(bodies)
+        .map(|body| publish(http, runner, body))
+        .buffer_unordered(4)
+        .for_each(|_| async {})
+        .await;
+    let published = started.elapsed();
+    let all = wait_for(
+        &receiver.seen,
+        start_count + events,
+        Duration::from_secs(600),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let cpu = cpu_time(runner.pid()) - cpu_before;
+    let delivered = receiver.seen.count.load(Ordering::Relaxed) - start_count;
+    assert!(all, "only {delivered} of {events} deliveries arrived");
+    Throughput {
+        rate: delivered as f64 / elapsed.as_secs_f64(),
+        published,
+        cpu,
+        delivered,
+    }
+}
+
+/// The runner's user-space instructions per delivery, counted by valgrind's callgrind:
+/// the throughput run twice under it, at `small` and `large` events, and the difference
+/// divided by the difference in deliveries, so that start-up, subscription and warm-up
+/// cancel out. Unlike CPU time, the count hardly moves between runs of one build (two
+/// runs differed by 0.3 %), so it tells builds apart where the timings cannot. It leaves
+/// out the kernel's share, and counts crypto at the instruction set valgrind offers (no
+/// SHA extensions), above what it costs natively. `None` without valgrind.
+async fn instructions_per_delivery(
+    http: &reqwest::Client,
+    receiver: &FastReceiver,
+    small: usize,
+    large: usize,
+) -> Option<f64> {
+    let present = Command::new("valgrind").arg("--version").output();
+    if !present.is_ok_and(|o| o.status.success()) {
+        return None;
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/figures");
+    std::fs::create_dir_all(&dir).expect("target/figures");
+    let mut counts = Vec::new();
+    for events in [small, large] {
+        let out = dir.join(format!("callgrind.{events}.out"));
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = Command::new("valgrind");
+        cmd.arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(runner_binary());
+        let mut runner = spawn_runner(cmd);
+        throughput(http, receiver, &runner, events, 100).await;
+        // Ctrl-C: the runner stops, and callgrind writes its counts as it exits.
+        let signalled = Command::new("kill")
+            .args(["-INT", &runner.pid().to_string()])
+            .status();
+        assert!(
+            signalled.is_ok_and(|s| s.success()),
+            "the runner is signalled"
+        );
+        runner.child.wait().expect("the runner exits");
+        let written = std::fs::read_to_string(&out).expect("callgrind's counts");
+        let total = written
+            .lines()
+            .find_map(|l| l.strip_prefix("totals: ").or(l.strip_prefix("summary: ")))
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .expect("a total in callgrind's output");
+        counts.push(total);
+    }
+    Some((counts[1] - counts[0]) / (large - small) as f64)
+}
+
 #[tokio::main]
 async fn main() {
     let events = env_usize("FIGURES_EVENTS", 100_000);
@@ -931,38 +1047,13 @@ async fn main() {
     );
 
     // The local runner: N events in batches, one subscriber each.
-    let runner = spawn_runner();
-    subscribe(&http, &runner, &receiver.url).await;
-    // Warm-up: one batch through, connections made.
-    let before = receiver.seen.count.load(Ordering::Relaxed);
-    publish(&http, &runner, events_body(1..batch as u64 + 1)).await;
-    assert!(wait_for(&receiver.seen, before + batch, Duration::from_secs(30)).await);
-    let start_count = receiver.seen.count.load(Ordering::Relaxed);
-    let cpu_before = cpu_time(runner.pid());
-    let started = Instant::now();
-    let bodies: Vec<Vec<u8>> = (0..events.div_ceil(batch))
-        .map(|b| {
-            let from = 1_000_000 + (b * batch) as u64;
-            events_body(from..(from + batch as u64).min(1_000_000 + events as u64))
-        })
-        .collect();
-    stream::iter(bodies)
-        .map(|body| publish(&http, &runner, body))
-        .buffer_unordered(4)
-        .for_each(|_| async {})
-        .await;
-    let published = started.elapsed();
-    let all = wait_for(
-        &receiver.seen,
-        start_count + events,
-        Duration::from_secs(600),
-    )
-    .await;
-    let elapsed = started.elapsed();
-    let cpu = cpu_time(runner.pid()) - cpu_before;
-    let delivered = receiver.seen.count.load(Ordering::Relaxed) - start_count;
-    assert!(all, "only {delivered} of {events} deliveries arrived");
-    let rate = delivered as f64 / elapsed.as_secs_f64();
+    let runner = spawn_runner(runner_command());
+    let Throughput {
+        rate,
+        published,
+        cpu,
+        delivered,
+    } = throughput(&http, &receiver, &runner, events, batch).await;
     table.add(
         format!("local runner delivery rate ({events} events, batches of {batch})"),
         format!("{rate:.0}"),
@@ -987,6 +1078,22 @@ async fn main() {
         "MB (VmHWM)",
     );
     drop(runner);
+
+    if !skipped("instructions") {
+        let small = env_usize("FIGURES_CALLGRIND_EVENTS", 5000).max(100);
+        let label = "local runner instructions per delivery";
+        match instructions_per_delivery(&http, &receiver, small, 3 * small).await {
+            Some(count) => table.add(
+                label,
+                format!("{count:.0}"),
+                format!(
+                    "user space, callgrind, runs of {small} and {} events: steady between runs, to compare builds",
+                    3 * small
+                ),
+            ),
+            None => table.add(label, "-", "valgrind is not on PATH"),
+        }
+    }
 
     if !skipped("latency") {
         // The floor: the same schedule, each batch's 10 POSTs sent straight to the
@@ -1032,7 +1139,7 @@ async fn main() {
             );
         }
 
-        let runner = spawn_runner();
+        let runner = spawn_runner(runner_command());
         subscribe(&http, &runner, &receiver.url).await;
         for &per_sec in &rates {
             let n = per_sec * latency_secs;
