@@ -1,8 +1,9 @@
 //! The delivery stage: each job becomes a signed POST to its subscription's URL, and the
-//! outcome decides what happens next. Each attempt is three steps: prepare (open the
-//! secret, sign), call (one request, within the time limit), handle (the policy's pure
-//! decision, [`crate::after_attempt`], carried out: remove the subscription, queue the
-//! retry, log the attempt).
+//! outcome decides what happens next. Each attempt is three steps: prepare (sign, with
+//! the subscription's secrets as the batch opened them, once for all its jobs), call (one
+//! request, within the time limit), handle (the policy's pure decision,
+//! [`crate::after_attempt`], carried out: remove the subscription, queue the retry, log
+//! the attempt).
 //!
 //! Retries further away than SQS's 15-minute delay are re-enqueued in steps: the job
 //! carries `due_at`, and a job received before it is due goes back on the queue with the
