@@ -59,7 +59,7 @@ pub fn random_id(prefix: &str) -> String {
     pooled_random_bytes(&mut bytes);
     let mut id = String::with_capacity(prefix.len() + 32);
     id.push_str(prefix);
-    id.push_str(&hex::encode(bytes));
+    crate::ids::push_hex(&mut id, &bytes);
     id
 }
 
@@ -67,10 +67,6 @@ pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     pooled_random_bytes(&mut b);
     u64::from_le_bytes(b)
-}
-
-pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
-    HmacKey::new(key).sha1(data).to_vec()
 }
 
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -376,7 +372,7 @@ mod tests {
     fn hmacs_match_known_vectors() {
         // RFC 2202 / RFC 4231 test case 2.
         assert_eq!(
-            hex::encode(hmac_sha1(b"Jefe", b"what do ya want for nothing?")),
+            hex::encode(HmacKey::new(b"Jefe").sha1(b"what do ya want for nothing?")),
             "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
         );
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Subscription ids: 24 lowercase hex characters, time-ordered like a MongoDB ObjectId
-//! (4 bytes of Unix seconds, 5 bytes random per process, 3 bytes of a counter).
+//! (4 bytes of Unix seconds, 5 bytes random per process, 3 bytes of a counter); and
+//! [`push_hex`], which writes the hex of every other id.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,6 +9,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::crypto::random_bytes;
+
+/// Appends `bytes` as lowercase hex: the ids written on every message and delivery,
+/// without `format!` or a string of their own.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -91,6 +102,14 @@ impl IdGenerator {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+
+    #[test]
+    fn push_hex_writes_what_hex_encode_writes() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = String::from("x_");
+        push_hex(&mut out, &bytes);
+        assert_eq!(out, format!("x_{}", hex::encode(&bytes)));
+    }
 
     #[test]
     fn ids_are_24_hex_and_time_ordered() {

@@ -45,11 +45,9 @@ pub fn delivery_id(event_uid: &str, subscription: &SubscriptionId) -> String {
     ctx.update(event_uid.as_bytes());
     ctx.update(b"\0");
     ctx.update(subscription.as_str().as_bytes());
-    let mut hex = [0u8; 32];
-    hex::encode_to_slice(&ctx.finish().as_ref()[..16], &mut hex).expect("32 hex digits");
     let mut id = String::with_capacity(36);
     id.push_str("msg_");
-    id.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+    crate::ids::push_hex(&mut id, &ctx.finish().as_ref()[..16]);
     id
 }
 

@@ -43,6 +43,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::ids::push_hex;
 use crate::queue::{
     IncomingMessage, MAX_BATCH, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueReceiver,
     QueueSender, Received,
@@ -154,17 +155,12 @@ impl Ids {
         bytes[8..].copy_from_slice(&b.to_be_bytes());
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let mut hex = [0u8; 32];
-        hex::encode_to_slice(bytes, &mut hex).expect("32 hex digits for 16 bytes");
         let mut id = String::with_capacity(36);
-        for (i, group) in [0..8, 8..12, 12..16, 16..20, 20..32]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, group) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
             if i > 0 {
                 id.push('-');
             }
-            id.push_str(std::str::from_utf8(&hex[group]).expect("hex digits are ASCII"));
+            push_hex(&mut id, &bytes[group]);
         }
         id
     }
@@ -172,13 +168,10 @@ impl Ids {
     /// `{seq}.{nonce}`: the sequence number finds the message, the nonce (16 hex digits)
     /// tells this receive from earlier ones.
     fn receipt(&self, seq: u64) -> String {
-        let mut nonce = [0u8; 16];
-        hex::encode_to_slice(self.next()[0].to_be_bytes(), &mut nonce)
-            .expect("16 hex digits for 8 bytes");
         let mut receipt = String::with_capacity(38);
         receipt.push_str(&seq.to_string());
         receipt.push('.');
-        receipt.push_str(std::str::from_utf8(&nonce).expect("hex digits are ASCII"));
+        push_hex(&mut receipt, &self.next()[0].to_be_bytes());
         receipt
     }
 }
