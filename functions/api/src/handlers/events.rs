@@ -42,7 +42,8 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
     }
 
     let now = app.clock.now_millis();
-    let parsed: Vec<Result<Event, String>> = items
+    // Each valid event with its queue message, written once (its size is checked on it).
+    let mut parsed: Vec<Result<(Event, String), String>> = items
         .iter()
         .map(|item| {
             let uid = app.new_event_uid();
@@ -52,20 +53,22 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
                 now,
             };
             let event = Event::parse(item, &app.settings.catalogue, &origin).map_err(|e| e.0)?;
-            if event.to_message().len() > MAX_EVENT_BYTES {
+            let message = event.to_message();
+            if message.len() > MAX_EVENT_BYTES {
                 return Err(format!("an event must be at most {MAX_EVENT_BYTES} bytes; list fewer users in visible_to or use \"all\""));
             }
-            Ok(event)
+            Ok((event, message))
         })
+        .collect();
+    let messages: Vec<OutgoingMessage> = parsed
+        .iter_mut()
+        .filter_map(|r| r.as_mut().ok())
+        .map(|(_, message)| OutgoingMessage::new(std::mem::take(message)))
         .collect();
     let valid: Vec<(usize, &Event)> = parsed
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().ok().map(|e| (i, e)))
-        .collect();
-    let messages: Vec<OutgoingMessage> = valid
-        .iter()
-        .map(|(_, e)| OutgoingMessage::new(e.to_message()))
+        .filter_map(|(i, r)| r.as_ref().ok().map(|(e, _)| (i, e)))
         .collect();
     let sent = send_each(app.events.as_ref(), &messages, 4).await;
 
