@@ -518,6 +518,86 @@ proptest! {
     }
 }
 
+/// What `resource_url` must be, as the rule reads: at most 2048 bytes, and an absolute
+/// http or https URL with a host as `url::Url::parse` reads it. The reader spares the
+/// parser for plain URLs; this is the model it must agree with.
+fn model_resource_url(u: &str) -> bool {
+    u.len() <= 2048
+        && url::Url::parse(u)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+}
+
+/// Strings near the shape of a plain URL: schemes right and almost right, host labels of
+/// letters, digits, hyphens and dots with the odd character that changes their reading
+/// (numbers that make an IPv4 address, `xn--`, `%`, `@`, `_`, brackets, non-ASCII),
+/// ports in and out of range, and any tail.
+fn url_like() -> impl Strategy<Value = String> {
+    let scheme = prop::sample::select(vec![
+        "http://",
+        "https://",
+        "HTTP://",
+        "Https://",
+        "http:/",
+        "http:",
+        "http:///",
+        "ftp://",
+        "file://",
+        "",
+        "http:\\\\",
+    ]);
+    let label_char = prop_oneof![
+        8 => prop::sample::select(b"abcxyzABZ0189-".to_vec()).prop_map(char::from),
+        1 => prop::sample::select(vec!['.', '_', '%', '@', '[', ']', ':', ' ', '\t', 'é', '\u{0}', 'x', 'n']),
+    ];
+    let host = prop_oneof![
+        prop::collection::vec(label_char, 0..24).prop_map(|c| c.into_iter().collect::<String>()),
+        prop::sample::select(vec![
+            "example.com",
+            "a..b",
+            "xn--zz.com",
+            "xn--nxasmq6b.com",
+            "a.b.",
+            "1.2.3.4",
+            "1.2.3.999",
+            "0x7f.1",
+            "a.0x1",
+            "example.1",
+            "ex--ample.com",
+            "-a.com",
+            "a-.com",
+            "localhost",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z]{60,70}\\.com",
+    ];
+    let port = prop_oneof![
+        Just(String::new()),
+        "[0-9]{0,6}".prop_map(|p| format!(":{p}")),
+        Just(":65535".to_owned()),
+        Just(":65536".to_owned()),
+        Just(":x".to_owned()),
+    ];
+    let tail = prop_oneof![
+        Just(String::new()),
+        "[/?#][ -~]{0,30}",
+        "[/?#].{0,10}",
+        "[ -~]{0,10}",
+    ];
+    (scheme, host, port, tail).prop_map(|(s, h, p, t)| format!("{s}{h}{p}{t}"))
+}
+
+proptest! {
+    /// `resource_url` is accepted exactly when the model accepts it: the reader's
+    /// shortcut for plain URLs never lets through what the full parser refuses, nor
+    /// refuses what it takes.
+    #[test]
+    fn resource_urls_are_read_as_the_url_parser_reads_them(u in url_like()) {
+        let event = json!({"event_id": "assign_task", "object_id": 1, "visible_to": "all", "resource_url": u});
+        let read = parse_http(&event);
+        prop_assert_eq!(read.is_ok(), model_resource_url(&u), "{:?}: {:?}", u, read);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Request parameters: subscription input in JSON and form bodies
 // ---------------------------------------------------------------------------------------
