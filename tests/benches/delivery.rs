@@ -29,7 +29,7 @@ use webhooks_tests::receiver::Receiver;
 
 const JOBS: usize = 4000;
 
-type Headers = Vec<(String, String)>;
+type Headers = Vec<(webhooks_core::http::HeaderName, String)>;
 /// Batches of 10 in flight at once: the requests in flight are ten times this.
 const BATCHES_IN_FLIGHT: usize = 8;
 

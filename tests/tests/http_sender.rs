@@ -7,9 +7,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::header::CONTENT_TYPE;
 use webhooks_core::adapters::http::{HyperSender, StaticLookup};
 use webhooks_core::http::{HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
 use webhooks_core::network::{IpRange, NetworkPolicy};
+use webhooks_core::signing::{WEBHOOK_ID, X_ACCELO_EVENT, X_HUB_SIGNATURE};
 use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
 
 fn loopback() -> NetworkPolicy {
@@ -23,7 +25,7 @@ fn sender() -> HyperSender {
 fn post(url: &str) -> OutgoingRequest {
     OutgoingRequest {
         url: url.to_owned(),
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers: vec![(CONTENT_TYPE, "application/json".into())],
         body: br#"{"id":7}"#.to_vec(),
         timeout: Duration::from_secs(5),
     }
@@ -61,10 +63,10 @@ async fn the_exact_request_arrives_and_the_answer_comes_back() {
     let request = OutgoingRequest {
         url: receiver.url.clone(),
         headers: vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("X-Accelo-Event".into(), "assign_task".into()),
-            ("X-Hub-Signature".into(), "sha1=0123abcd".into()),
-            ("webhook-id".into(), "msg_1".into()),
+            (CONTENT_TYPE, "application/json".into()),
+            (X_ACCELO_EVENT, "assign_task".into()),
+            (X_HUB_SIGNATURE, "sha1=0123abcd".into()),
+            (WEBHOOK_ID, "msg_1".into()),
         ],
         body: body.clone(),
         timeout: Duration::from_secs(5),

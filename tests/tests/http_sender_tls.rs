@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use http::header::CONTENT_TYPE;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks_core::adapters::http::{HyperSender, StaticLookup};
@@ -90,7 +91,7 @@ async fn tls_receiver(pki: &Pki) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
 fn post(url: String) -> OutgoingRequest {
     OutgoingRequest {
         url,
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers: vec![(CONTENT_TYPE, "application/json".into())],
         body: br#"{"id":7}"#.to_vec(),
         timeout: Duration::from_secs(5),
     }

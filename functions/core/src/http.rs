@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use http::HeaderName;
 
 /// The most of a response body kept (for the delivery log).
 pub const MAX_RESPONSE_BODY: usize = 4096;
@@ -11,8 +12,9 @@ pub const MAX_RESPONSE_BODY: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRequest {
     pub url: String,
-    /// Header names and values, in order.
-    pub headers: Vec<(String, String)>,
+    /// Header names and values, in order. Names are typed (lowercase, as HTTP/1.1 sends
+    /// them through hyper anyway), so a fixed name costs nothing per request.
+    pub headers: Vec<(HeaderName, String)>,
     pub body: Vec<u8>,
     /// The limit on the whole request, connection to last byte of the response.
     pub timeout: Duration,

@@ -3,6 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use http::HeaderName;
+use http::header::{CONTENT_TYPE, USER_AGENT};
 use serde_json::{Map, Value};
 
 use crate::crypto::HmacKey;
@@ -62,6 +64,19 @@ impl SigningKey {
     }
 }
 
+/// The event's type (Accelo's header).
+pub const X_ACCELO_EVENT: HeaderName = HeaderName::from_static("x-accelo-event");
+/// The delivery id (Standard Webhooks).
+pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+/// Seconds since the epoch when the attempt was signed (Standard Webhooks).
+pub const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+/// `v1,` signatures of `id.timestamp.body` (Standard Webhooks).
+pub const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+/// `sha1=` HMAC of the body (GitHub's spelling).
+pub const X_HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature");
+/// `sha256=` HMAC of the body (GitHub's spelling).
+pub const X_HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");
+
 /// The headers of one attempt. `secret` is the subscription's secret, when it has one;
 /// `previous` the secret it replaced, while that still signs after a rotation: then
 /// `webhook-signature` carries both `v1,` signatures (the new one first, space-separated,
@@ -74,25 +89,25 @@ pub fn headers(
     body: &[u8],
     secret: Option<&SigningKey>,
     previous: Option<&SigningKey>,
-) -> Vec<(String, String)> {
+) -> Vec<(HeaderName, String)> {
     let mut h = Vec::with_capacity(8);
     h.extend([
-        ("Content-Type".to_owned(), content_type.as_str().to_owned()),
+        (CONTENT_TYPE, content_type.as_str().to_owned()),
         (
-            "User-Agent".to_owned(),
+            USER_AGENT,
             concat!("webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
         ),
-        ("X-Accelo-Event".to_owned(), event_id.to_owned()),
-        ("webhook-id".to_owned(), delivery_id.to_owned()),
-        ("webhook-timestamp".to_owned(), timestamp.to_string()),
+        (X_ACCELO_EVENT, event_id.to_owned()),
+        (WEBHOOK_ID, delivery_id.to_owned()),
+        (WEBHOOK_TIMESTAMP, timestamp.to_string()),
     ]);
     if let Some(secret) = secret {
         h.push((
-            "X-Hub-Signature".to_owned(),
+            X_HUB_SIGNATURE,
             format!("sha1={}", hex::encode(secret.0.sha1(body))),
         ));
         h.push((
-            "X-Hub-Signature-256".to_owned(),
+            X_HUB_SIGNATURE_256,
             format!("sha256={}", hex::encode(secret.0.sha256(&[body]))),
         ));
         let mut signatures = standard_signature(secret, delivery_id, timestamp, body);
@@ -100,7 +115,7 @@ pub fn headers(
             signatures.push(' ');
             signatures.push_str(&standard_signature(previous, delivery_id, timestamp, body));
         }
-        h.push(("webhook-signature".to_owned(), signatures));
+        h.push((WEBHOOK_SIGNATURE, signatures));
     }
     h
 }
@@ -190,11 +205,8 @@ mod tests {
             None,
             None,
         );
-        assert!(
-            h.iter()
-                .all(|(k, _)| !k.to_ascii_lowercase().contains("signature"))
-        );
-        assert!(h.contains(&("X-Accelo-Event".into(), "assign_task".into())));
+        assert!(h.iter().all(|(k, _)| !k.as_str().contains("signature")));
+        assert!(h.contains(&(X_ACCELO_EVENT, "assign_task".into())));
     }
 
     #[test]
@@ -247,7 +259,7 @@ mod tests {
             Some(&SigningKey::new("n3w")),
             None,
         );
-        let value = |h: &[(String, String)], name: &str| {
+        let value = |h: &[(HeaderName, String)], name: &str| {
             h.iter().find(|(k, _)| k == name).unwrap().1.clone()
         };
         assert_eq!(
