@@ -102,13 +102,10 @@ pub fn headers(
         (WEBHOOK_TIMESTAMP, timestamp.to_string()),
     ]);
     if let Some(secret) = secret {
-        h.push((
-            X_HUB_SIGNATURE,
-            format!("sha1={}", hex::encode(secret.0.sha1(body))),
-        ));
+        h.push((X_HUB_SIGNATURE, prefixed_hex("sha1=", &secret.0.sha1(body))));
         h.push((
             X_HUB_SIGNATURE_256,
-            format!("sha256={}", hex::encode(secret.0.sha256(&[body]))),
+            prefixed_hex("sha256=", &secret.0.sha256(&[body])),
         ));
         let mut signatures = standard_signature(secret, delivery_id, timestamp, body);
         if let Some(previous) = previous {
@@ -118,6 +115,14 @@ pub fn headers(
         h.push((WEBHOOK_SIGNATURE, signatures));
     }
     h
+}
+
+/// `prefix` and `mac` in lowercase hex, in one string sized for both.
+fn prefixed_hex(prefix: &str, mac: &[u8]) -> String {
+    let mut value = String::with_capacity(prefix.len() + 2 * mac.len());
+    value.push_str(prefix);
+    crate::ids::push_hex(&mut value, mac);
+    value
 }
 
 /// The bytes a secret signs with. A secret in Standard Webhooks' spelling (`whsec_` and
@@ -149,7 +154,10 @@ pub fn standard_signature(
         b".",
         body,
     ]);
-    format!("v1,{}", B64.encode(mac))
+    let mut signature = String::with_capacity(3 + 44);
+    signature.push_str("v1,");
+    B64.encode_string(mac, &mut signature);
+    signature
 }
 
 /// The Standard Webhooks spelling of a secret (`whsec_` and base64 of the bytes it signs
