@@ -484,7 +484,9 @@ impl HyperSender {
         loop {
             let mut conn = match pooled.take() {
                 Some(conn) => conn,
-                None => self.connect(target, deadline).await?,
+                // Boxed: a new connection is rare, and its future (TLS included) would
+                // otherwise make every request's future, moved as it starts, a third larger.
+                None => Box::pin(self.connect(target, deadline)).await?,
             };
             let reused = conn.reused;
             match Self::exchange(&mut conn, request).await {
