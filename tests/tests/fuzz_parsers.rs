@@ -29,7 +29,7 @@ use webhooks_api::format::{Format, singular};
 use webhooks_api::input::parse_params;
 use webhooks_core::auth::{AuthError, TokenVerifier, caller_from_claims};
 use webhooks_core::catalogue::Catalogue;
-use webhooks_core::event::{Event, EventOrigin, Visibility};
+use webhooks_core::event::{Event, EventError, EventOrigin, MAX_EVENT_BYTES, Visibility};
 use webhooks_core::identity::Deployment;
 
 const NOW: i64 = 1_780_000_000_000;
@@ -514,6 +514,81 @@ proptest! {
                     prop_assert_eq!(back, event);
                 }
             }
+        }
+    }
+}
+
+/// How the fan-out read a queue message before it read the fields alone: the whole JSON
+/// tree, then `Event::parse`. Every message must read the same way now.
+fn from_message_as_a_tree(body: &str, message_id: &str) -> Result<Event, EventError> {
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(EventError(format!(
+            "an event must be at most {MAX_EVENT_BYTES} bytes"
+        )));
+    }
+    let value: Value = serde_json::from_str(body)
+        .map_err(|e| EventError(format!("the message is not JSON: {e}")))?;
+    let origin = EventOrigin {
+        deployment: None,
+        fallback_uid: message_id,
+        now: NOW,
+    };
+    Event::parse(&value, catalogue(), &origin)
+}
+
+/// A message body made from `base` (an object) with one of the changes that decide how
+/// it is read: as written, a field set to `null`, a field written twice, an unknown field
+/// (plain, or holding what only a full read refuses: a lone surrogate escape, a number
+/// out of range), or cut short.
+fn message_variant(base: &Value, change: u8, field: &str, value: &Value) -> String {
+    let written = base.to_string();
+    let open = written.trim_end_matches('}');
+    let comma = if open.ends_with('{') { "" } else { "," };
+    match change {
+        0 => written,
+        1 => {
+            let mut obj = base.as_object().cloned().unwrap_or_default();
+            obj.insert(field.to_owned(), Value::Null);
+            Value::Object(obj).to_string()
+        }
+        2 => format!("{open}{comma}\"{field}\":{value}}}"),
+        3 => format!("{open}{comma}\"extra\":{value}}}"),
+        4 => format!("{open}{comma}\"extra\":\"\\ud800\"}}"),
+        5 => format!("{open}{comma}\"extra\":1e999}}"),
+        _ => written.chars().take(written.chars().count() / 2).collect(),
+    }
+}
+
+proptest! {
+    /// Any message reads exactly as it did when the fan-out read every message as a JSON
+    /// tree: the same event, or the same refusal. (Messages with the event's fields alone
+    /// are read without the tree; anything else falls back to it.)
+    #[test]
+    fn queue_messages_read_as_their_json_tree_does(
+        e in valid_event(),
+        internal in prop::collection::btree_map(
+            prop::sample::select(vec!["event_uid", "resume_after", "exclude_subscription"]),
+            json_tree(), 0..3),
+        change in 0u8..7,
+        field in prop::sample::select(vec!["deployment", "event_id", "object_id", "resource_url",
+            "visible_to", "idempotency_key", "occurred_at", "event_uid"]),
+        value in json_tree(),
+        other in prop_oneof![any::<String>(), json_tree().prop_map(|v| v.to_string())],
+    ) {
+        let mut base = e.json.clone();
+        base["deployment"] = json!("hq");
+        base.as_object_mut().unwrap().extend(internal.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let written = match Event::from_message(&base.to_string(), catalogue(), "msg-0", NOW) {
+            Ok(event) => event.to_message(),
+            Err(_) => base.to_string(),
+        };
+        let written: Value = serde_json::from_str(&written).unwrap();
+        for body in [message_variant(&written, change, field, &value), other] {
+            prop_assert_eq!(
+                Event::from_message(&body, catalogue(), "msg-1", NOW),
+                from_message_as_a_tree(&body, "msg-1"),
+                "{}", body
+            );
         }
     }
 }

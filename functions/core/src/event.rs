@@ -100,7 +100,16 @@ impl Event {
         let Value::Object(obj) = value else {
             return Err(bad("an event must be a JSON object"));
         };
-        let deployment = match (obj.get("deployment"), origin.deployment) {
+        Self::parse_fields(&Fields::of(obj), catalogue, origin)
+    }
+
+    /// Validates an event's fields, however they were read.
+    fn parse_fields<'a>(
+        obj: &Fields<'a>,
+        catalogue: &Catalogue,
+        origin: &EventOrigin<'_>,
+    ) -> Result<Self, EventError> {
+        let deployment = match (obj.deployment, origin.deployment) {
             (None | Some(Value::Null), Some(own)) => own.clone(),
             (None | Some(Value::Null), None) => return Err(bad("deployment is required")),
             (Some(Value::String(d)), own) => {
@@ -112,7 +121,7 @@ impl Event {
             }
             _ => return Err(bad("deployment must be a string")),
         };
-        let event_id = match obj.get("event_id") {
+        let event_id = match obj.event_id {
             Some(Value::String(e)) if !e.is_empty() => e.clone(),
             None | Some(Value::Null) => return Err(bad("event_id is required")),
             _ => return Err(bad("event_id must be a non-empty string")),
@@ -123,8 +132,8 @@ impl Event {
                 event_id.chars().take(64).collect::<String>()
             ))
         })?;
-        let object_id = parse_object_id(obj.get("object_id"))?;
-        let resource_url = match obj.get("resource_url") {
+        let object_id = parse_object_id(obj.object_id)?;
+        let resource_url = match obj.resource_url {
             None | Some(Value::Null) => None,
             Some(Value::String(u)) => Some(parse_resource_url(u)?),
             _ => return Err(bad("resource_url must be a string")),
@@ -134,8 +143,8 @@ impl Event {
                 "resource_url is required (only delete events may leave it out)",
             ));
         }
-        let visible_to = parse_visibility(obj.get("visible_to"))?;
-        let idempotency_key = match obj.get("idempotency_key") {
+        let visible_to = parse_visibility(obj.visible_to)?;
+        let idempotency_key = match obj.idempotency_key {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
                 Some(k.clone())
@@ -146,7 +155,7 @@ impl Event {
                 )));
             }
         };
-        let occurred_at = match obj.get("occurred_at") {
+        let occurred_at = match obj.occurred_at {
             None | Some(Value::Null) => format_millis(origin.now),
             Some(Value::String(t)) => {
                 let parsed = OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
@@ -164,8 +173,8 @@ impl Event {
         // trigger to the subscription that asked to be left out; a dropped uid would change
         // the delivery ids of a retried event).
         let internal = origin.deployment.is_none();
-        let field = |k: &str| obj.get(k).filter(|v| internal && !v.is_null());
-        let event_uid = match field("event_uid") {
+        let field = |v: Option<&'a Value>| v.filter(|v| internal && !v.is_null());
+        let event_uid = match field(obj.event_uid) {
             Some(Value::String(u)) if !u.is_empty() && u.len() <= 128 => u.clone(),
             Some(_) => return Err(bad("event_uid must be a string of 1 to 128 bytes")),
             // A keyed event sent to the queue directly takes its uid from the key, so that a
@@ -175,14 +184,14 @@ impl Event {
             }
             None => origin.fallback_uid.to_owned(),
         };
-        let exclude_subscription = match field("exclude_subscription") {
+        let exclude_subscription = match field(obj.exclude_subscription) {
             None => None,
             Some(Value::String(id)) => Some(
                 SubscriptionId::parse(id).map_err(|e| bad(format!("exclude_subscription: {e}")))?,
             ),
             Some(_) => return Err(bad("exclude_subscription must be a subscription id")),
         };
-        let resume_after = match field("resume_after") {
+        let resume_after = match field(obj.resume_after) {
             None => None,
             Some(Value::String(cursor)) => Some(cursor.clone()),
             Some(_) => return Err(bad("resume_after must be a string")),
@@ -213,18 +222,92 @@ impl Event {
                 "an event must be at most {MAX_EVENT_BYTES} bytes"
             )));
         }
-        let value: Value =
-            serde_json::from_str(body).map_err(|e| bad(format!("the message is not JSON: {e}")))?;
         let origin = EventOrigin {
             deployment: None,
             fallback_uid: message_id,
             now,
         };
+        // The fields alone, without a tree of the whole object, when the message has
+        // exactly the event's fields (as the platform writes them); anything else (other
+        // fields, a field twice, not an object, not JSON) is read as a tree, as it always
+        // was, so that it reads the same either way.
+        if let Ok(fields) = serde_json::from_str::<MessageFields>(body) {
+            return Self::parse_fields(&fields.view(), catalogue, &origin);
+        }
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| bad(format!("the message is not JSON: {e}")))?;
         Self::parse(&value, catalogue, &origin)
     }
 
     pub fn to_message(&self) -> String {
         serde_json::to_string(self).expect("events serialize")
+    }
+}
+
+/// The fields of an event that [`Event::parse_fields`] reads, each as the JSON value
+/// given, if any.
+struct Fields<'a> {
+    deployment: Option<&'a Value>,
+    event_id: Option<&'a Value>,
+    object_id: Option<&'a Value>,
+    resource_url: Option<&'a Value>,
+    visible_to: Option<&'a Value>,
+    idempotency_key: Option<&'a Value>,
+    occurred_at: Option<&'a Value>,
+    event_uid: Option<&'a Value>,
+    exclude_subscription: Option<&'a Value>,
+    resume_after: Option<&'a Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(obj: &'a Map<String, Value>) -> Self {
+        Self {
+            deployment: obj.get("deployment"),
+            event_id: obj.get("event_id"),
+            object_id: obj.get("object_id"),
+            resource_url: obj.get("resource_url"),
+            visible_to: obj.get("visible_to"),
+            idempotency_key: obj.get("idempotency_key"),
+            occurred_at: obj.get("occurred_at"),
+            event_uid: obj.get("event_uid"),
+            exclude_subscription: obj.get("exclude_subscription"),
+            resume_after: obj.get("resume_after"),
+        }
+    }
+}
+
+/// A queue message holding the event's fields and nothing else, each at most once: what
+/// the platform writes. A field given as `null` reads as absent, as the tree's `null`
+/// does in [`Event::parse_fields`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageFields {
+    deployment: Option<Value>,
+    event_id: Option<Value>,
+    object_id: Option<Value>,
+    resource_url: Option<Value>,
+    visible_to: Option<Value>,
+    idempotency_key: Option<Value>,
+    occurred_at: Option<Value>,
+    event_uid: Option<Value>,
+    exclude_subscription: Option<Value>,
+    resume_after: Option<Value>,
+}
+
+impl MessageFields {
+    fn view(&self) -> Fields<'_> {
+        Fields {
+            deployment: self.deployment.as_ref(),
+            event_id: self.event_id.as_ref(),
+            object_id: self.object_id.as_ref(),
+            resource_url: self.resource_url.as_ref(),
+            visible_to: self.visible_to.as_ref(),
+            idempotency_key: self.idempotency_key.as_ref(),
+            occurred_at: self.occurred_at.as_ref(),
+            event_uid: self.event_uid.as_ref(),
+            exclude_subscription: self.exclude_subscription.as_ref(),
+            resume_after: self.resume_after.as_ref(),
+        }
     }
 }
 
@@ -449,6 +532,31 @@ mod tests {
         assert_eq!(e.occurred_at, "2026-11-27T20:00:00Z");
         let back = Event::from_message(&e.to_message(), &Catalogue::default(), "other", 0).unwrap();
         assert_eq!(back, e, "the queue format round-trips, keeping the uid");
+    }
+
+    /// The platform's own messages, with every field an event can carry, are read field
+    /// by field, without a tree of the whole object (a field added to `Event` and not to
+    /// `MessageFields` would send every message the slow way).
+    #[test]
+    fn the_platforms_messages_are_read_field_by_field() {
+        let event = Event {
+            event_uid: "evt_1".into(),
+            deployment: Deployment::parse("hq").unwrap(),
+            event_id: "assign_task".into(),
+            object_id: 7,
+            resource_url: Some("https://hq.example.com/api/v0/tasks/7".into()),
+            visible_to: Visibility::Users([1, 2].into()),
+            idempotency_key: Some("k".into()),
+            occurred_at: "2026-11-27T20:00:00Z".into(),
+            exclude_subscription: Some(SubscriptionId::parse("6553f10134bb64841fe84d38").unwrap()),
+            resume_after: Some("cursor".into()),
+        };
+        let message = event.to_message();
+        assert!(serde_json::from_str::<MessageFields>(&message).is_ok());
+        assert_eq!(
+            Event::from_message(&message, &Catalogue::default(), "other", 0).unwrap(),
+            event
+        );
     }
 
     #[test]
