@@ -377,32 +377,47 @@ fn plainly_http_url(u: &str) -> bool {
     else {
         return false;
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = rest.as_bytes();
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
+    let (host, port) = match authority.iter().position(|&b| b == b':') {
+        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
         None => (authority, None),
     };
-    let plain_label = |label: &str| {
-        let b = label.as_bytes();
-        (1..=63).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-            && !label.contains("--")
-    };
-    let plain_host = host.len() <= 253
-        && host.split('.').all(plain_label)
-        && host
-            .rsplit('.')
-            .next()
-            .is_some_and(|last| last.as_bytes()[0].is_ascii_alphabetic());
-    let plain_port = port.is_none_or(|p| {
-        (1..=5).contains(&p.len())
-            && p.bytes().all(|c| c.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
-    });
-    plain_host && plain_port && tail.bytes().all(|c| c.is_ascii_graphic())
+    plain_host(host) && port.is_none_or(plain_port) && tail.iter().all(u8::is_ascii_graphic)
+}
+
+/// Dot-separated [`plain_label`]s, at most 253 bytes, the last starting with a letter.
+fn plain_host(host: &[u8]) -> bool {
+    let mut last: &[u8] = &[];
+    for label in host.split(|&b| b == b'.') {
+        if !plain_label(label) {
+            return false;
+        }
+        last = label;
+    }
+    host.len() <= 253 && last.first().is_some_and(u8::is_ascii_alphabetic)
+}
+
+/// 1 to 63 ASCII letters, digits and single hyphens inside.
+fn plain_label(label: &[u8]) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && label[0] != b'-'
+        && label[label.len() - 1] != b'-'
+        && !label.windows(2).any(|pair| pair == b"--")
+}
+
+/// 1 to 5 digits, at most 65535.
+fn plain_port(port: &[u8]) -> bool {
+    (1..=5).contains(&port.len())
+        && port.iter().all(u8::is_ascii_digit)
+        && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
 fn parse_visibility(v: Option<&Value>) -> Result<Visibility, EventError> {
