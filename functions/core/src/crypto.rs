@@ -57,10 +57,7 @@ fn pooled_random_bytes(out: &mut [u8]) {
 pub fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     pooled_random_bytes(&mut bytes);
-    let mut id = String::with_capacity(prefix.len() + 32);
-    id.push_str(prefix);
-    crate::ids::push_hex(&mut id, &bytes);
-    id
+    crate::ids::prefixed_hex(prefix, &bytes)
 }
 
 pub fn random_u64() -> u64 {

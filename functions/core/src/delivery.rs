@@ -191,10 +191,7 @@ impl Deliverer {
     /// the subscription's jobs in it. After a rotation the previous secret signs beside
     /// the new one while its window, as of `at`, lasts.
     fn keys(&self, subscription: &Subscription, at: Millis) -> Result<Keys, SealError> {
-        let reference = SubscriptionRef {
-            id: subscription.id.clone(),
-            owner: subscription.owner.clone(),
-        };
+        let reference = subscription.key();
         let open = |sealed: &str| -> Result<SigningKey, SealError> {
             Ok(SigningKey::new(&self.sealer.open_for(sealed, &reference)?))
         };

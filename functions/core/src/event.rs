@@ -105,7 +105,7 @@ impl Event {
 
     /// Validates an event's fields, however they were read.
     fn parse_fields<'a>(
-        obj: &Fields<'a>,
+        obj: &Fields<&'a Value>,
         catalogue: &Catalogue,
         origin: &EventOrigin<'_>,
     ) -> Result<Self, EventError> {
@@ -231,7 +231,7 @@ impl Event {
         // exactly the event's fields (as the platform writes them); anything else (other
         // fields, a field twice, not an object, not JSON) is read as a tree, as it always
         // was, so that it reads the same either way.
-        if let Ok(fields) = serde_json::from_str::<MessageFields>(body) {
+        if let Ok(fields) = serde_json::from_str::<Fields<Value>>(body) {
             return Self::parse_fields(&fields.view(), catalogue, &origin);
         }
         let value: Value =
@@ -245,21 +245,26 @@ impl Event {
 }
 
 /// The fields of an event that [`Event::parse_fields`] reads, each as the JSON value
-/// given, if any.
-struct Fields<'a> {
-    deployment: Option<&'a Value>,
-    event_id: Option<&'a Value>,
-    object_id: Option<&'a Value>,
-    resource_url: Option<&'a Value>,
-    visible_to: Option<&'a Value>,
-    idempotency_key: Option<&'a Value>,
-    occurred_at: Option<&'a Value>,
-    event_uid: Option<&'a Value>,
-    exclude_subscription: Option<&'a Value>,
-    resume_after: Option<&'a Value>,
+/// given, if any: borrowed from a tree (`Fields<&Value>`), or read from a queue message
+/// that holds these fields and nothing else, each at most once (`Fields<Value>`, what the
+/// platform writes). A field given as `null` reads as absent from a message, as the
+/// tree's `null` does in [`Event::parse_fields`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields<V> {
+    deployment: Option<V>,
+    event_id: Option<V>,
+    object_id: Option<V>,
+    resource_url: Option<V>,
+    visible_to: Option<V>,
+    idempotency_key: Option<V>,
+    occurred_at: Option<V>,
+    event_uid: Option<V>,
+    exclude_subscription: Option<V>,
+    resume_after: Option<V>,
 }
 
-impl<'a> Fields<'a> {
+impl<'a> Fields<&'a Value> {
     fn of(obj: &'a Map<String, Value>) -> Self {
         Self {
             deployment: obj.get("deployment"),
@@ -276,26 +281,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// A queue message holding the event's fields and nothing else, each at most once: what
-/// the platform writes. A field given as `null` reads as absent, as the tree's `null`
-/// does in [`Event::parse_fields`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MessageFields {
-    deployment: Option<Value>,
-    event_id: Option<Value>,
-    object_id: Option<Value>,
-    resource_url: Option<Value>,
-    visible_to: Option<Value>,
-    idempotency_key: Option<Value>,
-    occurred_at: Option<Value>,
-    event_uid: Option<Value>,
-    exclude_subscription: Option<Value>,
-    resume_after: Option<Value>,
-}
-
-impl MessageFields {
-    fn view(&self) -> Fields<'_> {
+impl Fields<Value> {
+    fn view(&self) -> Fields<&Value> {
         Fields {
             deployment: self.deployment.as_ref(),
             event_id: self.event_id.as_ref(),
@@ -318,7 +305,7 @@ fn keyed_uid(deployment: &Deployment, key: &str) -> String {
     ctx.update(deployment.as_str().as_bytes());
     ctx.update(b"\0");
     ctx.update(key.as_bytes());
-    format!("key_{}", hex::encode(&ctx.finish().as_ref()[..16]))
+    crate::ids::prefixed_hex("key_", &ctx.finish().as_ref()[..16])
 }
 
 fn parse_object_id(v: Option<&Value>) -> Result<u64, EventError> {
@@ -551,7 +538,7 @@ mod tests {
 
     /// The platform's own messages, with every field an event can carry, are read field
     /// by field, without a tree of the whole object (a field added to `Event` and not to
-    /// `MessageFields` would send every message the slow way).
+    /// `Fields` would send every message the slow way).
     #[test]
     fn the_platforms_messages_are_read_field_by_field() {
         let event = Event {
@@ -567,7 +554,7 @@ mod tests {
             resume_after: Some("cursor".into()),
         };
         let message = event.to_message();
-        assert!(serde_json::from_str::<MessageFields>(&message).is_ok());
+        assert!(serde_json::from_str::<Fields<Value>>(&message).is_ok());
         assert_eq!(
             Event::from_message(&message, &Catalogue::default(), "other", 0).unwrap(),
             event

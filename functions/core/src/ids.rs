@@ -20,6 +20,15 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// `prefix` and `bytes` in lowercase hex, in one string sized for both: `msg_…`,
+/// `key_…`, `sha256=…`.
+pub fn prefixed_hex(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(prefix.len() + 2 * bytes.len());
+    out.push_str(prefix);
+    push_hex(&mut out, bytes);
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SubscriptionId(String);
@@ -109,6 +118,7 @@ mod tests {
         let mut out = String::from("x_");
         push_hex(&mut out, &bytes);
         assert_eq!(out, format!("x_{}", hex::encode(&bytes)));
+        assert_eq!(prefixed_hex("x_", &bytes), out);
     }
 
     #[test]

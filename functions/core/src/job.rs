@@ -45,10 +45,7 @@ pub fn delivery_id(event_uid: &str, subscription: &SubscriptionId) -> String {
     ctx.update(event_uid.as_bytes());
     ctx.update(b"\0");
     ctx.update(subscription.as_str().as_bytes());
-    let mut id = String::with_capacity(36);
-    id.push_str("msg_");
-    crate::ids::push_hex(&mut id, &ctx.finish().as_ref()[..16]);
-    id
+    crate::ids::prefixed_hex("msg_", &ctx.finish().as_ref()[..16])
 }
 
 impl DeliveryJob {

@@ -8,6 +8,7 @@ use http::header::{CONTENT_TYPE, USER_AGENT};
 use serde_json::{Map, Value};
 
 use crate::crypto::HmacKey;
+use crate::ids::prefixed_hex;
 use crate::subscription::ContentType;
 
 /// What a body's `id` is: a product object's number, or (operational events) the id of
@@ -115,14 +116,6 @@ pub fn headers(
         h.push((WEBHOOK_SIGNATURE, signatures));
     }
     h
-}
-
-/// `prefix` and `mac` in lowercase hex, in one string sized for both.
-fn prefixed_hex(prefix: &str, mac: &[u8]) -> String {
-    let mut value = String::with_capacity(prefix.len() + 2 * mac.len());
-    value.push_str(prefix);
-    crate::ids::push_hex(&mut value, mac);
-    value
 }
 
 /// The bytes a secret signs with. A secret in Standard Webhooks' spelling (`whsec_` and
