@@ -8,6 +8,10 @@
 //! * Bare reqwest: the same number of POSTs as deliveries, 80 in flight (the runner's 8
 //!   delivery workers of 10), and its CPU per POST (this process's threads but the
 //!   receiver's): the client's own share of what a delivery costs.
+//! * The runner's own delivery client (`HyperSender`) alone, the same way: as many POSTs,
+//!   80 in flight, each with a delivery's body and signed headers (made once). Its CPU per
+//!   POST is the floor under the runner's CPU per delivery; the rest of that is
+//!   publishing, fan-out, the queues, signing and the log.
 //! * The local runner (`webhooks-local`, release build, memory backend, spawned as a
 //!   process, its log at the default level to /dev/null): one subscription (with a
 //!   secret, so every delivery is signed), N events published in batches, one delivery
@@ -855,6 +859,69 @@ fn ms(d: Duration) -> String {
 
 // ---------------------------------------------------------------------------------------
 
+/// The runner's delivery client (`HyperSender`, loopback allowed as the runner allows it)
+/// alone: `posts` POSTs, 80 in flight, each with the body and signed headers of a
+/// delivery (made once: signing is the runner's cost, not the client's). Its rate, and
+/// the CPU of this process's threads but the receiver's. What the runner does besides
+/// sending (publish, fan-out, queues, signing, the log) is its CPU per delivery less this.
+async fn delivery_client_alone(url: &str, posts: usize) -> (f64, Duration) {
+    use webhooks_core::adapters::http::HyperSender;
+    use webhooks_core::http::{HttpSender, OutgoingRequest};
+    use webhooks_core::network::{IpRange, NetworkPolicy};
+    use webhooks_core::signing::{self, BodyId, SigningKey};
+    use webhooks_core::subscription::ContentType;
+
+    let sender = HyperSender::new(NetworkPolicy::allowing(IpRange::loopback()));
+    let body = signing::body(
+        ContentType::Form,
+        BodyId::Object(1),
+        Some("https://hq.example.com/api/v0/invoices/1"),
+    );
+    let key = SigningKey::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let request = OutgoingRequest {
+        url: url.to_owned(),
+        headers: signing::headers(
+            ContentType::Form,
+            "create_invoice",
+            "msg_0123456789abcdef0123456789abcdef",
+            1_700_000_000,
+            &body,
+            Some(&key),
+            None,
+        ),
+        body,
+        timeout: Duration::from_secs(10),
+    };
+    let post = |_| async {
+        let answer = sender.post(&request).await.expect("the receiver answers");
+        assert_eq!(answer.status, 200);
+    };
+    posts_in_flight(posts, post).await
+}
+
+/// 1,000 POSTs to warm up (connections made), then `posts` more, 80 in flight: their rate
+/// and the CPU of this process's threads but the receiver's meanwhile.
+async fn posts_in_flight<F, Fut>(posts: usize, post: F) -> (f64, Duration)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future,
+{
+    stream::iter(0..1000)
+        .map(&post)
+        .buffer_unordered(80)
+        .for_each(|_| async {})
+        .await;
+    let started = Instant::now();
+    let cpu_before = cpu_time_but_receiver();
+    stream::iter(0..posts)
+        .map(&post)
+        .buffer_unordered(80)
+        .for_each(|_| async {})
+        .await;
+    let rate = posts as f64 / started.elapsed().as_secs_f64();
+    (rate, cpu_time_but_receiver().saturating_sub(cpu_before))
+}
+
 /// What a throughput run measured.
 struct Throughput {
     rate: f64,
@@ -1021,20 +1088,7 @@ async fn main() {
             .body(&bare_body[..]);
         async move { req.send().await.unwrap().bytes().await.unwrap() }
     };
-    stream::iter(0..1000)
-        .map(post)
-        .buffer_unordered(80)
-        .for_each(|_| async {})
-        .await;
-    let started = Instant::now();
-    let cpu_before = cpu_time_but_receiver();
-    stream::iter(0..events)
-        .map(post)
-        .buffer_unordered(80)
-        .for_each(|_| async {})
-        .await;
-    let bare = events as f64 / started.elapsed().as_secs_f64();
-    let bare_cpu = cpu_time_but_receiver().saturating_sub(cpu_before);
+    let (bare, bare_cpu) = posts_in_flight(events, post).await;
     table.add(
         "bare reqwest POST rate (80 in flight)",
         format!("{bare:.0}"),
@@ -1044,6 +1098,19 @@ async fn main() {
         "bare reqwest CPU per POST",
         format!("{:.1}", bare_cpu.as_secs_f64() * 1e6 / events as f64),
         "µs (this process's threads but the receiver's: the client's own share of a delivery)",
+    );
+
+    // The runner's own delivery client alone, as a floor for the runner's CPU per delivery.
+    let (client_rate, client_cpu) = delivery_client_alone(&receiver.url, events).await;
+    table.add(
+        "the runner's delivery client alone, POST rate (80 in flight)",
+        format!("{client_rate:.0}"),
+        "requests/s",
+    );
+    table.add(
+        "the runner's delivery client alone, CPU per POST",
+        format!("{:.1}", client_cpu.as_secs_f64() * 1e6 / events as f64),
+        "µs (as above: the floor under the runner's CPU per delivery)",
     );
 
     // The local runner: N events in batches, one subscriber each.

@@ -231,7 +231,7 @@ impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
     }
     async fn record_all(
         &self,
-        attempts: &[webhooks_core::delivery_log::Attempt],
+        attempts: Vec<webhooks_core::delivery_log::Attempt>,
     ) -> Result<(), StoreError> {
         self.writes.fetch_add(attempts.len(), Ordering::SeqCst);
         self.write_requests

@@ -326,7 +326,7 @@ pub async fn run(log: &dyn DeliveryLog) {
         })
         .collect();
     batch.push(batch[0].clone());
-    log.record_all(&batch).await.unwrap();
+    log.record_all(batch.clone()).await.unwrap();
     let mut expected: Vec<Attempt> = batch[..40]
         .iter()
         .filter(|a| a.subscription == one)
@@ -335,7 +335,7 @@ pub async fn run(log: &dyn DeliveryLog) {
     expected.reverse();
     assert_eq!(list(&one, 100).await, expected);
     assert_eq!(list(&two, 100).await.len(), 20);
-    log.record_all(&[]).await.unwrap();
+    log.record_all(Vec::new()).await.unwrap();
 }
 
 /// Every attempt of `sub`, newest first, following the cursors with pages of `limit`.

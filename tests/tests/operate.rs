@@ -426,7 +426,7 @@ async fn a_large_window_is_recovered_a_page_at_a_time_once_each() {
             expires_at: now + 86_400_000,
         })
         .collect();
-    platform.deliverer.log.record_all(&lines).await.unwrap();
+    platform.deliverer.log.record_all(lines).await.unwrap();
 
     let queued = service
         .recover(

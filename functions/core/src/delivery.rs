@@ -534,10 +534,11 @@ impl Deliverer {
             .filter(|(m, _)| !unsent.contains(m.message_id.as_str()))
             .map(|(_, record)| record)
             .collect();
-        if let Err(e) = self.log.record_all(&lines).await {
+        let count = lines.len();
+        if let Err(e) = self.log.record_all(lines).await {
             // The deliveries are done; redoing them to save their log lines would send
             // them twice.
-            tracing::error!(error = %e, lines = lines.len(), "could not write the delivery log");
+            tracing::error!(error = %e, lines = count, "could not write the delivery log");
         }
         failed
     }

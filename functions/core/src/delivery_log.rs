@@ -275,11 +275,12 @@ fn is_sort_key(key: &str) -> bool {
 pub trait DeliveryLog: Send + Sync {
     async fn record(&self, attempt: &Attempt) -> Result<(), StoreError>;
 
-    /// Several attempts at once: the delivery stage writes a batch's lines together. The
+    /// Several attempts at once: the delivery stage writes a batch's lines together, and
+    /// hands them over (a store that keeps them as they are need not copy them). The
     /// same attempt twice (a job SQS handed over twice, attempted in the same
     /// millisecond) is kept once. The default writes them one by one.
-    async fn record_all(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
-        for attempt in attempts {
+    async fn record_all(&self, attempts: Vec<Attempt>) -> Result<(), StoreError> {
+        for attempt in &attempts {
             self.record(attempt).await?;
         }
         Ok(())

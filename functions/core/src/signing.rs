@@ -5,7 +5,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderName;
 use http::header::{CONTENT_TYPE, USER_AGENT};
-use serde_json::{Map, Value};
 
 use crate::crypto::HmacKey;
 use crate::ids::prefixed_hex;
@@ -30,7 +29,10 @@ impl<'a> BodyId<'a> {
 pub fn body(content_type: ContentType, id: BodyId<'_>, resource_url: Option<&str>) -> Vec<u8> {
     match content_type {
         ContentType::Form => {
-            let mut form = form_urlencoded::Serializer::new(String::new());
+            // Sized for the usual case (a URL that needs little escaping), so that the
+            // string is not grown a piece at a time.
+            let room = 32 + resource_url.map_or(0, |url| url.len() + url.len() / 2);
+            let mut form = form_urlencoded::Serializer::new(String::with_capacity(room));
             match id {
                 BodyId::Object(n) => form.append_pair("id", &n.to_string()),
                 BodyId::Subscription(s) => form.append_pair("id", s),
@@ -41,15 +43,24 @@ pub fn body(content_type: ContentType, id: BodyId<'_>, resource_url: Option<&str
             form.finish().into_bytes()
         }
         ContentType::Json => {
-            let mut map = Map::new();
-            match id {
-                BodyId::Object(n) => map.insert("id".into(), Value::from(n)),
-                BodyId::Subscription(s) => map.insert("id".into(), Value::from(s)),
-            };
-            if let Some(url) = resource_url {
-                map.insert("resource_url".into(), Value::from(url));
-            }
-            serde_json::to_vec(&Value::Object(map)).expect("a JSON object serializes")
+            serde_json::to_vec(&JsonBody { id, resource_url }).expect("a JSON object serializes")
+        }
+    }
+}
+
+/// The JSON body, written straight from its fields.
+#[derive(serde::Serialize)]
+struct JsonBody<'a> {
+    id: BodyId<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_url: Option<&'a str>,
+}
+
+impl serde::Serialize for BodyId<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Object(n) => serializer.serialize_u64(*n),
+            Self::Subscription(s) => serializer.serialize_str(s),
         }
     }
 }

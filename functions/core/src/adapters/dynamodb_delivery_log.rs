@@ -274,9 +274,9 @@ impl DeliveryLog for DynamoDeliveryLog {
     /// `BatchWriteItem`, 25 items a request, up to four requests at once; items left
     /// unprocessed are sent again with a growing pause. A request may not name one key
     /// twice, so the same attempt twice is written once.
-    async fn record_all(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+    async fn record_all(&self, attempts: Vec<Attempt>) -> Result<(), StoreError> {
         use futures::stream::{self, StreamExt, TryStreamExt};
-        let chunks = write_chunks(attempts)?;
+        let chunks = write_chunks(&attempts)?;
         stream::iter(chunks)
             .map(|chunk| self.write_chunk(chunk))
             .buffer_unordered(4)

@@ -1,8 +1,9 @@
 //! In-memory adapters, with the same behaviour as the AWS ones (one shared test suite
 //! runs against both).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -211,7 +212,7 @@ struct Held {
 
 #[derive(Default)]
 struct Claims {
-    by_key: std::collections::HashMap<(String, String), Held>,
+    by_key: HashMap<(String, String), Held>,
     since_sweep: usize,
 }
 
@@ -304,8 +305,8 @@ type LogKey = (String, UserId, SubscriptionId);
 /// [`MemoryDeliveryLog::SWEEP_EVERY`] records, every subscription's expired attempts go.
 #[derive(Default)]
 pub struct MemoryDeliveryLog {
-    attempts: Mutex<std::collections::HashMap<LogKey, BTreeMap<String, Attempt>>>,
-    recorded: std::sync::atomic::AtomicU64,
+    attempts: Mutex<HashMap<LogKey, BTreeMap<String, Attempt>>>,
+    recorded: AtomicU64,
 }
 
 /// Drops a subscription's expired attempts: the oldest first, as the sort key starts
@@ -335,35 +336,29 @@ impl MemoryDeliveryLog {
         self.len() == 0
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<LogKey, BTreeMap<String, Attempt>>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LogKey, BTreeMap<String, Attempt>>> {
         self.attempts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-#[async_trait]
-impl DeliveryLog for MemoryDeliveryLog {
-    async fn record(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        let mut kept = attempt.clone();
-        kept.expires_at = kept.expires_at.div_euclid(1000).saturating_mul(1000);
+impl MemoryDeliveryLog {
+    /// Keeps `attempt` under its subscription, then drops what that subscription has
+    /// beyond its retention and its cap; on every [`Self::SWEEP_EVERY`]th record, every
+    /// subscription's expired attempts too.
+    fn keep(&self, log: &mut HashMap<LogKey, BTreeMap<String, Attempt>>, mut attempt: Attempt) {
+        attempt.expires_at = attempt.expires_at.div_euclid(1000).saturating_mul(1000);
         let now = attempt.at;
-        let sweep = self
-            .recorded
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            % Self::SWEEP_EVERY
+        let sweep = self.recorded.fetch_add(1, Ordering::Relaxed) % Self::SWEEP_EVERY
             == Self::SWEEP_EVERY - 1;
-        let mut log = self.lock();
         let attempts = log
             .entry(owner_key(
                 &attempt.subscription.owner,
                 &attempt.subscription.id,
             ))
             .or_default();
-        attempts.insert(attempt.sort_key(), kept);
+        attempts.insert(attempt.sort_key(), attempt);
         drop_expired(attempts, now);
         while attempts.len() > Self::PER_SUBSCRIPTION {
             attempts.pop_first();
@@ -373,6 +368,22 @@ impl DeliveryLog for MemoryDeliveryLog {
                 drop_expired(attempts, now);
                 !attempts.is_empty()
             });
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for MemoryDeliveryLog {
+    async fn record(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        self.keep(&mut self.lock(), attempt.clone());
+        Ok(())
+    }
+
+    /// The batch's attempts under one lock, kept as they are (not copied).
+    async fn record_all(&self, attempts: Vec<Attempt>) -> Result<(), StoreError> {
+        let mut log = self.lock();
+        for attempt in attempts {
+            self.keep(&mut log, attempt);
         }
         Ok(())
     }

@@ -58,8 +58,8 @@ struct Stored {
     attributes: BTreeMap<String, String>,
     receive_count: u32,
     visible_at: Instant,
-    /// The receipt of the latest receive, if any.
-    receipt: Option<String>,
+    /// The nonce of the latest receive's receipt, if any.
+    receipt: Option<u64>,
 }
 
 #[derive(Default)]
@@ -165,15 +165,20 @@ impl Ids {
         id
     }
 
-    /// `{seq}.{nonce}`: the sequence number finds the message, the nonce (16 hex digits)
-    /// tells this receive from earlier ones.
-    fn receipt(&self, seq: u64) -> String {
-        let mut receipt = String::with_capacity(38);
-        receipt.push_str(&seq.to_string());
-        receipt.push('.');
-        push_hex(&mut receipt, &self.next()[0].to_be_bytes());
-        receipt
+    /// A receive's nonce: what tells it from the message's earlier receives.
+    fn nonce(&self) -> u64 {
+        self.next()[0]
     }
+}
+
+/// `{seq}.{nonce}`: the sequence number finds the message, the nonce (16 lowercase hex
+/// digits) tells this receive from earlier ones.
+fn receipt(seq: u64, nonce: u64) -> String {
+    use std::fmt::Write;
+    let mut receipt = String::with_capacity(38);
+    write!(receipt, "{seq}.").expect("a String takes any write");
+    push_hex(&mut receipt, &nonce.to_be_bytes());
+    receipt
 }
 
 /// SplitMix64's finalizer: a bijection on u64 that scatters consecutive inputs.
@@ -183,11 +188,22 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn receipt_seq(receipt: &str) -> Result<u64, QueueError> {
+/// The sequence number and nonce of a receipt written by [`receipt`], and only of such a
+/// string: a number with a sign or leading zeros, or upper-case hex, is not one.
+fn parse_receipt(receipt: &str) -> Result<(u64, u64), QueueError> {
+    let decimal = |s: &str| {
+        (s == "0" || !s.starts_with('0')) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+    };
     receipt
         .split_once('.')
-        .filter(|(_, nonce)| nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit()))
-        .and_then(|(seq, _)| seq.parse().ok())
+        .filter(|(seq, nonce)| {
+            decimal(seq)
+                && nonce.len() == 16
+                && nonce
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+        .and_then(|(seq, nonce)| Some((seq.parse().ok()?, u64::from_str_radix(nonce, 16).ok()?)))
         .ok_or_else(|| {
             QueueError::Unavailable(format!(
                 "ReceiptHandleIsInvalid: `{receipt}` is not a receipt handle of this queue"
@@ -304,8 +320,8 @@ impl MemoryQueue {
                 .get_mut(&seq)
                 .expect("indexed messages exist");
             message.receive_count = message.receive_count.saturating_add(1);
-            let receipt = self.ids.receipt(seq);
-            message.receipt = Some(receipt.clone());
+            let nonce = self.ids.nonce();
+            message.receipt = Some(nonce);
             received.push(Received {
                 message: IncomingMessage {
                     message_id: message.id.clone(),
@@ -313,7 +329,7 @@ impl MemoryQueue {
                     receive_count: message.receive_count,
                     attributes: message.attributes.clone(),
                 },
-                receipt,
+                receipt: receipt(seq, nonce),
             });
         }
         let first = state.by_visibility.first().map(|(at, _)| *at);
@@ -337,12 +353,12 @@ impl MemoryQueue {
         receipt: &str,
         f: impl FnOnce(&mut State, u64) -> T,
     ) -> Result<Option<T>, QueueError> {
-        let seq = receipt_seq(receipt)?;
+        let (seq, nonce) = parse_receipt(receipt)?;
         let mut state = self.lock();
         let current = state
             .messages
             .get(&seq)
-            .is_some_and(|m| m.receipt.as_deref() == Some(receipt));
+            .is_some_and(|m| m.receipt == Some(nonce));
         Ok(current.then(|| f(&mut state, seq)))
     }
 }
@@ -504,10 +520,37 @@ mod tests {
             assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
             assert!(seen.insert(id));
         }
-        let receipt = ids.receipt(7);
-        assert_eq!(receipt_seq(&receipt).unwrap(), 7);
-        assert_eq!(receipt_seq(&ids.receipt(u64::MAX)).unwrap(), u64::MAX);
-        assert_ne!(ids.receipt(7), receipt);
+        let nonce = ids.nonce();
+        assert_ne!(ids.nonce(), nonce);
+        let written = receipt(7, nonce);
+        assert_eq!(written.len(), 1 + 1 + 16, "{written}");
+        assert_eq!(parse_receipt(&written).unwrap(), (7, nonce));
+        assert_eq!(
+            parse_receipt(&receipt(u64::MAX, 0)).unwrap(),
+            (u64::MAX, 0),
+            "the largest sequence number and a nonce of zeros"
+        );
+    }
+
+    /// Only the spelling the queue writes is a receipt: the same numbers written another
+    /// way (a sign, leading zeros, upper-case hex) are refused, as a changed SQS receipt
+    /// handle is.
+    #[test]
+    fn receipts_are_read_only_as_written() {
+        for bad in [
+            "7.00000000000000ff0",
+            "7.00000000000000f",
+            "7.00000000000000FF",
+            "07.00000000000000ff",
+            "+7.00000000000000ff",
+            ".00000000000000ff",
+            "7",
+            "7.+0000000000000ff",
+            "x.00000000000000ff",
+        ] {
+            assert!(parse_receipt(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_receipt("0.00000000000000ff").unwrap(), (0, 255));
     }
 
     /// A message released by a consumer wakes a receiver that waits for it.
