@@ -71,6 +71,8 @@ ENVIRONMENT:
                              a stopped or killed runner had received waits before it is
                              handed out again (default 360 events, 180 deliveries, as on AWS)
     RUST_LOG                 log filter (default info)
+    TOKIO_WORKER_THREADS     threads running the platform (default: one per core); 1 spends
+                             less CPU per delivery, at a lower top rate (docs/design.md)
 ";
 
 fn token_command(args: &[String], secret: &str) -> anyhow::Result<()> {

@@ -59,7 +59,7 @@ struct Stored {
     receive_count: u32,
     visible_at: Instant,
     /// The nonce of the latest receive's receipt, if any.
-    receipt: Option<u64>,
+    receipt_nonce: Option<u64>,
 }
 
 #[derive(Default)]
@@ -285,7 +285,7 @@ impl MemoryQueue {
         let mut state = self.lock();
         for mut message in moved {
             message.visible_at = now;
-            message.receipt = None;
+            message.receipt_nonce = None;
             state.push(message);
         }
         drop(state);
@@ -321,7 +321,7 @@ impl MemoryQueue {
                 .expect("indexed messages exist");
             message.receive_count = message.receive_count.saturating_add(1);
             let nonce = self.ids.nonce();
-            message.receipt = Some(nonce);
+            message.receipt_nonce = Some(nonce);
             received.push(Received {
                 message: IncomingMessage {
                     message_id: message.id.clone(),
@@ -358,7 +358,7 @@ impl MemoryQueue {
         let current = state
             .messages
             .get(&seq)
-            .is_some_and(|m| m.receipt == Some(nonce));
+            .is_some_and(|m| m.receipt_nonce == Some(nonce));
         Ok(current.then(|| f(&mut state, seq)))
     }
 }
@@ -386,7 +386,7 @@ impl QueueSender for MemoryQueue {
                 attributes: m.attributes.clone(),
                 receive_count: 0,
                 visible_at: now + Duration::from_secs(u64::from(m.delay_secs)),
-                receipt: None,
+                receipt_nonce: None,
             });
         }
         drop(state);
