@@ -29,7 +29,9 @@ use webhooks_api::format::{Format, singular};
 use webhooks_api::input::parse_params;
 use webhooks_core::auth::{AuthError, TokenVerifier, caller_from_claims};
 use webhooks_core::catalogue::Catalogue;
-use webhooks_core::event::{Event, EventError, EventOrigin, MAX_EVENT_BYTES, Visibility};
+use webhooks_core::event::{
+    Event, EventError, EventOrigin, MAX_EVENT_BYTES, MAX_RESOURCE_URL, Visibility,
+};
 use webhooks_core::identity::Deployment;
 
 const NOW: i64 = 1_780_000_000_000;
@@ -593,11 +595,11 @@ proptest! {
     }
 }
 
-/// What `resource_url` must be, as the rule reads: at most 2048 bytes, and an absolute
+/// What `resource_url` must be, as the rule reads: at most `MAX_RESOURCE_URL` bytes, and an absolute
 /// http or https URL with a host as `url::Url::parse` reads it. The reader spares the
 /// parser for plain URLs; this is the model it must agree with.
 fn model_resource_url(u: &str) -> bool {
-    u.len() <= 2048
+    u.len() <= MAX_RESOURCE_URL
         && url::Url::parse(u)
             .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }

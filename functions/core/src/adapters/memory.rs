@@ -341,9 +341,7 @@ impl MemoryDeliveryLog {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-impl MemoryDeliveryLog {
     /// Keeps `attempt` under its subscription, then drops what that subscription has
     /// beyond its retention and its cap; on every [`Self::SWEEP_EVERY`]th record, every
     /// subscription's expired attempts too.

@@ -192,7 +192,7 @@ fn mix(mut z: u64) -> u64 {
 /// string: a number with a sign or leading zeros, or upper-case hex, is not one.
 fn parse_receipt(receipt: &str) -> Result<(u64, u64), QueueError> {
     let decimal = |s: &str| {
-        (s == "0" || !s.starts_with('0')) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
     };
     receipt
         .split_once('.')
