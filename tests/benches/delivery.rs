@@ -10,26 +10,26 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use webhooks_core::adapters::http::HyperSender;
+use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
-use webhooks_core::adapters::memory_queue::MemoryQueue;
-use webhooks_core::clock::SystemClock;
-use webhooks_core::crypto::SecretSealer;
-use webhooks_core::delivery::{Deliverer, DeliverySettings};
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::IdGenerator;
-use webhooks_core::job::{DeliveryJob, delivery_id};
-use webhooks_core::network::{IpRange, NetworkPolicy};
-use webhooks_core::queue::IncomingMessage;
-use webhooks_core::signing;
-use webhooks_core::stage::BatchHandler;
-use webhooks_core::store::SubscriptionStore;
-use webhooks_core::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use webhooks_core::model::clock::SystemClock;
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::IdGenerator;
+use webhooks_core::model::job::{DeliveryJob, delivery_id};
+use webhooks_core::model::network::{IpRange, NetworkPolicy};
+use webhooks_core::model::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use webhooks_core::ports::queue::IncomingMessage;
+use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::security::crypto::SecretSealer;
+use webhooks_core::security::signing;
+use webhooks_core::stages::batch::BatchHandler;
+use webhooks_core::stages::delivery::{Deliverer, DeliverySettings};
 use webhooks_tests::counting::{CountingLog, CountingStore, Counts};
 use webhooks_tests::receiver::Receiver;
 
 const JOBS: usize = 4000;
 
-type Headers = Vec<(webhooks_core::http::HeaderName, String)>;
+type Headers = Vec<(webhooks_core::ports::http::HeaderName, String)>;
 /// Batches of 10 in flight at once: the requests in flight are ten times this.
 const BATCHES_IN_FLIGHT: usize = 8;
 
@@ -97,7 +97,7 @@ async fn main() {
         clock: Arc::new(SystemClock),
         settings: DeliverySettings::default(),
         breaker: Default::default(),
-        operator: std::sync::Arc::new(webhooks_core::operator::LogOnly),
+        operator: std::sync::Arc::new(webhooks_core::ports::operator::LogOnly),
     };
 
     // Warm up connections on both paths.

@@ -1,7 +1,7 @@
 //! Fairness of the delivery stage: the deliveries per second of a receiver that answers at
 //! once, in the local runner (memory backend), alone and beside a receiver that answers
 //! 503 after 9 s and is subscribed to the same events. The per-subscription breaker
-//! (`webhooks_core::breaker`) should keep the first within 20 % of its rate alone.
+//! (`webhooks_core::policy::breaker`) should keep the first within 20 % of its rate alone.
 //!
 //! Two loads, each run alone and beside the slow receiver:
 //! * steady: events published at a fixed rate for longer than the slow receiver's 9 s,

@@ -12,9 +12,9 @@
 use std::time::Instant;
 
 use serde_json::json;
-use webhooks_core::event::example;
-use webhooks_core::fanout::FanOutSettings;
-use webhooks_core::queue::QueueReceiver;
+use webhooks_core::model::event::example;
+use webhooks_core::ports::queue::QueueReceiver;
+use webhooks_core::stages::fanout::FanOutSettings;
 use webhooks_tests::fanout_kit::{Kit, message};
 
 #[tokio::main]
@@ -112,8 +112,8 @@ async fn audience() {
 /// The index entries one fan-out of the bench event reads, and their read units on
 /// DynamoDB (eventually consistent): per `Query`, half a unit per started 4 KB.
 async fn read_cost(kit: &Kit, audience: bool) -> (usize, f64) {
-    use webhooks_core::subscription::SubscriptionRef;
-    let deployment = webhooks_core::identity::Deployment::parse("hq").unwrap();
+    use webhooks_core::model::subscription::SubscriptionRef;
+    let deployment = webhooks_core::model::identity::Deployment::parse("hq").unwrap();
     let entry_bytes = |r: &SubscriptionRef, index_key: &str, index_value: String| {
         let pk = format!("{}#{}", r.owner.deployment, r.owner.user_id);
         "pk".len()

@@ -76,7 +76,7 @@ mod figures_lambda {
     use std::time::{Duration, Instant};
 
     use serde_json::{Value, json};
-    use webhooks_core::queue::{IncomingMessage, QueueReceiver};
+    use webhooks_core::ports::queue::{IncomingMessage, QueueReceiver};
     use webhooks_tests::client::{claims, token};
     use webhooks_tests::deployed::{Deployed, Function};
     use webhooks_tests::lambda_events::{api_request, list_subscriptions_request, sqs_event};
@@ -196,7 +196,7 @@ mod figures_lambda {
         let mut rt = stack.spawn_ungated(api, &[]).await;
         rt.init_time().await;
         let mut publisher = claims(1, "hq");
-        publisher.scope = Some(webhooks_core::identity::PUBLISH_SCOPE.into());
+        publisher.scope = Some(webhooks_core::model::identity::PUBLISH_SCOPE.into());
         let bearer = token(&publisher);
         let visible: Vec<u64> = (1..=subscribers as u64).collect();
         let mut from = 1u64;
@@ -866,10 +866,10 @@ fn ms(d: Duration) -> String {
 /// sending (publish, fan-out, queues, signing, the log) is its CPU per delivery less this.
 async fn delivery_client_alone(url: &str, posts: usize) -> (f64, Duration) {
     use webhooks_core::adapters::http::HyperSender;
-    use webhooks_core::http::{HttpSender, OutgoingRequest};
-    use webhooks_core::network::{IpRange, NetworkPolicy};
-    use webhooks_core::signing::{self, BodyId, SigningKey};
-    use webhooks_core::subscription::ContentType;
+    use webhooks_core::model::network::{IpRange, NetworkPolicy};
+    use webhooks_core::model::subscription::ContentType;
+    use webhooks_core::ports::http::{HttpSender, OutgoingRequest};
+    use webhooks_core::security::signing::{self, BodyId, SigningKey};
 
     let sender = HyperSender::new(NetworkPolicy::allowing(IpRange::loopback()));
     let body = signing::body(

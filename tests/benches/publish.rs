@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::json;
-use webhooks_core::clock::SystemClock;
 use webhooks_core::config::{Defaults, FromEnv, Settings};
+use webhooks_core::model::clock::SystemClock;
 use webhooks_local::{Backend, compose, default_claims, mint_token};
 use webhooks_tests::fanout_kit::drain;
 

@@ -2,8 +2,8 @@
 //! from whichever format was asked for.
 
 use serde_json::{Map, Value};
-use webhooks_core::auth::{TokenClaims, mint_hs256};
 use webhooks_core::config::DEV_JWT_SECRET;
+use webhooks_core::security::auth::{TokenClaims, mint_hs256};
 
 /// An answer: HTTP status, headers, and the envelope parsed into a JSON-shaped tree.
 #[derive(Debug)]

@@ -33,14 +33,14 @@ use serde_json::{Value, json};
 use webhooks_api::App;
 use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
-use webhooks_core::adapters::emulator_config;
-use webhooks_core::adapters::sqs::{Client as SqsClient, SqsQueue};
+use webhooks_core::adapters::aws::emulator_config;
+use webhooks_core::adapters::aws::sqs::{Client as SqsClient, SqsQueue};
 use webhooks_core::config::{
     ApiSettings, Defaults, DeliveryStageSettings, FanoutSettings, FromEnv, JWT_SECRET, Queue,
     QueueUrls, SECRET_KEY,
 };
-use webhooks_core::queue::{IncomingMessage, QueueReceiver, Received};
-use webhooks_core::stage::BatchHandler;
+use webhooks_core::ports::queue::{IncomingMessage, QueueReceiver, Received};
+use webhooks_core::stages::batch::BatchHandler;
 
 use crate::aws_meter::{self, Line, Meter, Tally};
 use crate::client::{claims, token};
@@ -488,7 +488,7 @@ pub async fn run(scenario: &Scenario, sizes: &Sizes, logs: &LogCounter) -> Measu
     let publisher = token(&publisher);
     let visible_to: Vec<u64> = (1..=scenario.subscribers as u64).collect();
     let mut api_gateway_requests = 0;
-    let run_id = webhooks_core::crypto::random_u64();
+    let run_id = webhooks_core::model::random::random_u64();
     for first in (0..scenario.events).step_by(sizes.publish_batch) {
         let batch: Vec<Value> = (first..(first + sizes.publish_batch).min(scenario.events))
             .map(|i| {
@@ -1180,15 +1180,15 @@ impl std::io::Write for LogCounter {
     }
 }
 
-/// Installs (once) the Lambda log and metric layers of `webhooks_core::telemetry`, at
+/// Installs (once) the Lambda log and metric layers of `webhooks_core::observe::telemetry`, at
 /// the template's default level (INFO), writing into a counter instead of stdout.
 pub fn count_logs() -> LogCounter {
     use tracing_subscriber::Layer;
     use tracing_subscriber::filter::{EnvFilter, Targets, filter_fn};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use webhooks_core::metrics::TARGET;
-    use webhooks_core::telemetry::{FlatJson, MetricLines};
+    use webhooks_core::observe::metrics::TARGET;
+    use webhooks_core::observe::telemetry::{FlatJson, MetricLines};
 
     static COUNTER: std::sync::OnceLock<LogCounter> = std::sync::OnceLock::new();
     COUNTER

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use webhooks_core::idempotency::{Claim, ClaimTimes, Claimant, IdempotencyStore};
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::SubscriptionId;
-use webhooks_core::queue::{OutgoingMessage, QueueError, QueueSender};
-use webhooks_core::store::{Page, StoreError, SubscriptionStore};
-use webhooks_core::subscription::{Subscription, SubscriptionRef};
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::SubscriptionId;
+use webhooks_core::model::subscription::{Subscription, SubscriptionRef};
+use webhooks_core::ports::idempotency::{Claim, ClaimTimes, Claimant, IdempotencyStore};
+use webhooks_core::ports::queue::{OutgoingMessage, QueueError, QueueSender};
+use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
 /// Requests made through the wrappers sharing it.
 #[derive(Debug, Default)]
@@ -189,7 +189,7 @@ impl QueueSender for FailingAfter {
 /// page read touched by the port's contract (its attempts, and one more when it has a
 /// next page), and the largest such read of one call.
 pub struct CountingLog {
-    pub inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>,
+    pub inner: Arc<dyn webhooks_core::ports::delivery_log::DeliveryLog>,
     /// Log lines written.
     pub writes: AtomicUsize,
     /// Write requests on DynamoDB: one `PutItem` per line recorded alone, one
@@ -200,7 +200,7 @@ pub struct CountingLog {
 }
 
 impl CountingLog {
-    pub fn new(inner: Arc<dyn webhooks_core::delivery_log::DeliveryLog>) -> Self {
+    pub fn new(inner: Arc<dyn webhooks_core::ports::delivery_log::DeliveryLog>) -> Self {
         Self {
             inner,
             writes: AtomicUsize::new(0),
@@ -220,10 +220,10 @@ impl CountingLog {
 }
 
 #[async_trait]
-impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
+impl webhooks_core::ports::delivery_log::DeliveryLog for CountingLog {
     async fn record(
         &self,
-        attempt: &webhooks_core::delivery_log::Attempt,
+        attempt: &webhooks_core::ports::delivery_log::Attempt,
     ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.write_requests.fetch_add(1, Ordering::SeqCst);
@@ -231,7 +231,7 @@ impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
     }
     async fn record_all(
         &self,
-        attempts: Vec<webhooks_core::delivery_log::Attempt>,
+        attempts: Vec<webhooks_core::ports::delivery_log::Attempt>,
     ) -> Result<(), StoreError> {
         self.writes.fetch_add(attempts.len(), Ordering::SeqCst);
         self.write_requests
@@ -241,9 +241,9 @@ impl webhooks_core::delivery_log::DeliveryLog for CountingLog {
     async fn page(
         &self,
         subscription: &SubscriptionRef,
-        after: Option<&webhooks_core::delivery_log::LogCursor>,
+        after: Option<&webhooks_core::ports::delivery_log::LogCursor>,
         limit: usize,
-    ) -> Result<webhooks_core::delivery_log::LogPage, StoreError> {
+    ) -> Result<webhooks_core::ports::delivery_log::LogPage, StoreError> {
         let page = self.inner.page(subscription, after, limit).await?;
         let read = page.attempts.len() + usize::from(page.next.is_some());
         self.reads.fetch_add(read, Ordering::SeqCst);

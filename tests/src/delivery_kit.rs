@@ -6,22 +6,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use webhooks_core::adapters::http::HyperSender;
+use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
-use webhooks_core::adapters::memory_queue::MemoryQueue;
-use webhooks_core::breaker::{Breaker, BreakerSettings};
-use webhooks_core::clock::{Clock, ManualClock};
-use webhooks_core::crypto::SecretSealer;
-use webhooks_core::delivery::{Deliverer, DeliverySettings};
-use webhooks_core::delivery_log::{Attempt, DeliveryLog};
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::IdGenerator;
-use webhooks_core::job::{DeliveryJob, delivery_id};
-use webhooks_core::network::{IpRange, NetworkPolicy};
-use webhooks_core::operator::{OperatorChannel, OperatorError, OperatorNotice};
-use webhooks_core::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender};
-use webhooks_core::retry::RetryPolicy;
-use webhooks_core::store::SubscriptionStore;
-use webhooks_core::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use webhooks_core::model::clock::{Clock, ManualClock};
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::IdGenerator;
+use webhooks_core::model::job::{DeliveryJob, delivery_id};
+use webhooks_core::model::network::{IpRange, NetworkPolicy};
+use webhooks_core::model::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use webhooks_core::policy::breaker::{Breaker, BreakerSettings};
+use webhooks_core::policy::retry::RetryPolicy;
+use webhooks_core::ports::delivery_log::{Attempt, DeliveryLog};
+use webhooks_core::ports::operator::{OperatorChannel, OperatorError, OperatorNotice};
+use webhooks_core::ports::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender};
+use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::security::crypto::SecretSealer;
+use webhooks_core::stages::delivery::{Deliverer, DeliverySettings};
 
 use crate::counting::{CountingLog, CountingStore, Counts};
 
@@ -93,7 +93,7 @@ pub struct DeliveryKit {
 }
 
 pub fn now_millis() -> i64 {
-    webhooks_core::clock::SystemClock.now_millis()
+    webhooks_core::model::clock::SystemClock.now_millis()
 }
 
 impl DeliveryKit {
@@ -230,7 +230,7 @@ impl DeliveryKit {
                 attributes: Default::default(),
             })
             .collect();
-        webhooks_core::stage::BatchHandler::handle_batch(&self.deliverer, &messages).await
+        webhooks_core::stages::batch::BatchHandler::handle_batch(&self.deliverer, &messages).await
     }
 
     /// The same kit with the stage's breaker on, with these settings.

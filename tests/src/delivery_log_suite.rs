@@ -1,11 +1,13 @@
 //! The delivery log contract: every adapter of `DeliveryLog` must pass it.
 
-use webhooks_core::clock::{ManualClock, Millis};
-use webhooks_core::delivery_log::{Attempt, AttemptOutcome, DeliveryLog, LogCursor, LogPage};
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::IdGenerator;
-use webhooks_core::store::StoreError;
-use webhooks_core::subscription::SubscriptionRef;
+use webhooks_core::model::clock::{ManualClock, Millis};
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::IdGenerator;
+use webhooks_core::model::subscription::SubscriptionRef;
+use webhooks_core::ports::delivery_log::{
+    Attempt, AttemptOutcome, DeliveryLog, LogCursor, LogPage,
+};
+use webhooks_core::ports::store::StoreError;
 
 const T0: Millis = 1_700_000_000_000;
 const DAY: Millis = 86_400_000;

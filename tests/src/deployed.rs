@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use webhooks_core::adapters::sqs::SqsQueue;
+use webhooks_core::adapters::aws::sqs::SqsQueue;
 use webhooks_core::config::{DEV_JWT_SECRET, Queue};
 
 use crate::iam_gate::IamGate;

@@ -4,18 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{MemoryIdempotencyStore, MemorySubscriptionStore};
-use webhooks_core::adapters::memory_queue::MemoryQueue;
-use webhooks_core::catalogue::Catalogue;
-use webhooks_core::clock::ManualClock;
-use webhooks_core::fanout::{FanOut, FanOutSettings};
-use webhooks_core::idempotency::IdempotencyStore;
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::IdGenerator;
-use webhooks_core::job::DeliveryJob;
-use webhooks_core::queue::{IncomingMessage, QueueReceiver, QueueSender};
-use webhooks_core::store::SubscriptionStore;
-use webhooks_core::subscription::{ContentType, Subscription, TriggerUrl};
+use webhooks_core::model::catalogue::Catalogue;
+use webhooks_core::model::clock::ManualClock;
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::IdGenerator;
+use webhooks_core::model::job::DeliveryJob;
+use webhooks_core::model::subscription::{ContentType, Subscription, TriggerUrl};
+use webhooks_core::ports::idempotency::IdempotencyStore;
+use webhooks_core::ports::queue::{IncomingMessage, QueueReceiver, QueueSender};
+use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::stages::fanout::{FanOut, FanOutSettings};
 
 use crate::counting::{CountingIdempotency, CountingQueue, CountingStore, Counts};
 

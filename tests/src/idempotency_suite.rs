@@ -1,10 +1,10 @@
 //! The idempotency contract: every adapter of `IdempotencyStore` must pass it.
 
-use webhooks_core::clock::Millis;
-use webhooks_core::idempotency::{
+use webhooks_core::model::clock::Millis;
+use webhooks_core::model::identity::Deployment;
+use webhooks_core::ports::idempotency::{
     Claim, ClaimTimes, Claimant, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyStore,
 };
-use webhooks_core::identity::Deployment;
 
 const T0: Millis = 1_700_000_000_123;
 const W: Millis = IDEMPOTENCY_WINDOW_MILLIS;

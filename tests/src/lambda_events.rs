@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{Value, json};
-use webhooks_core::queue::IncomingMessage;
+use webhooks_core::ports::queue::IncomingMessage;
 
 pub const SQS_FIXTURE: &str = include_str!("../../infra/events/sqs-receive-message.json");
 pub const API_FIXTURE: &str = include_str!("../../infra/events/api-create-subscription.json");

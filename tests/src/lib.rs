@@ -23,5 +23,8 @@ pub mod store_suite;
 
 /// A short random suffix for names (tables, queues) that must not collide between tests.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", webhooks_core::crypto::random_u64())
+    format!(
+        "{prefix}-{:016x}",
+        webhooks_core::model::random::random_u64()
+    )
 }

@@ -22,7 +22,7 @@ pub fn endpoint() -> &'static str {
 
 /// An AWS SDK configuration that reaches moto.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    webhooks_core::adapters::emulator_config(endpoint()).await
+    webhooks_core::adapters::aws::emulator_config(endpoint()).await
 }
 
 fn moto_binary() -> PathBuf {
@@ -93,8 +93,10 @@ pub async fn assert_ttl_on_expires_at(sdk: &aws_config::SdkConfig, table: &str) 
 /// An SNS topic on moto whose messages land, raw, in an SQS queue of their own: the
 /// topic's ARN and the queue to read them from. (SNS speaks the query protocol; two form
 /// posts are all it takes.)
-pub async fn sns_topic_into_queue(name: &str) -> (String, webhooks_core::adapters::sqs::SqsQueue) {
-    use webhooks_core::adapters::sqs::SqsQueue;
+pub async fn sns_topic_into_queue(
+    name: &str,
+) -> (String, webhooks_core::adapters::aws::sqs::SqsQueue) {
+    use webhooks_core::adapters::aws::sqs::SqsQueue;
     let http = reqwest::Client::new();
     let post = |form: Vec<(&'static str, String)>| {
         let http = http.clone();

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use webhooks_core::queue::{OutgoingMessage, QueueError, QueueReceiver, QueueSender, Received};
+use webhooks_core::ports::queue::{
+    OutgoingMessage, QueueError, QueueReceiver, QueueSender, Received,
+};
 
 pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_RECEIVES: u32 = 2;

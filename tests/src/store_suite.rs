@@ -1,12 +1,12 @@
 //! The store contract: every adapter of `SubscriptionStore` must pass it.
 
-use webhooks_core::clock::ManualClock;
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::{IdGenerator, SubscriptionId};
-use webhooks_core::store::{Page, StoreError, SubscriptionStore};
-use webhooks_core::subscription::{
+use webhooks_core::model::clock::ManualClock;
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::{IdGenerator, SubscriptionId};
+use webhooks_core::model::subscription::{
     ContentType, PreviousSecret, Subscription, SubscriptionRef, TriggerUrl,
 };
+use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
 fn owner(deployment: &str, user_id: u64) -> Owner {
     Owner {

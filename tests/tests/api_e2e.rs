@@ -412,7 +412,7 @@ async fn bad_tokens(kind: Kind) {
     let client = Client::new(running.base_url());
     let mut expired = claims(1, "hq");
     expired.exp = now() - 3600;
-    let wrong_key = webhooks_core::auth::mint_hs256(b"not-the-secret", &claims(1, "hq"));
+    let wrong_key = webhooks_core::security::auth::mint_hs256(b"not-the-secret", &claims(1, "hq"));
     let good = token(&claims(1, "hq"));
     let tampered = {
         // One character of the signature changed: still well-formed, no longer signed.
@@ -494,7 +494,7 @@ fn token_with_nbf(sub: u64, deployment: &str, nbf: i64) -> String {
         b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
         b64.encode(payload.to_string())
     );
-    let signature = webhooks_core::crypto::hmac_sha256(
+    let signature = webhooks_core::security::crypto::hmac_sha256(
         webhooks_core::config::DEV_JWT_SECRET.as_bytes(),
         signing_input.as_bytes(),
     );
@@ -606,14 +606,14 @@ async fn too_many_requests_are_limited_per_user_on_dynamodb() {
 #[tokio::test]
 async fn store_failures_are_server_errors_on_memory_too() {
     use std::sync::Arc;
-    use webhooks_core::store::{Page, StoreError, SubscriptionStore};
+    use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
     struct Broken;
     #[async_trait::async_trait]
     impl SubscriptionStore for Broken {
         async fn put(
             &self,
-            _: &webhooks_core::subscription::Subscription,
+            _: &webhooks_core::model::subscription::Subscription,
         ) -> Result<(), StoreError> {
             Err(StoreError::Unavailable(
                 "table webhooks-secret-name is on fire".into(),
@@ -621,54 +621,54 @@ async fn store_failures_are_server_errors_on_memory_too() {
         }
         async fn replace(
             &self,
-            _: &webhooks_core::subscription::Subscription,
+            _: &webhooks_core::model::subscription::Subscription,
         ) -> Result<bool, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
         async fn get(
             &self,
-            _: &webhooks_core::identity::Owner,
-            _: &webhooks_core::ids::SubscriptionId,
-        ) -> Result<Option<webhooks_core::subscription::Subscription>, StoreError> {
+            _: &webhooks_core::model::identity::Owner,
+            _: &webhooks_core::model::ids::SubscriptionId,
+        ) -> Result<Option<webhooks_core::model::subscription::Subscription>, StoreError> {
             Err(StoreError::Unavailable(
                 "table webhooks-secret-name is on fire".into(),
             ))
         }
         async fn get_many(
             &self,
-            _: &[webhooks_core::subscription::SubscriptionRef],
-        ) -> Result<Vec<webhooks_core::subscription::Subscription>, StoreError> {
+            _: &[webhooks_core::model::subscription::SubscriptionRef],
+        ) -> Result<Vec<webhooks_core::model::subscription::Subscription>, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
         async fn list_by_owner(
             &self,
-            _: &webhooks_core::identity::Owner,
-        ) -> Result<Vec<webhooks_core::subscription::Subscription>, StoreError> {
+            _: &webhooks_core::model::identity::Owner,
+        ) -> Result<Vec<webhooks_core::model::subscription::Subscription>, StoreError> {
             Err(StoreError::Unavailable(
                 "table webhooks-secret-name is on fire".into(),
             ))
         }
         async fn delete(
             &self,
-            _: &webhooks_core::identity::Owner,
-            _: &webhooks_core::ids::SubscriptionId,
-        ) -> Result<Option<webhooks_core::subscription::Subscription>, StoreError> {
+            _: &webhooks_core::model::identity::Owner,
+            _: &webhooks_core::model::ids::SubscriptionId,
+        ) -> Result<Option<webhooks_core::model::subscription::Subscription>, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
         async fn list_by_owner_event(
             &self,
-            _: &webhooks_core::identity::Owner,
+            _: &webhooks_core::model::identity::Owner,
             _: &str,
-        ) -> Result<Vec<webhooks_core::subscription::SubscriptionRef>, StoreError> {
+        ) -> Result<Vec<webhooks_core::model::subscription::SubscriptionRef>, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
         async fn page_by_event(
             &self,
-            _: &webhooks_core::identity::Deployment,
+            _: &webhooks_core::model::identity::Deployment,
             _: &str,
             _: Option<&str>,
             _: usize,
-        ) -> Result<Page<webhooks_core::subscription::SubscriptionRef>, StoreError> {
+        ) -> Result<Page<webhooks_core::model::subscription::SubscriptionRef>, StoreError> {
             Err(StoreError::Unavailable("on fire".into()))
         }
     }
@@ -682,7 +682,7 @@ async fn store_failures_are_server_errors_on_memory_too() {
             store: Arc::new(Broken),
             events: platform.events.sender.clone(),
             deliveries: platform.deliveries.sender.clone(),
-            clock: Arc::new(webhooks_core::clock::SystemClock),
+            clock: Arc::new(webhooks_core::model::clock::SystemClock),
             deliverer: platform.deliverer.clone(),
         },
     );
@@ -816,8 +816,8 @@ async fn object_ids_of_the_wrong_json_type_are_refused() {
 #[tokio::test]
 async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
     use std::sync::Arc;
-    use webhooks_core::identity::Deployment;
-    use webhooks_core::subscription::{ContentType, Subscription, TriggerUrl};
+    use webhooks_core::model::identity::Deployment;
+    use webhooks_core::model::subscription::{ContentType, Subscription, TriggerUrl};
     use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
 
     let platform = webhooks_local::compose(
@@ -858,8 +858,9 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
     // A private address cannot be subscribed through the API; a row written otherwise (or
     // a name that resolves there) is refused when sending.
     let private = Subscription {
-        id: webhooks_core::ids::IdGenerator::default().next(&webhooks_core::clock::SystemClock),
-        owner: webhooks_core::identity::Owner {
+        id: webhooks_core::model::ids::IdGenerator::default()
+            .next(&webhooks_core::model::clock::SystemClock),
+        owner: webhooks_core::model::identity::Owner {
             deployment: Deployment::parse("hq").unwrap(),
             user_id: 43,
         },

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{Value, json};
 use webhooks_api::App;
-use webhooks_core::auth::{TokenClaims, mint_hs256};
 use webhooks_core::config::{Defaults, FromEnv, Settings};
+use webhooks_core::security::auth::{TokenClaims, mint_hs256};
 
 const GENERATED: &str = include_str!("../../infra/events/apigw-http-api-proxy.json");
 const LIST_TYPES: &str = include_str!("../../infra/events/api-list-types.json");

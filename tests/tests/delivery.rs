@@ -8,13 +8,13 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use std::sync::Arc;
 
-use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
-use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
-use webhooks_core::breaker::BreakerSettings;
-use webhooks_core::delivery_log::AttemptOutcome;
-use webhooks_core::job::DeliveryJob;
-use webhooks_core::network::{IpRange, NetworkPolicy};
-use webhooks_core::subscription::ContentType;
+use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::aws::dynamodb_delivery_log::DynamoDeliveryLog;
+use webhooks_core::model::job::DeliveryJob;
+use webhooks_core::model::network::{IpRange, NetworkPolicy};
+use webhooks_core::model::subscription::ContentType;
+use webhooks_core::policy::breaker::BreakerSettings;
+use webhooks_core::ports::delivery_log::AttemptOutcome;
 use webhooks_tests::delivery_kit::DeliveryKit;
 use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
 
@@ -446,7 +446,9 @@ async fn a_private_target_is_refused_when_attempted_and_retried() {
 #[tokio::test]
 async fn a_batch_reads_its_subscriptions_once_and_sends_concurrently() {
     let kit = DeliveryKit::with(
-        webhooks_core::network::NetworkPolicy::allowing(webhooks_core::network::IpRange::loopback()),
+        webhooks_core::model::network::NetworkPolicy::allowing(
+            webhooks_core::model::network::IpRange::loopback(),
+        ),
         |s| {
             s.timeout = Duration::from_secs(5);
         },
@@ -460,7 +462,7 @@ async fn a_batch_reads_its_subscriptions_once_and_sends_concurrently() {
     }
     let deleted = kit.subscribe(&receiver.url, ContentType::Json, None).await;
     jobs.push(kit.job(&deleted, 99));
-    webhooks_core::store::SubscriptionStore::delete(
+    webhooks_core::ports::store::SubscriptionStore::delete(
         kit.store.as_ref(),
         &deleted.owner,
         &deleted.id,
@@ -492,13 +494,14 @@ async fn a_batch_reads_its_subscriptions_once_and_sends_concurrently() {
 #[tokio::test]
 async fn unreadable_jobs_are_parked() {
     let kit = DeliveryKit::new();
-    let messages = vec![webhooks_core::queue::IncomingMessage {
+    let messages = vec![webhooks_core::ports::queue::IncomingMessage {
         message_id: "bad".into(),
         body: "{\"not\": \"a job\"}".into(),
         receive_count: 1,
         attributes: Default::default(),
     }];
-    let failed = webhooks_core::stage::BatchHandler::handle_batch(&kit.deliverer, &messages).await;
+    let failed =
+        webhooks_core::stages::batch::BatchHandler::handle_batch(&kit.deliverer, &messages).await;
     assert!(failed.is_empty());
     let parked = webhooks_tests::fanout_kit::drain(kit.dead_letters.as_ref()).await;
     assert_eq!(parked.len(), 1);
@@ -519,7 +522,7 @@ async fn a_secret_copied_from_another_subscription_does_not_sign() {
         .subscribe(&receiver.url, ContentType::Json, Some("own-secret"))
         .await;
     thief.sealed_secret = victim.sealed_secret.clone();
-    webhooks_core::store::SubscriptionStore::put(kit.store.as_ref(), &thief)
+    webhooks_core::ports::store::SubscriptionStore::put(kit.store.as_ref(), &thief)
         .await
         .unwrap();
 
@@ -645,7 +648,7 @@ async fn the_owner_hears_of_removals_and_give_ups_and_never_in_a_loop() {
     let gone = kit.subscribe(&receiver.url, ContentType::Form, None).await;
     let listener = |event_id: &str| {
         let mut sub = gone.clone();
-        sub.id = webhooks_core::ids::IdGenerator::default().next(&kit.clock);
+        sub.id = webhooks_core::model::ids::IdGenerator::default().next(&kit.clock);
         sub.event_id = event_id.into();
         sub
     };
@@ -681,7 +684,7 @@ async fn the_owner_hears_of_removals_and_give_ups_and_never_in_a_loop() {
     let notified = Receiver::start().await;
     let mut listening = removed_listener.clone();
     listening.trigger_url =
-        webhooks_core::subscription::TriggerUrl::from_stored(notified.url.clone());
+        webhooks_core::model::subscription::TriggerUrl::from_stored(notified.url.clone());
     kit.store.put(&listening).await.unwrap();
     kit.run(std::slice::from_ref(job)).await;
     let got = notified.wait_for(1, WAIT).await;
@@ -760,7 +763,7 @@ async fn an_attempts_log_lines_name_its_delivery_and_a_success_writes_none() {
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::fmt::format::JsonFields;
     use tracing_subscriber::layer::SubscriberExt;
-    use webhooks_core::telemetry::FlatJson;
+    use webhooks_core::observe::telemetry::FlatJson;
 
     #[derive(Clone, Default)]
     struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
-use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
+use webhooks_core::adapters::aws::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::adapters::memory::MemoryDeliveryLog;
-use webhooks_core::delivery::Deliverer;
-use webhooks_core::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::SubscriptionId;
-use webhooks_core::subscription::SubscriptionRef;
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::SubscriptionId;
+use webhooks_core::model::subscription::SubscriptionRef;
+use webhooks_core::ports::delivery_log::{Attempt, AttemptOutcome, DeliveryLog};
+use webhooks_core::stages::delivery::Deliverer;
 use webhooks_local::Backend;
 use webhooks_tests::client::{claims, token};
 use webhooks_tests::counting::CountingLog;
@@ -162,7 +162,7 @@ async fn api_reads_are_bounded(backend: Backend) {
         clock: d.clock.clone(),
         settings: d.settings.clone(),
         breaker: Default::default(),
-        operator: std::sync::Arc::new(webhooks_core::operator::LogOnly),
+        operator: std::sync::Arc::new(webhooks_core::ports::operator::LogOnly),
     });
     let app = App::new(
         settings.api,

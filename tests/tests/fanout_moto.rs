@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
-use webhooks_core::adapters::sqs::SqsQueue;
-use webhooks_core::fanout::{FanOut, FanOutSettings, PARKED_REASON_ATTRIBUTE};
-use webhooks_core::job::DeliveryJob;
-use webhooks_core::queue::{IncomingMessage, OutgoingMessage, QueueReceiver, send_all};
+use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::aws::sqs::SqsQueue;
+use webhooks_core::model::job::DeliveryJob;
+use webhooks_core::ports::queue::{IncomingMessage, OutgoingMessage, QueueReceiver, send_all};
+use webhooks_core::stages::fanout::{FanOut, FanOutSettings, PARKED_REASON_ATTRIBUTE};
 use webhooks_local::{Backend, Platform, Running};
 use webhooks_tests::client::{Client, claims, token};
 use webhooks_tests::counting::{CountingQueue, CountingStore, Counts};
@@ -324,8 +324,8 @@ async fn aws_requests_per_event_stay_at_one_query_and_one_send_per_ten_jobs() {
             .unwrap(),
     );
     let counts = Arc::new(Counts::default());
-    let ids = webhooks_core::ids::IdGenerator::default();
-    let clock = webhooks_core::clock::ManualClock::at(1_800_000_000_000);
+    let ids = webhooks_core::model::ids::IdGenerator::default();
+    let clock = webhooks_core::model::clock::ManualClock::at(1_800_000_000_000);
     let fanout = FanOut {
         store: Arc::new(CountingStore {
             inner: Arc::new(store.clone()),
@@ -346,12 +346,13 @@ async fn aws_requests_per_event_stay_at_one_query_and_one_send_per_ten_jobs() {
     for (n, event_id) in [(1usize, "create_contact"), (100, "update_contact")] {
         for user in 0..n as u64 {
             let sub = webhooks_tests::fanout_kit::subscription(&ids, &clock, "hq", user, event_id);
-            webhooks_core::store::SubscriptionStore::put(&store, &sub)
+            webhooks_core::ports::store::SubscriptionStore::put(&store, &sub)
                 .await
                 .unwrap();
         }
         counts.reset();
-        let body = webhooks_core::event::example("hq", event_id, 1, json!("all")).to_string();
+        let body =
+            webhooks_core::model::event::example("hq", event_id, 1, json!("all")).to_string();
         fanout
             .handle_message(&webhooks_tests::fanout_kit::message("m", body))
             .await

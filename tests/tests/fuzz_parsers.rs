@@ -27,12 +27,12 @@ use time::format_description::well_known::Rfc3339;
 use webhooks_api::envelope::{Reply, Suppress, respond};
 use webhooks_api::format::{Format, singular};
 use webhooks_api::input::parse_params;
-use webhooks_core::auth::{AuthError, TokenVerifier, caller_from_claims};
-use webhooks_core::catalogue::Catalogue;
-use webhooks_core::event::{
+use webhooks_core::model::catalogue::Catalogue;
+use webhooks_core::model::event::{
     Event, EventError, EventOrigin, MAX_EVENT_BYTES, MAX_RESOURCE_URL, Visibility,
 };
-use webhooks_core::identity::Deployment;
+use webhooks_core::model::identity::Deployment;
+use webhooks_core::security::auth::{AuthError, TokenVerifier, caller_from_claims};
 
 const NOW: i64 = 1_780_000_000_000;
 
@@ -236,7 +236,7 @@ fn valid_event() -> impl Strategy<Value = ValidEvent> {
                         json.insert("occurred_at".into(), json!(text));
                         text
                     }
-                    None => webhooks_core::event::format_millis(NOW),
+                    None => webhooks_core::model::event::format_millis(NOW),
                 };
                 if let Some(d) = dep {
                     json.insert("deployment".into(), d);

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use http::header::CONTENT_TYPE;
 use webhooks_core::adapters::http::{HyperSender, StaticLookup};
-use webhooks_core::http::{HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
-use webhooks_core::network::{IpRange, NetworkPolicy};
-use webhooks_core::signing::{WEBHOOK_ID, X_ACCELO_EVENT, X_HUB_SIGNATURE};
+use webhooks_core::model::network::{IpRange, NetworkPolicy};
+use webhooks_core::ports::http::{HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
+use webhooks_core::security::signing::{WEBHOOK_ID, X_ACCELO_EVENT, X_HUB_SIGNATURE};
 use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
 
 fn loopback() -> NetworkPolicy {
@@ -74,7 +74,7 @@ async fn the_exact_request_arrives_and_the_answer_comes_back() {
     let response = sender().post(&request).await.unwrap();
     assert_eq!(
         response,
-        webhooks_core::http::HttpResponse {
+        webhooks_core::ports::http::HttpResponse {
             status: 200,
             retry_after: None,
             body: "thanks".into()
@@ -378,7 +378,7 @@ async fn one_sender_serves_many_requests_concurrently() {
 async fn futures_join(
     sender: &HyperSender,
     requests: &[OutgoingRequest],
-) -> Vec<Result<webhooks_core::http::HttpResponse, SendError>> {
+) -> Vec<Result<webhooks_core::ports::http::HttpResponse, SendError>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, r) in requests.iter().enumerate() {
         let sender = sender.clone();

@@ -12,8 +12,8 @@ use http::header::CONTENT_TYPE;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks_core::adapters::http::{HyperSender, StaticLookup};
-use webhooks_core::http::{HttpSender, OutgoingRequest};
-use webhooks_core::network::{IpRange, NetworkPolicy};
+use webhooks_core::model::network::{IpRange, NetworkPolicy};
+use webhooks_core::ports::http::{HttpSender, OutgoingRequest};
 
 struct Pki {
     ca_pem: String,

@@ -1,10 +1,10 @@
 //! The idempotency contract against the in-memory adapter and against DynamoDB on moto.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
+use webhooks_core::adapters::aws::dynamodb_idempotency::DynamoIdempotencyStore;
 use webhooks_core::adapters::memory::MemoryIdempotencyStore;
-use webhooks_core::idempotency::{Claim, ClaimTimes, IdempotencyStore};
-use webhooks_core::identity::Deployment;
+use webhooks_core::model::identity::Deployment;
+use webhooks_core::ports::idempotency::{Claim, ClaimTimes, IdempotencyStore};
 use webhooks_tests::{idempotency_suite, moto, unique};
 
 #[tokio::test]

@@ -242,8 +242,9 @@ async fn operate(kind: Kind) {
 
     // Recover: three deliveries give up while the receiver fails; once it is back, the
     // window sends each of them once more, with the same ids.
-    let since =
-        webhooks_core::event::format_millis(webhooks_tests::delivery_kit::now_millis() - 1000);
+    let since = webhooks_core::model::event::format_millis(
+        webhooks_tests::delivery_kit::now_millis() - 1000,
+    );
     receiver.always(Behaviour::Status(500));
     for object_id in [10, 11, 12] {
         world.publish(object_id).await;
@@ -370,10 +371,10 @@ async fn operating_subscriptions_on_dynamodb_and_sqs() {
 /// with the same ids.
 #[tokio::test]
 async fn a_large_window_is_recovered_a_page_at_a_time_once_each() {
-    use webhooks_core::delivery_log::{Attempt, AttemptOutcome};
-    use webhooks_core::service::Window;
-    use webhooks_core::stage::BatchHandler;
-    use webhooks_core::subscription::NewSubscription;
+    use webhooks_core::model::subscription::NewSubscription;
+    use webhooks_core::ports::delivery_log::{Attempt, AttemptOutcome};
+    use webhooks_core::stages::batch::BatchHandler;
+    use webhooks_core::stages::service::Window;
 
     // The breaker off: it would hold most of a new receiver's jobs back on the queue.
     let platform = webhooks_local::compose(
@@ -383,16 +384,16 @@ async fn a_large_window_is_recovered_a_page_at_a_time_once_each() {
     .await
     .unwrap();
     let receiver = Receiver::start().await;
-    let caller = webhooks_core::identity::Caller {
+    let caller = webhooks_core::model::identity::Caller {
         user_id: 51,
-        deployment: webhooks_core::identity::Deployment::parse("hq").unwrap(),
+        deployment: webhooks_core::model::identity::Deployment::parse("hq").unwrap(),
         name: "Fifty-one".into(),
         email: "51@hq.example".into(),
         pro: false,
         scopes: vec![],
     };
     let new = NewSubscription::parse(
-        webhooks_core::subscription::RawSubscription {
+        webhooks_core::model::subscription::RawSubscription {
             trigger_url: Some(&receiver.url),
             event_id: Some("assign_task"),
             ..Default::default()

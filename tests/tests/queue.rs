@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use webhooks_core::adapters::memory_queue::MemoryQueue;
-use webhooks_core::adapters::sqs::SqsQueue;
-use webhooks_core::queue::{OutgoingMessage, QueueError, QueueReceiver, QueueSender};
+use webhooks_core::adapters::aws::sqs::SqsQueue;
+use webhooks_core::adapters::memory::queue::MemoryQueue;
+use webhooks_core::ports::queue::{OutgoingMessage, QueueError, QueueReceiver, QueueSender};
 use webhooks_tests::queue_suite::{self, MAX_RECEIVES, VISIBILITY_TIMEOUT};
 use webhooks_tests::{moto, unique};
 

@@ -1,6 +1,6 @@
 //! The store contract against the in-memory adapter and against DynamoDB on moto.
 
-use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
 use webhooks_core::adapters::memory::MemorySubscriptionStore;
 use webhooks_tests::{moto, store_suite, unique};
 

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use webhooks_core::clock::Clock;
 use webhooks_core::config::ApiSettings;
-use webhooks_core::delivery::Deliverer;
-use webhooks_core::ids::IdGenerator;
-use webhooks_core::queue::QueueSender;
-use webhooks_core::service::{ServiceSettings, Subscriptions};
-use webhooks_core::store::SubscriptionStore;
+use webhooks_core::model::clock::Clock;
+use webhooks_core::model::ids::IdGenerator;
+use webhooks_core::ports::queue::QueueSender;
+use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::stages::delivery::Deliverer;
+use webhooks_core::stages::service::{ServiceSettings, Subscriptions};
 
 use crate::guard::RateLimiter;
 
@@ -38,7 +38,7 @@ impl Ports {
             store: Arc::new(aws.store(&settings.subscriptions_table)),
             events: aws.queue_or_missing(&settings.queues, Queue::Events).await,
             deliveries: deliveries.clone(),
-            clock: Arc::new(webhooks_core::clock::SystemClock),
+            clock: Arc::new(webhooks_core::model::clock::SystemClock),
             deliverer: Arc::new(aws.dispatcher(settings, deliveries)),
         }
     }
@@ -89,6 +89,6 @@ impl App {
 
     /// A fresh event uid: `evt_` and 32 hex characters.
     pub fn new_event_uid(&self) -> String {
-        webhooks_core::crypto::random_id("evt_")
+        webhooks_core::model::random::random_id("evt_")
     }
 }

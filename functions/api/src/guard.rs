@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
-use webhooks_core::auth::{AuthError, TokenVerifier};
-use webhooks_core::identity::Caller;
+use webhooks_core::model::identity::Caller;
+use webhooks_core::security::auth::{AuthError, TokenVerifier};
 
 use crate::envelope::{ApiError, Status};
 
@@ -90,7 +90,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use webhooks_core::identity::Deployment;
+    use webhooks_core::model::identity::Deployment;
 
     fn caller(id: u64) -> Caller {
         Caller {

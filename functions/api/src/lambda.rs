@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use webhooks_core::adapters::aws::{Aws, SecretArns, SecretError};
 use webhooks_core::config::{ApiSettings, ConfigError, Defaults, FromEnv, JWT_SECRET, SECRET_KEY};
-use webhooks_core::telemetry::error_chain;
+use webhooks_core::observe::telemetry::error_chain;
 
 use crate::App;
 use crate::app::Ports;

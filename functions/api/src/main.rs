@@ -8,7 +8,7 @@ use webhooks_core::adapters::aws::{Aws, sdk_config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    webhooks_core::telemetry::init_lambda();
+    webhooks_core::observe::telemetry::init_lambda();
     let api = Instance::start(Aws::new(sdk_config().await)).context("invalid configuration")?;
     let api = &api;
     lambda_http::run(lambda_http::service_fn(move |req| async move {

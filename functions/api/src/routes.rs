@@ -7,7 +7,7 @@
 //! taken off; the two public pages are matched on the exact path (a trailing `/` aside).
 
 use http::Method;
-use webhooks_core::ids::SubscriptionId;
+use webhooks_core::model::ids::SubscriptionId;
 
 use crate::envelope::ApiError;
 use crate::format::split_suffix;
@@ -287,7 +287,7 @@ mod tests {
                 Access::Token => assert!(security.is_null(), "{}: the global bearer", e.path),
                 Access::Publish => assert_eq!(
                     security,
-                    &serde_json::json!([{ "bearer": [webhooks_core::identity::PUBLISH_SCOPE] }]),
+                    &serde_json::json!([{ "bearer": [webhooks_core::model::identity::PUBLISH_SCOPE] }]),
                     "{}",
                     e.path
                 ),

@@ -171,8 +171,9 @@ async fn the_api_binary_serves_every_endpoint_within_its_role() {
     )
     .await;
     assert_eq!(status, 200, "{resent}");
-    let since =
-        webhooks_core::event::format_millis(webhooks_tests::delivery_kit::now_millis() - 60_000);
+    let since = webhooks_core::model::event::format_millis(
+        webhooks_tests::delivery_kit::now_millis() - 60_000,
+    );
     let (status, recovered) = call(
         "POST",
         &format!("{subs}/{hooked}/recover"),
@@ -224,7 +225,7 @@ async fn the_api_binary_serves_every_endpoint_within_its_role() {
 
     let (_, gone) = call("POST", &dispatch, &owner, Some(json!({"object_id": 3}))).await;
     assert_eq!(gone["response"]["status"].as_u64(), Some(410), "{gone}");
-    use webhooks_core::queue::QueueReceiver;
+    use webhooks_core::ports::queue::QueueReceiver;
     let heard = inbox.receive(10, Duration::from_secs(2)).await.unwrap();
     assert_eq!(heard.len(), 1, "the operator hears of the removal");
     let notice: Value = serde_json::from_str(&heard[0].message.body).unwrap();

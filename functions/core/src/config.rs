@@ -11,17 +11,17 @@
 
 use std::time::Duration;
 
-use crate::after_attempt::OnRepeatedFailure;
-use crate::auth::TokenVerifier;
-use crate::breaker::BreakerSettings;
-use crate::catalogue::Catalogue;
-use crate::crypto::SecretSealer;
-use crate::delivery::DeliverySettings;
-use crate::fanout::FanOutSettings;
-use crate::identity::Deployment;
-use crate::network::{IpRange, NetworkPolicy};
-use crate::retry::RetryPolicy;
-use crate::subscription::UrlPolicy;
+use crate::model::catalogue::Catalogue;
+use crate::model::identity::Deployment;
+use crate::model::network::{IpRange, NetworkPolicy};
+use crate::model::subscription::UrlPolicy;
+use crate::policy::after_attempt::OnRepeatedFailure;
+use crate::policy::breaker::BreakerSettings;
+use crate::policy::retry::RetryPolicy;
+use crate::security::auth::TokenVerifier;
+use crate::security::crypto::SecretSealer;
+use crate::stages::delivery::DeliverySettings;
+use crate::stages::fanout::FanOutSettings;
 
 /// The HS256 secret the local runner uses when `WEBHOOKS_JWT_SECRET` is unset. It is
 /// printed at start; never use it for a deployment.
@@ -459,7 +459,7 @@ pub struct DeliveryStageSettings {
     /// The deliveries queue (retries) and its dead-letter queue (unreadable jobs).
     pub queues: QueueUrls,
     pub delivery: DeliverySettings,
-    /// The share limits per subscription (see `crate::breaker`).
+    /// The share limits per subscription (see `crate::policy::breaker`).
     pub breaker: BreakerSettings,
     /// The SNS topic the operator hears of removals and give-ups on, if any.
     pub operator_topic_arn: Option<String>,

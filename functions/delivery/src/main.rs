@@ -11,7 +11,7 @@ use webhooks_core::config::{Defaults, DeliveryStageSettings, FromEnv, SECRET_KEY
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    webhooks_core::telemetry::init_lambda();
+    webhooks_core::observe::telemetry::init_lambda();
     let aws = Aws::new(sdk_config().await);
     let env = aws.environment(&[SECRET_KEY]).await?;
     let settings = DeliveryStageSettings::from_lookup(&Defaults::lambda(), |k| env.get(k))

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use webhooks_core::identity::{Deployment, Owner};
-use webhooks_core::ids::SubscriptionId;
-use webhooks_core::job::DeliveryJob;
-use webhooks_core::queue::IncomingMessage;
-use webhooks_core::subscription::SubscriptionRef;
+use webhooks_core::model::identity::{Deployment, Owner};
+use webhooks_core::model::ids::SubscriptionId;
+use webhooks_core::model::job::DeliveryJob;
+use webhooks_core::model::subscription::SubscriptionRef;
+use webhooks_core::ports::queue::IncomingMessage;
 use webhooks_tests::client::{Client, claims, token};
 use webhooks_tests::deployed::{Deployed, Function};
 use webhooks_tests::lambda_events::{message, sqs_event};
@@ -121,7 +121,7 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
         b"id=12&resource_url=https%3A%2F%2Fhq.example.com%2Fapi%2Fv0%2Fcontacts%2F12"
     );
     assert_eq!(got[0].header("webhook-id"), Some("msg_binarytest"));
-    let expected = webhooks_core::crypto::hmac_sha256(b"shh", &got[0].body);
+    let expected = webhooks_core::security::crypto::hmac_sha256(b"shh", &got[0].body);
     assert_eq!(
         got[0].header("x-hub-signature-256"),
         Some(format!("sha256={}", hex::encode(expected)).as_str())
@@ -249,7 +249,7 @@ async fn the_delivery_binary_disables_and_recovers_within_its_role() {
         state.tree
     );
     // The operator's topic heard of it.
-    use webhooks_core::queue::QueueReceiver;
+    use webhooks_core::ports::queue::QueueReceiver;
     let heard = inbox
         .receive(10, std::time::Duration::from_secs(2))
         .await
@@ -273,7 +273,7 @@ async fn the_delivery_binary_disables_and_recovers_within_its_role() {
     assert_eq!(gone.requests().len(), 1);
     assert_eq!(outcomes(client, 8, &id).await, ["failed", "unsubscribed"]);
     // A recovery of the last minute, as the API queues it: it sends both again.
-    let task = webhooks_core::service::RecoverTask {
+    let task = webhooks_core::stages::recovery::RecoverTask {
         subscription: job(&id, 8, "x").subscription,
         since: webhooks_tests::delivery_kit::now_millis() - 60_000,
         until: webhooks_tests::delivery_kit::now_millis(),

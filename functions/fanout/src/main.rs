@@ -10,7 +10,7 @@ use webhooks_core::config::{Defaults, FanoutSettings, FromEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    webhooks_core::telemetry::init_lambda();
+    webhooks_core::observe::telemetry::init_lambda();
     let settings =
         FanoutSettings::from_env(&Defaults::lambda()).context("invalid configuration")?;
     let fanout = Aws::new(sdk_config().await)

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use webhooks_core::event::example;
-use webhooks_core::job::DeliveryJob;
-use webhooks_core::queue::IncomingMessage;
+use webhooks_core::model::event::example;
+use webhooks_core::model::job::DeliveryJob;
+use webhooks_core::ports::queue::IncomingMessage;
 use webhooks_tests::client::{claims, token};
 use webhooks_tests::deployed::{Deployed, Function};
 use webhooks_tests::lambda_events::{message, sqs_event};
@@ -169,7 +169,7 @@ fn the_claim_lease_ends_before_the_events_queue_shows_a_message_again() {
     let visibility = template["Resources"]["EventsQueue"]["Properties"]["VisibilityTimeout"]
         .as_u64()
         .expect("the events queue sets its visibility timeout");
-    let lease = webhooks_core::fanout::FanOutSettings::default().claim_lease;
+    let lease = webhooks_core::stages::fanout::FanOutSettings::default().claim_lease;
     assert!(
         lease.as_secs() * 2 <= visibility,
         "lease {lease:?}, visibility {visibility} s"

@@ -7,23 +7,23 @@ use std::time::Duration;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
-use webhooks_core::adapters::dynamodb::DynamoSubscriptionStore;
-use webhooks_core::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
-use webhooks_core::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
+use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
+use webhooks_core::adapters::aws::dynamodb_delivery_log::DynamoDeliveryLog;
+use webhooks_core::adapters::aws::dynamodb_idempotency::DynamoIdempotencyStore;
+use webhooks_core::adapters::aws::sqs::SqsQueue;
 use webhooks_core::adapters::http::HyperSender;
+use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{
     MemoryDeliveryLog, MemoryIdempotencyStore, MemorySubscriptionStore,
 };
-use webhooks_core::adapters::memory_queue::MemoryQueue;
-use webhooks_core::adapters::sqs::SqsQueue;
-use webhooks_core::clock::{Clock, SystemClock};
 use webhooks_core::config::Settings;
-use webhooks_core::delivery::Deliverer;
-use webhooks_core::delivery_log::DeliveryLog;
-use webhooks_core::fanout::{FanOut, FanOutSettings};
-use webhooks_core::idempotency::IdempotencyStore;
-use webhooks_core::queue::{QueueReceiver, QueueSender};
-use webhooks_core::store::SubscriptionStore;
+use webhooks_core::model::clock::{Clock, SystemClock};
+use webhooks_core::ports::delivery_log::DeliveryLog;
+use webhooks_core::ports::idempotency::IdempotencyStore;
+use webhooks_core::ports::queue::{QueueReceiver, QueueSender};
+use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::stages::delivery::Deliverer;
+use webhooks_core::stages::fanout::{FanOut, FanOutSettings};
 
 use crate::{Backend, LocalError};
 
@@ -131,7 +131,7 @@ struct Parts {
     deliveries_dead_letters: QueuePair,
     /// Where the operator hears of removals and give-ups: the log, or on the `aws`
     /// backend the SNS topic of `WEBHOOKS_OPERATOR_TOPIC_ARN` when it is set.
-    operator: Arc<dyn webhooks_core::operator::OperatorChannel>,
+    operator: Arc<dyn webhooks_core::ports::operator::OperatorChannel>,
 }
 
 async fn memory_parts(visibility: Visibility) -> Parts {
@@ -156,7 +156,7 @@ async fn memory_parts(visibility: Visibility) -> Parts {
         events_dead_letters,
         deliveries,
         deliveries_dead_letters,
-        operator: Arc::new(webhooks_core::operator::LogOnly),
+        operator: Arc::new(webhooks_core::ports::operator::LogOnly),
     }
 }
 
@@ -250,7 +250,7 @@ pub async fn compose_with(
         sealer: settings.delivery.sealer.clone(),
         clock: clock.clone(),
         settings: settings.delivery.delivery.clone(),
-        breaker: webhooks_core::breaker::Breaker::new(settings.delivery.breaker),
+        breaker: webhooks_core::policy::breaker::Breaker::new(settings.delivery.breaker),
         operator: parts.operator,
     });
     let ports = Ports {

@@ -15,12 +15,12 @@ use tokio::sync::watch;
 use webhooks_api::App;
 use webhooks_api::input::MAX_BODY_BYTES;
 use webhooks_core::adapters::aws::sdk_config;
-use webhooks_core::auth::{TokenClaims, mint_hs256};
-use webhooks_core::clock::Clock;
 use webhooks_core::config::Settings;
-use webhooks_core::queue::QueueError;
-use webhooks_core::stage::consume;
-use webhooks_core::store::StoreError;
+use webhooks_core::model::clock::Clock;
+use webhooks_core::ports::queue::QueueError;
+use webhooks_core::ports::store::StoreError;
+use webhooks_core::security::auth::{TokenClaims, mint_hs256};
+use webhooks_core::stages::batch::consume;
 
 pub mod compose;
 pub use compose::{Platform, QueuePair, Visibility, compose, compose_with};
@@ -209,7 +209,7 @@ pub fn default_claims(clock: &dyn Clock) -> TokenClaims {
         name: "Local Developer".into(),
         email: "developer@localhost".into(),
         pro: Some(true),
-        scope: Some(webhooks_core::identity::PUBLISH_SCOPE.into()),
+        scope: Some(webhooks_core::model::identity::PUBLISH_SCOPE.into()),
         exp: clock.now_secs() + 30 * 24 * 3600,
     }
 }

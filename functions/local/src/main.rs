@@ -7,9 +7,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
-use webhooks_core::auth::TokenClaims;
-use webhooks_core::clock::{Clock, SystemClock};
 use webhooks_core::config::{DEV_JWT_SECRET, Defaults, FromEnv, Settings};
+use webhooks_core::model::clock::{Clock, SystemClock};
+use webhooks_core::security::auth::TokenClaims;
 use webhooks_local::compose::VISIBILITY_VARIABLE;
 use webhooks_local::{Backend, Visibility, default_claims, mint_token, start_with};
 
@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         None => {}
     }
 
-    webhooks_core::telemetry::init_local();
+    webhooks_core::observe::telemetry::init_local();
     let port: u16 = match std::env::var("PORT") {
         Ok(p) if !p.is_empty() => p.parse().context("PORT must be a port number")?,
         _ => 3000,

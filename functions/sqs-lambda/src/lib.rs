@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
-use webhooks_core::queue::IncomingMessage;
-use webhooks_core::stage::BatchHandler;
+use webhooks_core::ports::queue::IncomingMessage;
+use webhooks_core::stages::batch::BatchHandler;
 
 /// The queue message a record carries.
 pub fn incoming(record: &SqsMessage) -> IncomingMessage {

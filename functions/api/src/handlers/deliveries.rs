@@ -8,11 +8,11 @@
 //! `_cursor`.
 
 use serde_json::{Value, json};
-use webhooks_core::delivery_log::{Attempt, AttemptOutcome, LogCursor};
-use webhooks_core::event::{format_millis, parse_object_id_param};
-use webhooks_core::http::Unreachable;
-use webhooks_core::identity::Caller;
-use webhooks_core::subscription::SubscriptionRef;
+use webhooks_core::model::event::{format_millis, parse_object_id_param};
+use webhooks_core::model::identity::Caller;
+use webhooks_core::model::subscription::SubscriptionRef;
+use webhooks_core::ports::delivery_log::{Attempt, AttemptOutcome, LogCursor};
+use webhooks_core::ports::http::Unreachable;
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply};

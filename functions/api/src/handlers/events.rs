@@ -3,9 +3,9 @@
 //! the fan-out picks them up.
 
 use serde_json::{Value, json};
-use webhooks_core::event::{Event, EventOrigin, MAX_EVENT_BYTES, parse_object_id_param};
-use webhooks_core::identity::{Caller, PUBLISH_SCOPE};
-use webhooks_core::queue::{OutgoingMessage, send_each};
+use webhooks_core::model::event::{Event, EventOrigin, MAX_EVENT_BYTES, parse_object_id_param};
+use webhooks_core::model::identity::{Caller, PUBLISH_SCOPE};
+use webhooks_core::ports::queue::{OutgoingMessage, send_each};
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply, Status};
@@ -89,7 +89,7 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
     }
     let accepted = sent.iter().filter(|ok| **ok).count();
     tracing::info!(deployment = %caller.deployment, received = items.len(), accepted, "events published");
-    webhooks_core::metrics::events("http", accepted, parsed.len() - valid.len());
+    webhooks_core::observe::metrics::events("http", accepted, parsed.len() - valid.len());
     let response = json!({ "accepted": accepted, "events": verdicts });
     if accepted > 0 {
         return Ok(Reply::ok(response));

@@ -2,12 +2,12 @@
 //! types, the use case called (`core::service`), the answer shaped.
 
 use serde_json::{Value, json};
-use webhooks_core::identity::Caller;
-use webhooks_core::service::{ServiceError, Window};
-use webhooks_core::store::StoreError;
-use webhooks_core::subscription::{
+use webhooks_core::model::identity::Caller;
+use webhooks_core::model::subscription::{
     Changes, NewSubscription, RawChanges, RawSubscription, Secret, Subscription,
 };
+use webhooks_core::ports::store::StoreError;
+use webhooks_core::stages::service::{ServiceError, Window};
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply};

@@ -42,9 +42,9 @@ use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
 use super::http_pool::{Conn, Io, Origin, Pool};
-use crate::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
-use crate::network::{AddressClass, NetworkPolicy};
-use crate::telemetry::error_chain as chain;
+use crate::model::network::{AddressClass, NetworkPolicy};
+use crate::observe::telemetry::error_chain as chain;
+use crate::ports::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
 
 /// Resolves a host name to its addresses.
 #[async_trait]
@@ -615,7 +615,7 @@ fn map_hyper_error(e: &hyper::Error) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::IpRange;
+    use crate::model::network::IpRange;
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
@@ -845,7 +845,10 @@ mod tests {
         }
         let err = sender
             .post(&OutgoingRequest {
-                headers: vec![(crate::signing::X_HUB_SIGNATURE, "secret\nvalue".into())],
+                headers: vec![(
+                    crate::security::signing::X_HUB_SIGNATURE,
+                    "secret\nvalue".into(),
+                )],
                 ..post("http://93.184.216.34/")
             })
             .await

@@ -1,0 +1,13 @@
+//! The domain's values and rules, without I/O: who owns what ([`identity`]), ids and the
+//! randomness they are drawn from, the platform's clock, the event catalogue, events,
+//! subscriptions, delivery jobs, and the address rules receivers must meet ([`network`]).
+
+pub mod catalogue;
+pub mod clock;
+pub mod event;
+pub mod identity;
+pub mod ids;
+pub mod job;
+pub mod network;
+pub mod random;
+pub mod subscription;

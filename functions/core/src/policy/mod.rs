@@ -1,0 +1,5 @@
+//! Pure decisions: given an answer, the next step. No I/O; unit tests reach every branch.
+
+pub mod after_attempt;
+pub mod breaker;
+pub mod retry;
