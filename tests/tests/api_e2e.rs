@@ -327,6 +327,12 @@ async fn bad_input(kind: Kind) {
             json!([{"trigger_url": ok_url, "event_id": "assign_task"}]),
             "send the subscription as a JSON object",
         ),
+        // A field the endpoint does not know is refused by name: a typo must not
+        // create an unsigned subscription (SPEC section 3).
+        (
+            json!({"trigger_url": ok_url, "event_id": "assign_task", "secert": "s3cret"}),
+            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret",
+        ),
     ];
     for (body, expected) in json_cases {
         let a = client.post_json(SUBS, &tok, &body).await;
@@ -388,12 +394,60 @@ async fn bad_input(kind: Kind) {
         (400, "invalid_request")
     );
 
+    let form_typo = client
+        .post_form(
+            SUBS,
+            &tok,
+            "trigger_url=https%3A%2F%2Fhooks.example.com%2Fx&event_id=assign_task&secert=s",
+        )
+        .await;
+    assert_eq!(
+        (form_typo.http, form_typo.status()),
+        (400, "invalid_request")
+    );
+    assert!(form_typo.message().starts_with("unknown field `secert`"));
+
     let listed = client.get(SUBS, &tok).await;
     assert_eq!(
         listed.tree["response"]["subscriptions"],
         json!([]),
         "bad input stored nothing"
     );
+
+    // A PUT naming a field it does not know changes nothing, not even the fields it knows.
+    let made = client
+        .post_json(
+            SUBS,
+            &tok,
+            &json!({"trigger_url": ok_url, "event_id": "assign_task"}),
+        )
+        .await;
+    assert_eq!(made.http, 201);
+    let id = made.tree["response"]["subscription"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = format!("{SUBS}/{id}");
+    let typo = client
+        .send(
+            Method::PUT,
+            &one,
+            Some(&tok),
+            &[],
+            Some((
+                "application/json",
+                br#"{"trigger_url": "https://hooks.example.com/new", "actve": false}"#.to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!((typo.http, typo.status()), (400, "invalid_request"));
+    assert_eq!(
+        typo.message(),
+        "unknown field `actve`: this request takes trigger_url, content_type, active"
+    );
+    let kept = client.get(&one, &tok).await;
+    assert_eq!(kept.tree["response"]["subscription"]["trigger_url"], ok_url);
+    assert_eq!(kept.tree["response"]["subscription"]["active"], true);
     running.stop().await;
 }
 

@@ -61,6 +61,8 @@ pub struct Params {
     fields: HashMap<String, Field>,
     /// The body as JSON, when it was JSON (event ingestion reads it whole).
     pub json: Option<Value>,
+    /// The names the body gave, `null` ones too, in the body's order.
+    body_names: Vec<String>,
 }
 
 impl Params {
@@ -115,6 +117,28 @@ impl Params {
             message: on("_suppress_message"),
             meta: on("_suppress_meta"),
         }
+    }
+
+    /// Refuses a body that names a field not in `known`, naming the first such field;
+    /// names starting with `_` are Accelo's meta parameters and always pass. Query
+    /// parameters are not judged here.
+    pub fn refuse_unknown(&self, known: &[&str]) -> Result<(), ApiError> {
+        let Some(unknown) = self
+            .body_names
+            .iter()
+            .find(|n| !n.starts_with('_') && !known.contains(&n.as_str()))
+        else {
+            return Ok(());
+        };
+        let takes = if known.is_empty() {
+            "this request takes no body fields".to_owned()
+        } else {
+            format!("this request takes {}", known.join(", "))
+        };
+        Err(ApiError::invalid_request(format!(
+            "unknown field `{}`: {takes}",
+            unknown.chars().take(64).collect::<String>()
+        )))
     }
 
     fn insert_text(&mut self, name: String, text: String) {
@@ -186,6 +210,7 @@ pub fn parse_params(
         })?;
         if let Value::Object(map) = &value {
             for (k, v) in map {
+                params.body_names.push(k.clone());
                 let Some(given) = Given::of(v) else {
                     // null: absent, and whatever the query string said stands
                     continue;
@@ -219,6 +244,7 @@ pub fn parse_params(
             }
         }
         for (k, v) in form_urlencoded::parse(text.as_bytes()) {
+            params.body_names.push(k.clone().into_owned());
             params.insert_text(k.into_owned(), v.into_owned());
         }
     }
@@ -235,6 +261,52 @@ mod tests {
             ct,
             &Bytes::copy_from_slice(body.as_bytes()),
         )
+    }
+
+    #[test]
+    fn a_body_field_the_endpoint_does_not_know_is_refused_by_name() {
+        let known = ["trigger_url", "secret"];
+        let refused = |ct, body| {
+            parse(Some(ct), body)
+                .unwrap()
+                .refuse_unknown(&known)
+                .unwrap_err()
+                .message
+        };
+        let json = refused(
+            "application/json",
+            r#"{"trigger_url": "https://x.io", "secert": "s"}"#,
+        );
+        assert_eq!(
+            json,
+            "unknown field `secert`: this request takes trigger_url, secret"
+        );
+        // A null is absent as a value, but its name is still one the endpoint must know.
+        assert!(refused("application/json", r#"{"secert": null}"#).contains("`secert`"));
+        assert!(
+            refused("application/x-www-form-urlencoded", "secret=a&secert=b").contains("`secert`")
+        );
+        let none = parse(Some("application/json"), r#"{"x": 1}"#)
+            .unwrap()
+            .refuse_unknown(&[])
+            .unwrap_err();
+        assert_eq!(
+            none.message,
+            "unknown field `x`: this request takes no body fields"
+        );
+        // Known names, `_` meta parameters and the query string (`a`) pass.
+        let fine = parse(
+            Some("application/json"),
+            r#"{"trigger_url": "https://x.io", "secret": null, "_suppress_meta": true}"#,
+        )
+        .unwrap();
+        assert!(fine.refuse_unknown(&known).is_ok());
+        let form = parse(
+            Some("application/x-www-form-urlencoded"),
+            "secret=a&_page=2",
+        )
+        .unwrap();
+        assert!(form.refuse_unknown(&known).is_ok());
     }
 
     #[test]

@@ -111,6 +111,9 @@ async fn serve(
         .and_then(|v| v.to_str().ok());
     let params = input::parse_params(req.uri().query(), content_type, req.body())?;
     *suppress = params.suppress();
+    if let Some(known) = route.body_fields() {
+        params.refuse_unknown(known)?;
+    }
 
     use handlers::subscriptions as subs;
     match route {

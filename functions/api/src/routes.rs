@@ -38,6 +38,27 @@ impl Route {
     pub fn is_public(&self) -> bool {
         matches!(self, Self::OpenApi | Self::Panel)
     }
+
+    /// The body fields a subscription endpoint takes (SPEC sections 3, 7 and 9): a body
+    /// naming any other is refused, names starting with `_` (Accelo's meta parameters)
+    /// aside. `None` for the event endpoint, whose events carry what the product puts in
+    /// them, and for the public pages.
+    pub fn body_fields(&self) -> Option<&'static [&'static str]> {
+        Some(match self {
+            Self::CreateSubscription => &["trigger_url", "event_id", "content_type", "secret"],
+            Self::UpdateSubscription(_) => &["trigger_url", "content_type", "active"],
+            Self::RotateSecret(_) => &["secret"],
+            Self::Recover(_) => &["since", "until"],
+            Self::TriggerSubscription(_) | Self::DispatchSubscription(_) => &["object_id"],
+            Self::ListTypes
+            | Self::ListSubscriptions
+            | Self::GetSubscription(_)
+            | Self::DeleteSubscription(_)
+            | Self::Resend(..)
+            | Self::ListDeliveries(_) => &[],
+            Self::PublishEvents | Self::OpenApi | Self::Panel => return None,
+        })
+    }
 }
 
 pub const BASE: &str = "/api/v0";
@@ -309,7 +330,33 @@ mod tests {
             }
             let built = route(&e.method, &instance(e.path));
             assert!(built.is_ok(), "{method} {}: {built:?}", e.path);
-            assert_eq!(built.unwrap().is_public(), e.access == Access::Public);
+            let built = built.unwrap();
+            assert_eq!(built.is_public(), e.access == Access::Public);
+            // The body fields the router lets through are the ones documented, and the
+            // document says no others are taken.
+            let Some(known) = built.body_fields() else {
+                continue;
+            };
+            let mut known = known.to_vec();
+            known.sort_unstable();
+            let contents = op["requestBody"]["content"].as_object();
+            assert_eq!(contents.is_some(), !known.is_empty(), "{method} {}", e.path);
+            for (media, content) in contents.into_iter().flatten() {
+                let schema = &content["schema"];
+                let mut documented: Vec<&str> = schema["properties"]
+                    .as_object()
+                    .expect("properties")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                documented.sort_unstable();
+                assert_eq!(documented, known, "{method} {} {media}", e.path);
+                assert_eq!(
+                    schema["additionalProperties"], false,
+                    "{method} {} {media}: unknown fields are refused",
+                    e.path
+                );
+            }
         }
         for (path, item) in paths {
             for method in METHODS {
