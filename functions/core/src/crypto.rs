@@ -57,7 +57,7 @@ fn pooled_random_bytes(out: &mut [u8]) {
 pub fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     pooled_random_bytes(&mut bytes);
-    crate::ids::prefixed_hex(prefix, &bytes)
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 pub fn random_u64() -> u64 {
