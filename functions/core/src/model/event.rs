@@ -100,16 +100,7 @@ impl Event {
         let Value::Object(obj) = value else {
             return Err(bad("an event must be a JSON object"));
         };
-        Self::parse_fields(&Fields::of(obj), catalogue, origin)
-    }
-
-    /// Validates an event's fields, however they were read.
-    fn parse_fields<'a>(
-        obj: &Fields<&'a Value>,
-        catalogue: &Catalogue,
-        origin: &EventOrigin<'_>,
-    ) -> Result<Self, EventError> {
-        let deployment = match (obj.deployment, origin.deployment) {
+        let deployment = match (obj.get("deployment"), origin.deployment) {
             (None | Some(Value::Null), Some(own)) => own.clone(),
             (None | Some(Value::Null), None) => return Err(bad("deployment is required")),
             (Some(Value::String(d)), own) => {
@@ -121,7 +112,7 @@ impl Event {
             }
             _ => return Err(bad("deployment must be a string")),
         };
-        let event_id = match obj.event_id {
+        let event_id = match obj.get("event_id") {
             Some(Value::String(e)) if !e.is_empty() => e.clone(),
             None | Some(Value::Null) => return Err(bad("event_id is required")),
             _ => return Err(bad("event_id must be a non-empty string")),
@@ -132,8 +123,8 @@ impl Event {
                 event_id.chars().take(64).collect::<String>()
             ))
         })?;
-        let object_id = parse_object_id(obj.object_id)?;
-        let resource_url = match obj.resource_url {
+        let object_id = parse_object_id(obj.get("object_id"))?;
+        let resource_url = match obj.get("resource_url") {
             None | Some(Value::Null) => None,
             Some(Value::String(u)) => Some(parse_resource_url(u)?),
             _ => return Err(bad("resource_url must be a string")),
@@ -143,8 +134,8 @@ impl Event {
                 "resource_url is required (only delete events may leave it out)",
             ));
         }
-        let visible_to = parse_visibility(obj.visible_to)?;
-        let idempotency_key = match obj.idempotency_key {
+        let visible_to = parse_visibility(obj.get("visible_to"))?;
+        let idempotency_key = match obj.get("idempotency_key") {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
                 Some(k.clone())
@@ -155,7 +146,7 @@ impl Event {
                 )));
             }
         };
-        let occurred_at = match obj.occurred_at {
+        let occurred_at = match obj.get("occurred_at") {
             None | Some(Value::Null) => format_millis(origin.now),
             Some(Value::String(t)) => {
                 let parsed = OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
@@ -173,8 +164,8 @@ impl Event {
         // trigger to the subscription that asked to be left out; a dropped uid would change
         // the delivery ids of a retried event).
         let internal = origin.deployment.is_none();
-        let field = |v: Option<&'a Value>| v.filter(|v| internal && !v.is_null());
-        let event_uid = match field(obj.event_uid) {
+        let field = |k: &str| obj.get(k).filter(|v| internal && !v.is_null());
+        let event_uid = match field("event_uid") {
             Some(Value::String(u)) if !u.is_empty() && u.len() <= 128 => u.clone(),
             Some(_) => return Err(bad("event_uid must be a string of 1 to 128 bytes")),
             // A keyed event sent to the queue directly takes its uid from the key, so that a
@@ -184,14 +175,14 @@ impl Event {
             }
             None => origin.fallback_uid.to_owned(),
         };
-        let exclude_subscription = match field(obj.exclude_subscription) {
+        let exclude_subscription = match field("exclude_subscription") {
             None => None,
             Some(Value::String(id)) => Some(
                 SubscriptionId::parse(id).map_err(|e| bad(format!("exclude_subscription: {e}")))?,
             ),
             Some(_) => return Err(bad("exclude_subscription must be a subscription id")),
         };
-        let resume_after = match field(obj.resume_after) {
+        let resume_after = match field("resume_after") {
             None => None,
             Some(Value::String(cursor)) => Some(cursor.clone()),
             Some(_) => return Err(bad("resume_after must be a string")),
@@ -222,79 +213,18 @@ impl Event {
                 "an event must be at most {MAX_EVENT_BYTES} bytes"
             )));
         }
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| bad(format!("the message is not JSON: {e}")))?;
         let origin = EventOrigin {
             deployment: None,
             fallback_uid: message_id,
             now,
         };
-        // The fields alone, without a tree of the whole object, when the message has
-        // exactly the event's fields (as the platform writes them); anything else (other
-        // fields, a field twice, not an object, not JSON) is read as a tree, as it always
-        // was, so that it reads the same either way.
-        if let Ok(fields) = serde_json::from_str::<Fields<Value>>(body) {
-            return Self::parse_fields(&fields.view(), catalogue, &origin);
-        }
-        let value: Value =
-            serde_json::from_str(body).map_err(|e| bad(format!("the message is not JSON: {e}")))?;
         Self::parse(&value, catalogue, &origin)
     }
 
     pub fn to_message(&self) -> String {
         serde_json::to_string(self).expect("events serialize")
-    }
-}
-
-/// The fields of an event that [`Event::parse_fields`] reads, each as the JSON value
-/// given, if any: borrowed from a tree (`Fields<&Value>`), or read from a queue message
-/// that holds these fields and nothing else, each at most once (`Fields<Value>`, what the
-/// platform writes). A field given as `null` reads as absent from a message, as the
-/// tree's `null` does in [`Event::parse_fields`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fields<V> {
-    deployment: Option<V>,
-    event_id: Option<V>,
-    object_id: Option<V>,
-    resource_url: Option<V>,
-    visible_to: Option<V>,
-    idempotency_key: Option<V>,
-    occurred_at: Option<V>,
-    event_uid: Option<V>,
-    exclude_subscription: Option<V>,
-    resume_after: Option<V>,
-}
-
-impl<'a> Fields<&'a Value> {
-    fn of(obj: &'a Map<String, Value>) -> Self {
-        Self {
-            deployment: obj.get("deployment"),
-            event_id: obj.get("event_id"),
-            object_id: obj.get("object_id"),
-            resource_url: obj.get("resource_url"),
-            visible_to: obj.get("visible_to"),
-            idempotency_key: obj.get("idempotency_key"),
-            occurred_at: obj.get("occurred_at"),
-            event_uid: obj.get("event_uid"),
-            exclude_subscription: obj.get("exclude_subscription"),
-            resume_after: obj.get("resume_after"),
-        }
-    }
-}
-
-impl Fields<Value> {
-    fn view(&self) -> Fields<&Value> {
-        Fields {
-            deployment: self.deployment.as_ref(),
-            event_id: self.event_id.as_ref(),
-            object_id: self.object_id.as_ref(),
-            resource_url: self.resource_url.as_ref(),
-            visible_to: self.visible_to.as_ref(),
-            idempotency_key: self.idempotency_key.as_ref(),
-            occurred_at: self.occurred_at.as_ref(),
-            event_uid: self.event_uid.as_ref(),
-            exclude_subscription: self.exclude_subscription.as_ref(),
-            resume_after: self.resume_after.as_ref(),
-        }
     }
 }
 
@@ -305,7 +235,7 @@ fn keyed_uid(deployment: &Deployment, key: &str) -> String {
     ctx.update(deployment.as_str().as_bytes());
     ctx.update(b"\0");
     ctx.update(key.as_bytes());
-    crate::model::ids::prefixed_hex("key_", &ctx.finish().as_ref()[..16])
+    format!("key_{}", hex::encode(&ctx.finish().as_ref()[..16]))
 }
 
 fn parse_object_id(v: Option<&Value>) -> Result<u64, EventError> {
@@ -333,78 +263,11 @@ fn parse_resource_url(u: &str) -> Result<String, EventError> {
     if u.len() > MAX_RESOURCE_URL {
         return Err(bad(msg));
     }
-    if !plainly_http_url(u) {
-        let url = url::Url::parse(u).map_err(|_| bad(msg))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(bad(msg));
-        }
+    let url = url::Url::parse(u).map_err(|_| bad(msg))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad(msg));
     }
     Ok(u.to_owned())
-}
-
-/// Whether `u` has the plain shape that `url::Url::parse` always accepts as an http or
-/// https URL with a host, so that the full parser (about half the cost of reading an
-/// event, and an event is read twice: at publish and at fan-out) can be spared:
-///
-/// * `http://` or `https://`, in lowercase;
-/// * a host name of dot-separated labels of 1 to 63 ASCII letters, digits and single
-///   hyphens inside (no `--`, so no `xn--` label for IDNA to check), at most 253 bytes,
-///   whose last label starts with a letter (so it is never read as an IPv4 address);
-/// * an optional port of 1 to 5 digits, at most 65535;
-/// * then nothing, or `/`, `?` or `#` and visible ASCII (the parser takes any of it,
-///   percent-encoding what it must).
-///
-/// Anything else (upper-case schemes, user info, IP literals, non-ASCII, spaces) is left
-/// to the full parser, which has the last word. `tests/tests/fuzz_parsers.rs` checks that
-/// this never accepts what the parser refuses.
-fn plainly_http_url(u: &str) -> bool {
-    let Some(rest) = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    let rest = rest.as_bytes();
-    let end = rest
-        .iter()
-        .position(|b| matches!(b, b'/' | b'?' | b'#'))
-        .unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (host, port) = match authority.iter().position(|&b| b == b':') {
-        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
-        None => (authority, None),
-    };
-    plain_host(host) && port.is_none_or(plain_port) && tail.iter().all(u8::is_ascii_graphic)
-}
-
-/// Dot-separated [`plain_label`]s, at most 253 bytes, the last starting with a letter.
-fn plain_host(host: &[u8]) -> bool {
-    let mut last: &[u8] = &[];
-    for label in host.split(|&b| b == b'.') {
-        if !plain_label(label) {
-            return false;
-        }
-        last = label;
-    }
-    host.len() <= 253 && last.first().is_some_and(u8::is_ascii_alphabetic)
-}
-
-/// 1 to 63 ASCII letters, digits and single hyphens inside.
-fn plain_label(label: &[u8]) -> bool {
-    (1..=63).contains(&label.len())
-        && label
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        && label[0] != b'-'
-        && label[label.len() - 1] != b'-'
-        && !label.windows(2).any(|pair| pair == b"--")
-}
-
-/// 1 to 5 digits, at most 65535.
-fn plain_port(port: &[u8]) -> bool {
-    (1..=5).contains(&port.len())
-        && port.iter().all(u8::is_ascii_digit)
-        && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
 fn parse_visibility(v: Option<&Value>) -> Result<Visibility, EventError> {
@@ -536,11 +399,10 @@ mod tests {
         assert_eq!(back, e, "the queue format round-trips, keeping the uid");
     }
 
-    /// The platform's own messages, with every field an event can carry, are read field
-    /// by field, without a tree of the whole object (a field added to `Event` and not to
-    /// `Fields` would send every message the slow way).
+    /// The platform's own messages, with every field an event can carry, read back as
+    /// the event they were written from.
     #[test]
-    fn the_platforms_messages_are_read_field_by_field() {
+    fn the_platforms_messages_read_back_with_every_field() {
         let event = Event {
             event_uid: "evt_1".into(),
             deployment: Deployment::parse("hq").unwrap(),
@@ -554,7 +416,6 @@ mod tests {
             resume_after: Some("cursor".into()),
         };
         let message = event.to_message();
-        assert!(serde_json::from_str::<Fields<Value>>(&message).is_ok());
         assert_eq!(
             Event::from_message(&message, &Catalogue::default(), "other", 0).unwrap(),
             event
@@ -588,6 +449,43 @@ mod tests {
         assert!(with("idempotency_key", json!("k".repeat(300))).contains("idempotency_key"));
         assert!(with("deployment", json!("HQ!")).starts_with("deployment:"));
         assert!(parse(json!([1])).unwrap_err().0.contains("JSON object"));
+    }
+
+    /// `resource_url` is an absolute http or https URL with a host, as `url::Url::parse`
+    /// reads it, of at most `MAX_RESOURCE_URL` bytes.
+    #[test]
+    fn resource_urls_are_http_urls_with_a_host() {
+        let read = |u: &str| parse_resource_url(u).is_ok();
+        for good in [
+            "http://a",
+            "https://hq.example.com:8443/api/v0/tasks/1?x=y#z",
+            "HTTPS://HQ.example.com/t",
+            "http://127.0.0.1/t",
+            "http://[::1]:80/t",
+            "https://bücher.example/t",
+        ] {
+            assert!(read(good), "{good}");
+        }
+        for bad in [
+            "",
+            "hq.example.com/t",
+            "ftp://hq.example.com/t",
+            "mailto:a@hq.example.com",
+            "file:///etc/passwd",
+            "https://",
+            "http://1.2.3.999/t",
+            "http://xn--zz.com/t",
+            "http://hq.example.com:65536/t",
+        ] {
+            assert!(!read(bad), "{bad}");
+        }
+        let at_cap = format!(
+            "https://hq.example.com/{}",
+            "x".repeat(MAX_RESOURCE_URL - 23)
+        );
+        assert_eq!(at_cap.len(), MAX_RESOURCE_URL);
+        assert!(read(&at_cap));
+        assert!(!read(&format!("{at_cap}x")));
     }
 
     #[test]

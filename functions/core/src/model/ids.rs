@@ -1,6 +1,5 @@
 //! Subscription ids: 24 lowercase hex characters, time-ordered like a MongoDB ObjectId
-//! (4 bytes of Unix seconds, 5 bytes random per process, 3 bytes of a counter); and
-//! [`push_hex`], which writes the hex of every other id.
+//! (4 bytes of Unix seconds, 5 bytes random per process, 3 bytes of a counter).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,25 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::clock::Clock;
 use crate::model::random::random_bytes;
-
-/// Appends `bytes` as lowercase hex: the ids written on every message and delivery,
-/// without `format!` or a string of their own.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-}
-
-/// `prefix` and `bytes` in lowercase hex, in one string sized for both: `msg_…`,
-/// `key_…`, `sha256=…`.
-pub fn prefixed_hex(prefix: &str, bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(prefix.len() + 2 * bytes.len());
-    out.push_str(prefix);
-    push_hex(&mut out, bytes);
-    out
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -111,15 +91,6 @@ impl IdGenerator {
 mod tests {
     use super::*;
     use crate::model::clock::ManualClock;
-
-    #[test]
-    fn push_hex_writes_what_hex_encode_writes() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        let mut out = String::from("x_");
-        push_hex(&mut out, &bytes);
-        assert_eq!(out, format!("x_{}", hex::encode(&bytes)));
-        assert_eq!(prefixed_hex("x_", &bytes), out);
-    }
 
     #[test]
     fn ids_are_24_hex_and_time_ordered() {

@@ -6,13 +6,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderName;
 use http::header::{CONTENT_TYPE, USER_AGENT};
 
-use crate::model::ids::prefixed_hex;
 use crate::model::subscription::ContentType;
 use crate::security::crypto::HmacKey;
 
 /// What a body's `id` is: a product object's number, or (operational events) the id of
 /// the subscription the event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum BodyId<'a> {
     Object(u64),
     Subscription(&'a str),
@@ -29,10 +29,7 @@ impl<'a> BodyId<'a> {
 pub fn body(content_type: ContentType, id: BodyId<'_>, resource_url: Option<&str>) -> Vec<u8> {
     match content_type {
         ContentType::Form => {
-            // Sized for the usual case (a URL that needs little escaping), so that the
-            // string is not grown a piece at a time.
-            let room = 32 + resource_url.map_or(0, |url| url.len() + url.len() / 2);
-            let mut form = form_urlencoded::Serializer::new(String::with_capacity(room));
+            let mut form = form_urlencoded::Serializer::new(String::new());
             match id {
                 BodyId::Object(n) => form.append_pair("id", &n.to_string()),
                 BodyId::Subscription(s) => form.append_pair("id", s),
@@ -54,15 +51,6 @@ struct JsonBody<'a> {
     id: BodyId<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_url: Option<&'a str>,
-}
-
-impl serde::Serialize for BodyId<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Object(n) => serializer.serialize_u64(*n),
-            Self::Subscription(s) => serializer.serialize_str(s),
-        }
-    }
 }
 
 /// A secret ready to sign with: its bytes (see [`key_bytes`]) set up as an HMAC key once,
@@ -102,8 +90,7 @@ pub fn headers(
     secret: Option<&SigningKey>,
     previous: Option<&SigningKey>,
 ) -> Vec<(HeaderName, String)> {
-    let mut h = Vec::with_capacity(8);
-    h.extend([
+    let mut h = vec![
         (CONTENT_TYPE, content_type.as_str().to_owned()),
         (
             USER_AGENT,
@@ -112,12 +99,15 @@ pub fn headers(
         (X_ACCELO_EVENT, event_id.to_owned()),
         (WEBHOOK_ID, delivery_id.to_owned()),
         (WEBHOOK_TIMESTAMP, timestamp.to_string()),
-    ]);
+    ];
     if let Some(secret) = secret {
-        h.push((X_HUB_SIGNATURE, prefixed_hex("sha1=", &secret.0.sha1(body))));
+        h.push((
+            X_HUB_SIGNATURE,
+            format!("sha1={}", hex::encode(secret.0.sha1(body))),
+        ));
         h.push((
             X_HUB_SIGNATURE_256,
-            prefixed_hex("sha256=", &secret.0.sha256(&[body])),
+            format!("sha256={}", hex::encode(secret.0.sha256(&[body]))),
         ));
         let mut signatures = standard_signature(secret, delivery_id, timestamp, body);
         if let Some(previous) = previous {
@@ -158,10 +148,7 @@ pub fn standard_signature(
         b".",
         body,
     ]);
-    let mut signature = String::with_capacity(3 + 44);
-    signature.push_str("v1,");
-    B64.encode_string(mac, &mut signature);
-    signature
+    format!("v1,{}", B64.encode(mac))
 }
 
 /// The Standard Webhooks spelling of a secret (`whsec_` and base64 of the bytes it signs
@@ -197,6 +184,16 @@ mod tests {
             br#"{"id":9}"#
         );
         assert_eq!(body(ContentType::Form, BodyId::Object(9), None), b"id=9");
+        // An operational event's id is its subscription's id, a string.
+        let subscription = BodyId::Subscription("6553f10134bb64841fe84d38");
+        assert_eq!(
+            body(ContentType::Json, subscription, None),
+            br#"{"id":"6553f10134bb64841fe84d38"}"#
+        );
+        assert_eq!(
+            body(ContentType::Form, subscription, None),
+            b"id=6553f10134bb64841fe84d38"
+        );
     }
 
     #[test]
