@@ -98,6 +98,46 @@ async fn form_deliveries_carry_the_exact_body_and_every_signature() {
     );
 }
 
+/// A generated `whsec_` secret verifies both ways a receiver may try (SPEC section 4):
+/// GitHub-style libraries key the `X-Hub-*` HMACs by the secret as shown, a string, and
+/// the Standard Webhooks libraries decode its base64 for `webhook-signature`.
+#[tokio::test]
+async fn a_generated_secret_verifies_as_shown_for_x_hub_and_decoded_for_standard_webhooks() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    let generated = webhooks_core::model::subscription::Secret::generate();
+    let shown = generated.expose();
+    assert!(shown.starts_with("whsec_"));
+    let sub = kit
+        .subscribe(&receiver.url, ContentType::Json, Some(shown))
+        .await;
+    assert!(kit.run(&[kit.job(&sub, 7)]).await.is_empty());
+    let r = &receiver.wait_for(1, WAIT).await[0];
+
+    let sha256 = hex_hmac::<Hmac<sha2::Sha256>>(shown.as_bytes(), &r.body);
+    let sha1 = hex_hmac::<Hmac<sha1::Sha1>>(shown.as_bytes(), &r.body);
+    assert_eq!(
+        r.header("x-hub-signature-256"),
+        Some(format!("sha256={sha256}").as_str())
+    );
+    assert_eq!(
+        r.header("x-hub-signature"),
+        Some(format!("sha1={sha1}").as_str())
+    );
+
+    let verifier = standardwebhooks::Webhook::new(shown).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &r.headers {
+        headers.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    verifier
+        .verify(&r.body, &headers)
+        .expect("webhook-signature verifies with the secret as shown");
+}
+
 #[tokio::test]
 async fn json_deliveries_without_a_secret_are_unsigned() {
     let kit = DeliveryKit::new();

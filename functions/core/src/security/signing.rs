@@ -53,14 +53,24 @@ struct JsonBody<'a> {
     resource_url: Option<&'a str>,
 }
 
-/// A secret ready to sign with: its bytes (see [`key_bytes`]) set up as an HMAC key once,
-/// so that the deliveries of one subscription in a batch share the setup.
+/// A secret ready to sign with, set up as HMAC keys once, so that the deliveries of one
+/// subscription in a batch share the setup. Two keys, as SPEC section 4 says:
+/// `webhook-signature` is keyed by [`key_bytes`] (for a `whsec_` secret, the bytes its
+/// base64 encodes, which the Standard Webhooks libraries decode), and the `X-Hub-*`
+/// signatures by the secret exactly as the owner set it or was shown it, `whsec_` and
+/// all, so that GitHub-style libraries, which take the secret as a string, verify them.
 #[derive(Debug)]
-pub struct SigningKey(HmacKey);
+pub struct SigningKey {
+    standard: HmacKey,
+    hub: HmacKey,
+}
 
 impl SigningKey {
     pub fn new(secret: &str) -> Self {
-        Self(HmacKey::new(&key_bytes(secret)))
+        Self {
+            standard: HmacKey::new(&key_bytes(secret)),
+            hub: HmacKey::new(secret.as_bytes()),
+        }
     }
 }
 
@@ -103,11 +113,11 @@ pub fn headers(
     if let Some(secret) = secret {
         h.push((
             X_HUB_SIGNATURE,
-            format!("sha1={}", hex::encode(secret.0.sha1(body))),
+            format!("sha1={}", hex::encode(secret.hub.sha1(body))),
         ));
         h.push((
             X_HUB_SIGNATURE_256,
-            format!("sha256={}", hex::encode(secret.0.sha256(&[body]))),
+            format!("sha256={}", hex::encode(secret.hub.sha256(&[body]))),
         ));
         let mut signatures = standard_signature(secret, delivery_id, timestamp, body);
         if let Some(previous) = previous {
@@ -141,7 +151,7 @@ pub fn standard_signature(
     body: &[u8],
 ) -> String {
     let timestamp = timestamp.to_string();
-    let mac = key.0.sha256(&[
+    let mac = key.standard.sha256(&[
         delivery_id.as_bytes(),
         b".",
         timestamp.as_bytes(),
@@ -274,6 +284,30 @@ mod tests {
         assert_eq!(
             value(&rotated, "X-Hub-Signature-256"),
             value(&new_only, "X-Hub-Signature-256")
+        );
+        // A `whsec_` secret: webhook-signature keyed by the bytes its base64 encodes (the
+        // same as the plain secret they spell), X-Hub-* by the string as shown (vectors
+        // from Python's hmac module, keyed by b"whsec_czNjcmV0").
+        let spelled = headers(
+            ContentType::Json,
+            "create_task",
+            "msg_abc",
+            1_700_000_000,
+            br#"{"id":1}"#,
+            Some(&SigningKey::new("whsec_czNjcmV0")),
+            None,
+        );
+        assert_eq!(
+            value(&spelled, "webhook-signature"),
+            "v1,eHbQcD49Vi330nsuAxPVTI6bXZzeamAa+ZIUQraOpXM="
+        );
+        assert_eq!(
+            value(&spelled, "X-Hub-Signature-256"),
+            "sha256=3c762dd17edce26ac0b175357fb60ec6ac694f5541cd3a536ecb4a85d7060ac7"
+        );
+        assert_eq!(
+            value(&spelled, "X-Hub-Signature"),
+            "sha1=f03a1ca4c17a96e22d05da21db3a5ce649e95b3d"
         );
         assert_eq!(whsec("s3cret"), "whsec_czNjcmV0");
         // A secret already in that spelling is its own.
