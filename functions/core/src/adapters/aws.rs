@@ -33,7 +33,7 @@ use base64::Engine;
 use crate::adapters::dynamodb::DynamoSubscriptionStore;
 use crate::adapters::dynamodb_delivery_log::DynamoDeliveryLog;
 use crate::adapters::dynamodb_idempotency::DynamoIdempotencyStore;
-use crate::adapters::http::HyperSender;
+use crate::adapters::http::ReqwestSender;
 use crate::adapters::sns::SnsTopic;
 use crate::adapters::sqs::{Client as SqsClient, SqsQueue};
 use crate::clock::SystemClock;
@@ -367,7 +367,7 @@ impl Aws {
             log: Arc::new(self.delivery_log(parts.delivery_log_table)),
             deliveries,
             dead_letters,
-            sender: Arc::new(HyperSender::new(parts.network.clone())),
+            sender: Arc::new(ReqwestSender::new(parts.network.clone())),
             sealer: parts.sealer.clone(),
             clock: Arc::new(SystemClock),
             settings: parts.settings.clone(),

@@ -6,7 +6,6 @@ pub mod dynamodb_delivery_log;
 pub mod dynamodb_idempotency;
 mod dynamodb_table;
 pub mod http;
-pub mod http_pool;
 pub mod memory;
 pub mod memory_queue;
 pub mod sns;
