@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use webhooks_core::adapters::http::HyperSender;
+use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
 use webhooks_core::model::clock::SystemClock;
@@ -90,7 +90,7 @@ async fn main() {
         log: log.clone(),
         deliveries: queue.clone(),
         dead_letters: queue.clone(),
-        sender: Arc::new(HyperSender::new(NetworkPolicy::allowing(
+        sender: Arc::new(ReqwestSender::new(NetworkPolicy::allowing(
             IpRange::loopback(),
         ))),
         sealer,

@@ -8,7 +8,7 @@
 //! * Bare reqwest: the same number of POSTs as deliveries, 80 in flight (the runner's 8
 //!   delivery workers of 10), and its CPU per POST (this process's threads but the
 //!   receiver's): the client's own share of what a delivery costs.
-//! * The runner's own delivery client (`HyperSender`) alone, the same way: as many POSTs,
+//! * The runner's own delivery client (`ReqwestSender`) alone, the same way: as many POSTs,
 //!   80 in flight, each with a delivery's body and signed headers (made once). Its CPU per
 //!   POST is the floor under the runner's CPU per delivery; the rest of that is
 //!   publishing, fan-out, the queues, signing and the log.
@@ -859,19 +859,19 @@ fn ms(d: Duration) -> String {
 
 // ---------------------------------------------------------------------------------------
 
-/// The runner's delivery client (`HyperSender`, loopback allowed as the runner allows it)
+/// The runner's delivery client (`ReqwestSender`, loopback allowed as the runner allows it)
 /// alone: `posts` POSTs, 80 in flight, each with the body and signed headers of a
 /// delivery (made once: signing is the runner's cost, not the client's). Its rate, and
 /// the CPU of this process's threads but the receiver's. What the runner does besides
 /// sending (publish, fan-out, queues, signing, the log) is its CPU per delivery less this.
 async fn delivery_client_alone(url: &str, posts: usize) -> (f64, Duration) {
-    use webhooks_core::adapters::http::HyperSender;
+    use webhooks_core::adapters::http::ReqwestSender;
     use webhooks_core::model::network::{IpRange, NetworkPolicy};
     use webhooks_core::model::subscription::ContentType;
     use webhooks_core::ports::http::{HttpSender, OutgoingRequest};
     use webhooks_core::security::signing::{self, BodyId, SigningKey};
 
-    let sender = HyperSender::new(NetworkPolicy::allowing(IpRange::loopback()));
+    let sender = ReqwestSender::new(NetworkPolicy::allowing(IpRange::loopback()));
     let body = signing::body(
         ContentType::Form,
         BodyId::Object(1),

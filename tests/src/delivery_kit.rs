@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use webhooks_core::adapters::http::HyperSender;
+use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
 use webhooks_core::model::clock::{Clock, ManualClock};
@@ -144,7 +144,7 @@ impl DeliveryKit {
             log: log_counts.clone(),
             deliveries: queue.clone(),
             dead_letters: dead_letters.clone(),
-            sender: Arc::new(HyperSender::new(policy)),
+            sender: Arc::new(ReqwestSender::new(policy)),
             sealer: sealer.clone(),
             clock: Arc::new(clock.clone()),
             settings,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::header::CONTENT_TYPE;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use webhooks_core::adapters::http::{HyperSender, StaticLookup};
+use webhooks_core::adapters::http::{ReqwestSender, StaticLookup};
 use webhooks_core::model::network::{IpRange, NetworkPolicy};
 use webhooks_core::ports::http::{HttpSender, OutgoingRequest};
 
@@ -122,7 +122,7 @@ fn https_to_a_trusted_receiver_is_delivered_on_one_verified_connection() {
             ("other.test".to_string(), loopback),
         ]
         .into();
-        let sender = HyperSender::with_lookup(
+        let sender = ReqwestSender::with_lookup(
             NetworkPolicy::allowing(IpRange::loopback()),
             Arc::new(StaticLookup(names)),
         );

@@ -11,7 +11,7 @@ use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
 use webhooks_core::adapters::aws::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::adapters::aws::dynamodb_idempotency::DynamoIdempotencyStore;
 use webhooks_core::adapters::aws::sqs::SqsQueue;
-use webhooks_core::adapters::http::HyperSender;
+use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::queue::MemoryQueue;
 use webhooks_core::adapters::memory::{
     MemoryDeliveryLog, MemoryIdempotencyStore, MemorySubscriptionStore,
@@ -246,7 +246,7 @@ pub async fn compose_with(
         log: parts.log,
         deliveries: parts.deliveries.sender.clone(),
         dead_letters: parts.deliveries_dead_letters.sender.clone(),
-        sender: Arc::new(HyperSender::new(settings.delivery.network.clone())),
+        sender: Arc::new(ReqwestSender::new(settings.delivery.network.clone())),
         sealer: settings.delivery.sealer.clone(),
         clock: clock.clone(),
         settings: settings.delivery.delivery.clone(),

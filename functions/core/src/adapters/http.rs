@@ -1,16 +1,23 @@
-//! The HTTP sender on hyper's HTTP/1 client (rustls for TLS), with one pool of
-//! connections built once and reused across requests and warm invocations; each
-//! connection is driven by the request that uses it ([`super::http_pool`]).
+//! The HTTP sender on reqwest's HTTP/1.1 client, with rustls for TLS. A sender builds its
+//! client at its first request (one per time limit, and a deliverer has one limit) and
+//! reuses it across requests and warm invocations, keeping idle connections per host;
+//! clones share it. HTTP/1.1 is the only protocol spoken, and the only one offered by ALPN.
 //!
-//! Redirects are never followed and no proxy is used. Every host name is resolved through
-//! a [`Lookup`], and only the addresses the [`NetworkPolicy`] allows are dialled, so the
-//! connection goes to an address that was checked (a name that resolves differently on a
-//! second lookup cannot slip a refused address in). Literal IP hosts, which need no
-//! lookup, are checked before sending. The request's time limit covers all of it: the
-//! lookup, the connection, TLS, the request and the answer's body.
+//! Redirects are never followed and no proxy is used (reqwest would take one from
+//! `HTTP_PROXY` and the like, and a proxy resolves names itself, around the check below).
+//! Every host name is resolved through reqwest's resolver hook (`GuardedResolver`): the
+//! name is looked up with a [`Lookup`] and only the addresses the [`NetworkPolicy`] allows
+//! are handed on, so the connection goes to an address that was checked (a name that
+//! resolves differently on a second lookup cannot slip a refused address in). Literal IP
+//! hosts, which never reach the resolver, are checked before sending. The request's time
+//! limit covers all of it: the lookup, the connection, TLS, the request and the answer's
+//! body, of which at most [`MAX_RESPONSE_BODY`] bytes are read. Connecting alone has the
+//! same limit, shared equally among a name's allowed addresses, so one that drops packets
+//! leaves time for the next.
 //!
-//! Failures are classified by their kind (hyper's, and the I/O error beneath), never by
-//! their text: see [`SendError`].
+//! Failures are classified by their kind (reqwest's timeout, the resolver's refusal,
+//! hyper's kinds, the I/O error beneath and rustls's), never by their text: see
+//! [`SendError`].
 //!
 //! TLS is rustls. The system's root certificates are read once per process, and only when
 //! the first TLS connection needs them ([`native_roots`]): building the client reads
@@ -21,27 +28,22 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::Method;
-use http::header::{ACCEPT, HOST, HeaderMap, HeaderValue, RETRY_AFTER};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Body as _;
+use http::HeaderName;
+use http::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
-use super::http_pool::{Conn, Io, Origin, Pool};
 use crate::model::network::{AddressClass, NetworkPolicy};
 use crate::observe::telemetry::error_chain as chain;
 use crate::ports::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
@@ -107,6 +109,35 @@ pub fn allowed_addresses(
         )));
     }
     Ok(allowed)
+}
+
+/// The guarded resolver's refusal of a name: [`SendError::Dns`] when it has no address,
+/// [`SendError::BlockedAddress`] when it has only refused ones. It travels through
+/// reqwest's error chain and is found there by its type (`classify`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ResolveRefusal(SendError);
+
+/// The resolver reqwest uses: looks the name up, then hands on only the allowed addresses.
+struct GuardedResolver {
+    policy: Arc<NetworkPolicy>,
+    lookup: Arc<dyn Lookup>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let (policy, lookup) = (self.policy.clone(), self.lookup.clone());
+        Box::pin(async move {
+            let host = name.as_str();
+            let found = lookup
+                .lookup(host)
+                .await
+                .map_err(|e| ResolveRefusal(SendError::Dns(format!("{host}: {e}"))))?;
+            let allowed = allowed_addresses(host, &found, &policy).map_err(ResolveRefusal)?;
+            let addrs: Addrs = Box::new(allowed.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
 }
 
 /// The system's root certificates, as read once for the whole process.
@@ -246,305 +277,146 @@ fn tls_config() -> rustls::ClientConfig {
     config
 }
 
-/// A URL already parsed and checked, in the parts a request needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    origin: Origin,
-    /// The host as a literal address, when it is one (it was checked; no lookup).
-    ip: Option<IpAddr>,
-    /// The `Host` header: the host, and the port when it is not the scheme's default.
-    host_header: HeaderValue,
-    /// The request target: path and query.
-    path: http::Uri,
-}
+/// Idle connections kept per host (the local runner has up to 80 requests in flight to one
+/// receiver); each is kept 90 s, reqwest's default.
+const MAX_IDLE_PER_HOST: usize = 128;
 
-/// URLs already parsed and checked, by their text: a subscription's URL is parsed once,
-/// not on every delivery. Emptied when it reaches [`CHECKED_URLS`] entries.
-type CheckedUrls = std::sync::Mutex<HashMap<String, Arc<Target>>>;
-const CHECKED_URLS: usize = 4096;
-
-/// [`HttpSender`] on hyper's HTTP/1 client, with its own connection pool
-/// ([`super::http_pool`]). Clones share the pool.
+/// [`HttpSender`] on reqwest. Clones share its clients, and their connections.
 #[derive(Clone)]
-pub struct HyperSender {
+pub struct ReqwestSender {
     policy: Arc<NetworkPolicy>,
-    lookup: Arc<dyn Lookup>,
-    tls: TlsConnector,
-    pool: Arc<Pool>,
-    checked: Arc<CheckedUrls>,
+    resolver: Arc<GuardedResolver>,
+    /// A client per time limit, each built at the first request with that limit (the
+    /// limit is also its connect timeout, which reqwest sets per client). A deliverer's
+    /// limit is fixed, so in practice there is one.
+    clients: Arc<Mutex<Vec<(Duration, reqwest::Client)>>>,
 }
 
-impl fmt::Debug for HyperSender {
+impl fmt::Debug for ReqwestSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HyperSender")
+        f.debug_struct("ReqwestSender")
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
-impl HyperSender {
+impl ReqwestSender {
     /// A sender resolving names with the system resolver.
     pub fn new(policy: NetworkPolicy) -> Self {
         Self::with_lookup(policy, Arc::new(SystemLookup))
     }
 
-    /// A sender resolving names with `lookup`.
+    /// A sender resolving names with `lookup`. Builds no client yet.
     pub fn with_lookup(policy: NetworkPolicy, lookup: Arc<dyn Lookup>) -> Self {
+        let policy = Arc::new(policy);
         Self {
-            policy: Arc::new(policy),
-            lookup,
-            tls: TlsConnector::from(Arc::new(tls_config())),
-            pool: Arc::default(),
-            checked: Arc::default(),
+            resolver: Arc::new(GuardedResolver {
+                policy: policy.clone(),
+                lookup,
+            }),
+            policy,
+            clients: Arc::default(),
         }
     }
 
-    /// [`HyperSender::parse_and_check`], remembered for URLs that pass (the check depends
-    /// on the URL alone).
-    fn check_url(&self, raw: &str) -> Result<Arc<Target>, SendError> {
-        let lock = || self.checked.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(target) = lock().get(raw) {
-            return Ok(target.clone());
+    /// The client for requests limited to `limit`, built the first time it is asked for.
+    fn client(&self, limit: Duration) -> Result<reqwest::Client, SendError> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, client)) = clients.iter().find(|(l, _)| *l == limit) {
+            return Ok(client.clone());
         }
-        let target = Arc::new(self.parse_and_check(raw)?);
-        let mut checked = lock();
-        if checked.len() >= CHECKED_URLS {
-            checked.clear();
-        }
-        checked.insert(raw.to_owned(), target.clone());
-        Ok(target)
+        let client = reqwest::Client::builder()
+            .http1_only()
+            // reqwest 0.13's name for `use_preconfigured_tls`.
+            .tls_backend_preconfigured(tls_config())
+            .dns_resolver(self.resolver.clone())
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            // Retries are the delivery policy's alone (`core::after_attempt`); reqwest's
+            // own replay would also keep a copy of every request to replay.
+            .retry(reqwest::retry::never())
+            .referer(false)
+            // hyper-util gives each of a name's addresses an equal share of it.
+            .connect_timeout(limit)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .build()
+            .map_err(|e| SendError::Other(format!("the HTTP client cannot be built: {e}")))?;
+        clients.push((limit, client.clone()));
+        Ok(client)
     }
 
     /// The URL parsed and its host checked when it is a literal address.
-    fn parse_and_check(&self, raw: &str) -> Result<Target, SendError> {
+    fn parse_and_check(&self, raw: &str) -> Result<Url, SendError> {
         let url =
             Url::parse(raw).map_err(|e| SendError::InvalidUrl(format!("not a valid URL: {e}")))?;
-        let tls = match url.scheme() {
-            "http" => false,
-            "https" => true,
-            other => {
-                return Err(SendError::InvalidUrl(format!(
-                    "the scheme must be http or https, not `{other}`"
-                )));
-            }
-        };
-        let (host, ip) = match url.host() {
-            Some(Host::Ipv4(v4)) => (v4.to_string(), Some(IpAddr::V4(v4))),
-            Some(Host::Ipv6(v6)) => (v6.to_string(), Some(IpAddr::V6(v6))),
-            Some(Host::Domain(d)) if !d.is_empty() => (d.to_owned(), None),
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SendError::InvalidUrl(format!(
+                "the scheme must be http or https, not `{}`",
+                url.scheme()
+            )));
+        }
+        let ip = match url.host() {
+            Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
+            Some(Host::Domain(d)) if !d.is_empty() => return Ok(url),
             _ => return Err(SendError::InvalidUrl("the URL has no host".into())),
         };
-        if let Some(ip) = ip {
-            self.policy
-                .check(ip)
-                .map_err(|refused| SendError::BlockedAddress(refused.to_string()))?;
-        }
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| SendError::InvalidUrl("the URL has no port".into()))?;
-        let authority = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
-        let host_header = HeaderValue::from_str(&authority)
-            .map_err(|_| SendError::InvalidUrl("the host is not a valid header value".into()))?;
-        let path_and_query = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
-        let path = path_and_query
-            .parse::<http::Uri>()
-            .map_err(|e| SendError::InvalidUrl(format!("the path cannot be requested: {e}")))?;
-        Ok(Target {
-            origin: Origin { tls, host, port },
-            ip,
-            host_header,
-            path,
-        })
-    }
-
-    /// A new connection to `target`: its name looked up and only allowed addresses dialled,
-    /// in the order the lookup gave them, until one answers; each attempt gets an equal
-    /// share of the time left before `deadline`, so an address that drops packets cannot
-    /// use it all. Then TLS when the scheme asks for it.
-    async fn connect(&self, target: &Target, deadline: Instant) -> Result<Conn, SendError> {
-        let Origin { tls, host, port } = &target.origin;
-        let addresses = match target.ip {
-            Some(ip) => vec![ip],
-            None => {
-                let found = self
-                    .lookup
-                    .lookup(host)
-                    .await
-                    .map_err(|e| SendError::Dns(format!("{host}: {e}")))?;
-                allowed_addresses(host, &found, &self.policy)?
-            }
-        };
-        let mut last_error = SendError::Timeout;
-        let mut stream = None;
-        for (i, ip) in addresses.iter().enumerate() {
-            let share =
-                deadline.saturating_duration_since(Instant::now()) / (addresses.len() - i) as u32;
-            match tokio::time::timeout(share, TcpStream::connect((*ip, *port))).await {
-                Ok(Ok(s)) => {
-                    stream = Some(s);
-                    break;
-                }
-                Ok(Err(e)) => last_error = connect_error(&e),
-                Err(_) => last_error = SendError::Timeout,
-            }
-        }
-        let stream = stream.ok_or(last_error)?;
-        // Requests go out as written, not held back for a coalescing ACK.
-        let _ = stream.set_nodelay(true);
-        let io: Box<dyn Io> = if *tls {
-            let name = match target.ip {
-                Some(ip) => ServerName::IpAddress(ip.into()),
-                None => ServerName::try_from(host.clone())
-                    .map_err(|e| SendError::Tls(format!("not a TLS server name: {e}")))?,
-            };
-            let stream = self
-                .tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| handshake_error(&e))?;
-            Box::new(stream)
-        } else {
-            Box::new(stream)
-        };
-        Conn::handshake(io)
-            .await
-            .map_err(|e| SendError::Other(describe(&e)))
-    }
-
-    /// One exchange on `conn`: the answer's status, `Retry-After` and up to
-    /// [`MAX_RESPONSE_BODY`] bytes of body, and whether the connection can be kept. An
-    /// unsent request comes back in `Unsent`.
-    async fn exchange(
-        conn: &mut Conn,
-        request: http::Request<Full<Bytes>>,
-    ) -> Result<(HttpResponse, bool), Failed> {
-        let sending = conn.send(request);
-        let response = match conn.drive(sending).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(mut refused)) => {
-                return Err(match refused.take_message() {
-                    Some(request) => Failed::Unsent(Box::new(request), refused.into_error()),
-                    None => Failed::Error(map_hyper_error(&refused.into_error())),
-                });
-            }
-            Err(ended) => return Err(Failed::Error(connection_ended(ended.as_ref()))),
-        };
-        let (head, mut incoming) = response.into_parts();
-        let retry_after = head
-            .headers
-            .get(RETRY_AFTER)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let mut body = Vec::new();
-        let mut complete = false;
-        while body.len() < MAX_RESPONSE_BODY {
-            match conn.drive(incoming.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(chunk) = frame.into_data() {
-                        let room = MAX_RESPONSE_BODY - body.len();
-                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    }
-                }
-                Ok(None) => {
-                    complete = true;
-                    break;
-                }
-                Ok(Some(Err(e))) => return Err(Failed::Error(map_hyper_error(&e))),
-                Err(ended) => return Err(Failed::Error(connection_ended(ended.as_ref()))),
-            }
-        }
-        // A body cut at the limit may have more to come: that connection is not kept.
-        if !complete && incoming.is_end_stream() {
-            complete = true;
-        }
-        Ok((
-            HttpResponse {
-                status: head.status.as_u16(),
-                retry_after,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            },
-            complete,
-        ))
-    }
-
-    /// The request on a pooled connection, or on a new one; once more on a new one when a
-    /// pooled connection could not send it (the server had closed it).
-    async fn send(
-        &self,
-        target: &Target,
-        mut request: http::Request<Full<Bytes>>,
-        deadline: Instant,
-    ) -> Result<HttpResponse, SendError> {
-        let mut pooled = self.pool.take(&target.origin);
-        loop {
-            let mut conn = match pooled.take() {
-                Some(conn) => conn,
-                // Boxed: a new connection is rare, and its future (TLS included) would
-                // otherwise make every request's future, moved as it starts, a third larger.
-                None => Box::pin(self.connect(target, deadline)).await?,
-            };
-            let reused = conn.reused;
-            match Self::exchange(&mut conn, request).await {
-                Ok((response, keep)) => {
-                    if keep {
-                        self.pool.give(&target.origin, conn);
-                    }
-                    return Ok(response);
-                }
-                Err(Failed::Unsent(unsent, _)) if reused => request = *unsent,
-                Err(Failed::Unsent(_, error)) => return Err(map_hyper_error(&error)),
-                Err(Failed::Error(error)) => return Err(error),
-            }
-        }
+        self.policy
+            .check(ip)
+            .map_err(|refused| SendError::BlockedAddress(refused.to_string()))?;
+        Ok(url)
     }
 }
 
-/// An exchange that failed: before the request went out (it comes back), or after.
-enum Failed {
-    Unsent(Box<http::Request<Full<Bytes>>>, hyper::Error),
-    Error(SendError),
-}
-
-/// The request: POST to the target's path, `Host` first, then the given headers in order.
-fn build_request(
-    target: &Target,
-    request: &OutgoingRequest,
-) -> Result<http::Request<Full<Bytes>>, SendError> {
-    let mut headers = HeaderMap::with_capacity(request.headers.len() + 2);
-    headers.insert(HOST, target.host_header.clone());
-    for (name, value) in &request.headers {
+/// The request's headers, in order.
+fn headers(pairs: &[(HeaderName, String)]) -> Result<HeaderMap, SendError> {
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
         // The name is safe to report; the value (a signature, perhaps) is not.
         let value = HeaderValue::from_str(value)
             .map_err(|_| SendError::Other(format!("the value of header `{name}` is not valid")))?;
-        headers.append(name.clone(), value);
+        map.append(name.clone(), value);
     }
-    // As reqwest sent it, unless the caller gave one.
-    if !headers.contains_key(ACCEPT) {
-        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-    }
-    let mut built = http::Request::new(Full::new(Bytes::from(request.body.clone())));
-    *built.method_mut() = Method::POST;
-    *built.uri_mut() = target.path.clone();
-    *built.headers_mut() = headers;
-    Ok(built)
+    Ok(map)
 }
 
 #[async_trait]
-impl HttpSender for HyperSender {
+impl HttpSender for ReqwestSender {
     async fn post(&self, request: &OutgoingRequest) -> Result<HttpResponse, SendError> {
-        let target = self.check_url(&request.url)?;
-        let built = build_request(&target, request)?;
-        // One limit over the whole of it: lookup, connection, TLS, request and answer.
-        let deadline = Instant::now() + request.timeout;
-        match tokio::time::timeout(request.timeout, self.send(&target, built, deadline)).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Timeout),
-        }
+        let url = self.parse_and_check(&request.url)?;
+        let headers = headers(&request.headers)?;
+        let client = self.client(request.timeout)?;
+        let exchange = async {
+            // `Accept: */*` and `Host` are reqwest's; the rest as given.
+            let mut response = client
+                .post(url)
+                .headers(headers)
+                .body(request.body.clone())
+                .timeout(request.timeout)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            // Up to the cap, then the rest is left unread: the connection is closed, not
+            // pooled, as the response is dropped.
+            let mut body = Vec::new();
+            while body.len() < MAX_RESPONSE_BODY {
+                let Some(chunk) = response.chunk().await? else {
+                    break;
+                };
+                let room = MAX_RESPONSE_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok::<_, reqwest::Error>(HttpResponse {
+                status,
+                retry_after,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            })
+        };
+        exchange.await.map_err(classify)
     }
 }
 
@@ -560,56 +432,46 @@ fn describe(e: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
-/// A TCP connection that failed.
-fn connect_error(e: &io::Error) -> SendError {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => SendError::ConnectionRefused,
-        io::ErrorKind::TimedOut => SendError::Timeout,
-        _ => SendError::Other(format!("cannot connect: {}", describe(e))),
+/// A reqwest failure as a [`SendError`], by kind, never by text: reqwest's timeout first
+/// (a connect timeout is one too), then the first error down the source chain whose type
+/// says what happened: the resolver's refusal, hyper's closed or incomplete connection, an
+/// I/O error's kind, a rustls error. The message leaves out the URL, and request headers
+/// and body never appear in it.
+fn classify(e: reqwest::Error) -> SendError {
+    if e.is_timeout() {
+        return SendError::Timeout;
     }
-}
-
-/// A TLS handshake that failed: the connection cut under it is a reset; everything else
-/// (a bad certificate, an alert, a server that does not speak TLS) is a TLS failure.
-fn handshake_error(e: &io::Error) -> SendError {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => SendError::ConnectionReset,
-        _ => SendError::Tls(describe(e)),
-    }
-}
-
-/// A connection that ended before its answer was complete.
-fn connection_ended(error: Option<&hyper::Error>) -> SendError {
-    match error {
-        Some(e) => map_hyper_error(e),
-        None => SendError::ConnectionReset,
-    }
-}
-
-/// A failure of an exchange, by hyper's kinds and the I/O error beneath, never by its
-/// text. Request headers and body never appear in it.
-fn map_hyper_error(e: &hyper::Error) -> SendError {
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        return SendError::ConnectionReset;
-    }
-    for s in chain(e) {
+    let e = e.without_url();
+    let connecting = e.is_connect();
+    let top: &(dyn StdError + 'static) = &e;
+    for s in chain(top) {
+        if let Some(ResolveRefusal(refusal)) = s.downcast_ref::<ResolveRefusal>() {
+            return refusal.clone();
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return SendError::ConnectionReset;
+        }
         if let Some(io) = s.downcast_ref::<io::Error>() {
             match io.kind() {
+                io::ErrorKind::ConnectionRefused => return SendError::ConnectionRefused,
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::UnexpectedEof
                 | io::ErrorKind::BrokenPipe => return SendError::ConnectionReset,
-                io::ErrorKind::ConnectionRefused => return SendError::ConnectionRefused,
+                // While connecting, only the TLS handshake reads: the server hung up on it.
+                io::ErrorKind::UnexpectedEof if connecting => {
+                    return SendError::Tls(describe(top));
+                }
+                io::ErrorKind::UnexpectedEof => return SendError::ConnectionReset,
                 _ => {}
             }
         }
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            return SendError::Tls(describe(e));
+        if s.is::<rustls::Error>() {
+            return SendError::Tls(describe(top));
         }
     }
-    SendError::Other(describe(e))
+    SendError::Other(describe(top))
 }
 
 #[cfg(test)]
@@ -727,9 +589,27 @@ mod tests {
     /// first TLS need reads them once for both. (The only test here that reads them.)
     #[tokio::test]
     async fn root_certificates_are_read_once_and_only_when_needed() {
-        let _delivery = HyperSender::new(NetworkPolicy::default());
-        let _dispatch = HyperSender::new(NetworkPolicy::default());
+        let delivery = ReqwestSender::new(NetworkPolicy::allowing(IpRange::loopback()));
+        let _dispatch = ReqwestSender::new(NetworkPolicy::default());
         assert_eq!(native_root_reads(), 0, "read by the delivery client");
+        delivery.client(std::time::Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            native_root_reads(),
+            0,
+            "read as the delivery client was built"
+        );
+        // Nor does a plain HTTP request (to a port where nothing listens).
+        let plain = OutgoingRequest {
+            url: "http://127.0.0.1:9/hook".into(),
+            headers: vec![],
+            body: vec![],
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert!(
+            delivery.post(&plain).await.is_err(),
+            "nothing listens there"
+        );
+        assert_eq!(native_root_reads(), 0, "read for a plain HTTP delivery");
         // As on Lambda: the region and credentials come from the environment (here, given),
         // so loading the configuration sends nothing.
         let sdk = crate::adapters::aws::with_late_tls(
@@ -769,48 +649,9 @@ mod tests {
         assert_eq!(native_root_reads(), 1);
     }
 
-    #[test]
-    fn checked_urls_are_remembered_and_refused_ones_are_not() {
-        let sender = HyperSender::new(NetworkPolicy::default());
-        for _ in 0..2 {
-            assert_eq!(
-                sender.check_url("http://10.0.0.1/hook").unwrap_err().kind(),
-                "blocked_address"
-            );
-        }
-        let url = "https://hooks.example.com/a?b=c";
-        let first = sender.check_url(url).unwrap();
-        assert_eq!(sender.checked.lock().unwrap().len(), 1);
-        assert_eq!(sender.check_url(url).unwrap(), first);
-        assert_eq!(
-            first.origin,
-            Origin {
-                tls: true,
-                host: "hooks.example.com".into(),
-                port: 443
-            }
-        );
-        assert_eq!(
-            (first.path.to_string().as_str(), first.ip),
-            ("/a?b=c", None)
-        );
-        assert_eq!(first.host_header, "hooks.example.com");
-        let literal = sender
-            .check_url("http://[2606:2800:220:1::1]:8080/h")
-            .unwrap();
-        assert_eq!(literal.host_header, "[2606:2800:220:1::1]:8080");
-        assert_eq!(literal.ip, Some("2606:2800:220:1::1".parse().unwrap()));
-        for i in 0..CHECKED_URLS + 1 {
-            sender
-                .check_url(&format!("https://hooks.example.com/{i}"))
-                .unwrap();
-        }
-        assert!(sender.checked.lock().unwrap().len() <= CHECKED_URLS);
-    }
-
     #[tokio::test]
     async fn bad_and_literal_urls_are_refused_before_sending() {
-        let sender = HyperSender::new(NetworkPolicy::default());
+        let sender = ReqwestSender::new(NetworkPolicy::default());
         let post = |url: &str| OutgoingRequest {
             url: url.to_owned(),
             headers: vec![],

@@ -3,5 +3,4 @@
 
 pub mod aws;
 pub mod http;
-pub mod http_pool;
 pub mod memory;

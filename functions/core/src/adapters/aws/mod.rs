@@ -42,7 +42,7 @@ use self::dynamodb_delivery_log::DynamoDeliveryLog;
 use self::dynamodb_idempotency::DynamoIdempotencyStore;
 use self::sns::SnsTopic;
 use self::sqs::{Client as SqsClient, SqsQueue};
-use crate::adapters::http::HyperSender;
+use crate::adapters::http::ReqwestSender;
 use crate::config::{ApiSettings, DeliveryStageSettings, FanoutSettings, Queue, QueueUrls};
 use crate::model::clock::SystemClock;
 use crate::model::network::NetworkPolicy;
@@ -387,7 +387,7 @@ impl Aws {
             log: Arc::new(self.delivery_log(parts.delivery_log_table)),
             deliveries,
             dead_letters,
-            sender: Arc::new(HyperSender::new(parts.network.clone())),
+            sender: Arc::new(ReqwestSender::new(parts.network.clone())),
             sealer: parts.sealer.clone(),
             clock: Arc::new(SystemClock),
             settings: parts.settings.clone(),
