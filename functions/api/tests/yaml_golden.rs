@@ -31,7 +31,7 @@ fn check(case: &str, written: &str, tree: &Value, expected: &str) {
         written == expected,
         "{case}: the YAML changed; written:\n{written}\n-- as a Rust string: {written:?}\n-- expected:\n{expected}"
     );
-    let back: Value = serde_yaml::from_str(written).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let back: Value = serde_norway::from_str(written).unwrap_or_else(|e| panic!("{case}: {e}"));
     assert_eq!(&back, tree, "{case}: YAML reads back as the JSON tree");
 }
 
