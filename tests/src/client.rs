@@ -62,7 +62,7 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Value {
         );
         xml_to_tree(doc.root_element())
     } else if content_type.starts_with("text/x-yaml") {
-        serde_yaml::from_slice(body).expect("YAML body")
+        serde_norway::from_slice(body).expect("YAML body")
     } else {
         panic!("unexpected content type {content_type}")
     }

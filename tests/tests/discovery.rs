@@ -120,7 +120,7 @@ async fn a_secret_rotation_takes_an_object_or_no_body() {
 fn the_template_opens_exactly_the_public_endpoints() {
     use webhooks_api::routes::{Access, ENDPOINTS};
     let text = include_str!("../../template.yaml");
-    let template: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(text).unwrap();
     let resources = template["Resources"].as_mapping().unwrap();
     let mut open = Vec::new();
     let mut guarded = Vec::new();

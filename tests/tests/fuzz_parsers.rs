@@ -11,7 +11,7 @@
 //!   else (a field given a wrong value is refused, not dropped or defaulted);
 //! * valid input reads back as the value it was made from, and an accepted event
 //!   survives the queue format unchanged;
-//! * the writers' output parses back (XML with roxmltree, YAML with serde_yaml) to the
+//! * the writers' output parses back (XML with roxmltree, YAML with serde_norway) to the
 //!   tree that was written; for XML, as [`xml_view`] defines it.
 //!
 //! Each property runs 256 cases by default; `PROPTEST_CASES=1000000 cargo test --release
@@ -1058,7 +1058,7 @@ proptest! {
     #[test]
     fn yaml_answers_read_back_to_the_tree(tree in json_tree()) {
         let yaml = rendered(Format::Yaml, &tree);
-        let back: Value = serde_yaml::from_str(&yaml).map_err(|e| TestCaseError::fail(format!("{e}: {yaml}")))?;
+        let back: Value = serde_norway::from_str(&yaml).map_err(|e| TestCaseError::fail(format!("{e}: {yaml}")))?;
         prop_assert_eq!(&back["response"], &tree, "{}", yaml);
         prop_assert_eq!(back["meta"]["status"].as_str(), Some("ok"));
     }
@@ -1067,7 +1067,7 @@ proptest! {
     #[test]
     fn yaml_trees_read_back_at_the_top(tree in json_tree()) {
         let yaml = String::from_utf8(Format::Yaml.render(&tree)).unwrap();
-        let back: Value = serde_yaml::from_str(&yaml).map_err(|e| TestCaseError::fail(format!("{e}: {yaml}")))?;
+        let back: Value = serde_norway::from_str(&yaml).map_err(|e| TestCaseError::fail(format!("{e}: {yaml}")))?;
         prop_assert_eq!(back, tree, "{}", yaml);
     }
 }

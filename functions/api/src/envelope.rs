@@ -294,7 +294,7 @@ mod tests {
             assert!(tree["meta"]["status"].is_string(), "{what}");
 
             let yaml = respond(result.clone(), Format::Yaml, suppress);
-            let back: Value = serde_yaml::from_slice(yaml.body()).unwrap();
+            let back: Value = serde_norway::from_slice(yaml.body()).unwrap();
             assert_eq!(back, tree, "{what}: YAML is the same tree");
             let text = std::str::from_utf8(yaml.body()).unwrap();
             assert!(text.contains("response: null"), "{what}: {text}");

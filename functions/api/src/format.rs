@@ -8,7 +8,11 @@
 //! Guarantees of the YAML form: block mappings and sequences, every string double-quoted
 //! with escapes for anything that is not printable, so that YAML 1.1 parsers (PyYAML,
 //! Ruby's Psych) and YAML 1.2 parsers read the same tree as the JSON form: a string
-//! `yes`, `off`, `2026-11-27T20:00:00Z`, `1:20` or `=` stays a string.
+//! `yes`, `off`, `2026-11-27T20:00:00Z`, `1:20` or `=` stays a string. A YAML library's
+//! writer does not keep this: `serde_norway` (as `serde_yaml` before it) writes those
+//! strings plain, which YAML 1.1 reads as booleans, times, numbers or the `=` value key,
+//! and floats as `1e300`, which it reads as a string; so the writer is ours, and
+//! `functions/api/tests/yaml_golden.rs` pins its bytes.
 
 use serde_json::{Map, Value};
 
@@ -642,7 +646,7 @@ mod tests {
         assert!(doc.descendants().any(|n| n.has_tag_name("_1_odd_key_")));
         assert!(doc.descendants().any(|n| n.has_tag_name("name")));
         // YAML and JSON carry the same string unchanged.
-        let back: Value = serde_yaml::from_slice(&Format::Yaml.render(&tree)).unwrap();
+        let back: Value = serde_norway::from_slice(&Format::Yaml.render(&tree)).unwrap();
         assert_eq!(back, tree);
     }
 
@@ -686,7 +690,7 @@ mod tests {
                 "{s:?} quoted in {yaml}"
             );
         }
-        let back: Value = serde_yaml::from_str(&yaml).unwrap();
+        let back: Value = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back, tree, "{yaml}");
         let controls =
             json!({"a": "a\u{0}b\u{1b}c\u{7f}\u{85}\u{2028}\u{fffe}\u{ffff}\u{10ffff}é\r\n\t"});
@@ -695,7 +699,7 @@ mod tests {
             yaml,
             "a: \"a\\x00b\\x1Bc\\x7F\\x85\\u2028\\uFFFE\\uFFFF\u{10ffff}é\\r\\n\\t\"\n"
         );
-        let back: Value = serde_yaml::from_str(&yaml).unwrap();
+        let back: Value = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back, controls);
     }
 
@@ -718,7 +722,7 @@ mod tests {
     #[test]
     fn yaml_writes_a_top_level_array_in_full() {
         let tree = json!([null, 1, "a", [2], {"k": "v"}]);
-        let back: Value = serde_yaml::from_slice(&Format::Yaml.render(&tree)).unwrap();
+        let back: Value = serde_norway::from_slice(&Format::Yaml.render(&tree)).unwrap();
         assert_eq!(back, tree);
     }
 
@@ -735,7 +739,7 @@ mod tests {
         ] {
             let yaml = String::from_utf8(Format::Yaml.render(&json!({"f": f}))).unwrap();
             assert_eq!(yaml, format!("f: {written}\n"));
-            let back: Value = serde_yaml::from_str(&yaml).unwrap();
+            let back: Value = serde_norway::from_str(&yaml).unwrap();
             assert_eq!(back["f"].as_f64(), Some(f));
         }
     }
@@ -743,7 +747,7 @@ mod tests {
     #[test]
     fn yaml_is_the_same_tree() {
         let tree = json!({"meta": {"status": "ok"}, "response": {"list": [1, "two"]}});
-        let back: Value = serde_yaml::from_slice(&Format::Yaml.render(&tree)).unwrap();
+        let back: Value = serde_norway::from_slice(&Format::Yaml.render(&tree)).unwrap();
         assert_eq!(back, tree);
     }
 }

@@ -674,5 +674,11 @@ mod tests {
             assert_eq!(e.name, name);
             assert!(!e.problem.is_empty());
         }
+        let e = Settings::from_lookup(
+            &Defaults::local(),
+            lookup(&[("WEBHOOKS_ALLOW_NETWORKS", "10.1.0.0/16,10.2.0.0/99")]),
+        )
+        .unwrap_err();
+        assert!(e.problem.starts_with("`10.2.0.0/99` is not"), "{e}");
     }
 }

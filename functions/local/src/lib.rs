@@ -23,7 +23,7 @@ use webhooks_core::security::auth::{TokenClaims, mint_hs256};
 use webhooks_core::stages::batch::consume;
 
 pub mod compose;
-pub use compose::{Platform, QueuePair, Visibility, compose, compose_with};
+pub use compose::{InvalidVisibility, Platform, QueuePair, Visibility, compose, compose_with};
 
 /// Delivery batches the local runner handles at once (Lambda's counterpart is the
 /// delivery function's concurrency).
@@ -39,14 +39,31 @@ pub enum Backend {
     Aws(Box<aws_config::SdkConfig>),
 }
 
-impl Backend {
-    /// The backend `WEBHOOKS_BACKEND` names: `memory` (the default) or `aws`, configured
-    /// from the environment like any AWS SDK client.
-    pub async fn from_name(name: &str) -> Option<Self> {
+/// Which backend `WEBHOOKS_BACKEND` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Memory,
+    Aws,
+}
+
+impl BackendKind {
+    /// `memory` (or nothing) and `aws`, spaces around them aside.
+    pub fn from_name(name: &str) -> Option<Self> {
         match name.trim() {
             "" | "memory" => Some(Self::Memory),
-            "aws" => Some(Self::Aws(Box::new(sdk_config().await))),
+            "aws" => Some(Self::Aws),
             _ => None,
+        }
+    }
+}
+
+impl Backend {
+    /// The backend of this kind; `aws` configured from the environment like any AWS SDK
+    /// client.
+    pub async fn new(kind: BackendKind) -> Self {
+        match kind {
+            BackendKind::Memory => Self::Memory,
+            BackendKind::Aws => Self::Aws(Box::new(sdk_config().await)),
         }
     }
 
@@ -200,16 +217,23 @@ pub fn mint_token(secret: &str, claims: &TokenClaims) -> String {
     mint_hs256(secret.as_bytes(), claims)
 }
 
+// The claims of the token printed at start, and the `token` command's defaults.
+pub const DEFAULT_USER: u64 = 1;
+pub const DEFAULT_DEPLOYMENT: &str = "hq";
+pub const DEFAULT_NAME: &str = "Local Developer";
+pub const DEFAULT_EMAIL: &str = "developer@localhost";
+pub const DEFAULT_TOKEN_DAYS: i64 = 30;
+
 /// The claims of the token printed at start: user 1 of deployment `hq`, allowed to
 /// publish events, valid for 30 days.
 pub fn default_claims(clock: &dyn Clock) -> TokenClaims {
     TokenClaims {
-        sub: "1".into(),
-        deployment: "hq".into(),
-        name: "Local Developer".into(),
-        email: "developer@localhost".into(),
+        sub: DEFAULT_USER.to_string(),
+        deployment: DEFAULT_DEPLOYMENT.into(),
+        name: DEFAULT_NAME.into(),
+        email: DEFAULT_EMAIL.into(),
         pro: Some(true),
         scope: Some(webhooks_core::model::identity::PUBLISH_SCOPE.into()),
-        exp: clock.now_secs() + 30 * 24 * 3600,
+        exp: clock.now_secs() + DEFAULT_TOKEN_DAYS * 24 * 3600,
     }
 }

@@ -6,40 +6,31 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::{ArgAction, Args, Parser, Subcommand};
 use webhooks_core::config::{DEV_JWT_SECRET, Defaults, FromEnv, Settings};
 use webhooks_core::model::clock::{Clock, SystemClock};
+use webhooks_core::model::identity::PUBLISH_SCOPE;
 use webhooks_core::security::auth::TokenClaims;
 use webhooks_local::compose::VISIBILITY_VARIABLE;
-use webhooks_local::{Backend, Visibility, default_claims, mint_token, start_with};
+use webhooks_local::{
+    Backend, BackendKind, DEFAULT_DEPLOYMENT, DEFAULT_EMAIL, DEFAULT_NAME, DEFAULT_TOKEN_DAYS,
+    DEFAULT_USER, Visibility, default_claims, mint_token, start_with,
+};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const HELP: &str = "\
+const ABOUT: &str = "\
 webhooks-local: the webhook platform in one process, for development, demos and tests:
 the API, the fan-out (events queue to delivery jobs) and the delivery stage (signed POSTs,
-retries, the delivery log), the same code as the Lambda functions.
+retries, the delivery log), the same code as the Lambda functions. Without a command it
+serves the API on 127.0.0.1:$PORT (default 3000).";
 
-USAGE:
-    webhooks-local                 serve the API on 127.0.0.1:$PORT (default 3000)
-    webhooks-local token [OPTIONS] print a bearer token signed with the configured secret
-    webhooks-local --help
-
-TOKEN OPTIONS (defaults are those of the token printed at start):
-    --sub <ID>            numeric user id            [1]
-    --deployment <NAME>   deployment (tenant)        [hq]
-    --name <NAME>         user name                  [Local Developer]
-    --email <EMAIL>       user email                 [developer@localhost]
-    --scope <SCOPES>      space-separated scopes     [webhooks:publish]
-    --pro <true|false>    pro user                   [true]
-    --days <N>            days until it expires      [30]
-
-ENVIRONMENT:
-    PORT                     port to listen on (default 3000)
-    WEBHOOKS_BACKEND         memory (default) or aws: DynamoDB/SQS wherever the AWS SDK
-                             points (set AWS_ENDPOINT_URL for moto); missing tables and
-                             queues are created
+/// The settings the platform reads (`webhooks_core::config`, the same names as on AWS),
+/// and those of the libraries; the runner's own are its options above.
+const ENVIRONMENT: &str = "\
+Environment:
     WEBHOOKS_JWT_SECRET      HS256 secret for bearer tokens (a development default otherwise)
     WEBHOOKS_JWT_PUBLIC_KEYS PEM RSA public keys accepted for RS256 tokens
     WEBHOOKS_SECRET_KEY      64 hex characters: the key sealing subscription secrets at rest
@@ -67,68 +58,135 @@ ENVIRONMENT:
                              per store page, pages per message (default: 1 MB pages, 30 s)
     WEBHOOKS_SUBSCRIPTIONS_TABLE, WEBHOOKS_IDEMPOTENCY_TABLE, WEBHOOKS_DELIVERY_LOG_TABLE,
     WEBHOOKS_QUEUE_PREFIX    names of the tables and queues on the aws backend
-    WEBHOOKS_LOCAL_VISIBILITY_SECS  visibility timeout of both queues: how long a message
-                             a stopped or killed runner had received waits before it is
-                             handed out again (default 360 events, 180 deliveries, as on AWS)
     RUST_LOG                 log filter (default info)
     TOKIO_WORKER_THREADS     threads running the platform (default: one per core); 1 spends
-                             less CPU per delivery, at a lower top rate (docs/design.md)
-";
+                             less CPU per delivery, at a lower top rate (docs/design.md)";
 
-fn token_command(args: &[String], secret: &str) -> anyhow::Result<()> {
-    let mut claims: TokenClaims = default_claims(&SystemClock);
-    let mut days = 30i64;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?
-            .clone();
-        match flag.as_str() {
-            "--sub" => claims.sub = value,
-            "--deployment" => claims.deployment = value,
-            "--name" => claims.name = value,
-            "--email" => claims.email = value,
-            "--scope" => claims.scope = Some(value).filter(|s| !s.is_empty()),
-            "--pro" => claims.pro = Some(value.parse().context("--pro takes true or false")?),
-            "--days" => days = value.parse().context("--days takes a whole number")?,
-            other => bail!("unknown option {other}; see --help"),
+#[derive(Parser)]
+#[command(
+    name = "webhooks-local",
+    about = ABOUT,
+    after_help = ENVIRONMENT,
+    disable_help_subcommand = true,
+    flatten_help = true
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// The runner's own settings (read here, not by `webhooks_core::config`).
+#[derive(Args)]
+struct ServeArgs {
+    /// Port to listen on, on 127.0.0.1
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT, value_parser = port)]
+    port: u16,
+    /// Where state lives: memory, or aws (DynamoDB and SQS wherever the AWS SDK points,
+    /// AWS_ENDPOINT_URL for moto; missing tables and queues are created)
+    #[arg(
+        long,
+        env = "WEBHOOKS_BACKEND",
+        value_name = "memory|aws",
+        default_value = "memory",
+        value_parser = backend
+    )]
+    backend: BackendKind,
+    /// Visibility timeout of both queues: how long a message a stopped or killed runner had
+    /// received waits before it is handed out again (default 360 events, 180 deliveries, as
+    /// on AWS)
+    #[arg(long, env = VISIBILITY_VARIABLE, value_name = "SECS", value_parser = visibility)]
+    visibility_secs: Option<Visibility>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a bearer token signed with the configured secret (the defaults are those of
+    /// the token printed at start)
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Numeric user id
+    #[arg(long, value_name = "ID", default_value_t = DEFAULT_USER)]
+    sub: u64,
+    /// Deployment (tenant)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_DEPLOYMENT)]
+    deployment: String,
+    /// User name
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_NAME)]
+    name: String,
+    /// User email
+    #[arg(long, value_name = "EMAIL", default_value = DEFAULT_EMAIL)]
+    email: String,
+    /// Space-separated scopes ('' for none)
+    #[arg(long, value_name = "SCOPES", default_value = PUBLISH_SCOPE)]
+    scope: String,
+    /// Pro user
+    #[arg(long, value_name = "true|false", default_value_t = true, action = ArgAction::Set)]
+    pro: bool,
+    /// Days until it expires
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TOKEN_DAYS, allow_negative_numbers = true)]
+    days: i64,
+}
+
+impl TokenArgs {
+    fn claims(self, clock: &dyn Clock) -> TokenClaims {
+        TokenClaims {
+            sub: self.sub.to_string(),
+            deployment: self.deployment,
+            name: self.name,
+            email: self.email,
+            pro: Some(self.pro),
+            scope: Some(self.scope).filter(|s| !s.is_empty()),
+            exp: clock.now_secs() + self.days * 24 * 3600,
         }
     }
-    claims.exp = SystemClock.now_secs() + days * 24 * 3600;
-    println!("{}", mint_token(secret, &claims));
-    Ok(())
+}
+
+const DEFAULT_PORT: u16 = 3000;
+
+/// A port number; an empty `PORT` is the default.
+fn port(text: &str) -> Result<u16, std::num::ParseIntError> {
+    if text.is_empty() {
+        Ok(DEFAULT_PORT)
+    } else {
+        text.parse()
+    }
+}
+
+fn backend(text: &str) -> Result<BackendKind, &'static str> {
+    BackendKind::from_name(text).ok_or("use memory or aws")
+}
+
+fn visibility(text: &str) -> Result<Visibility, webhooks_local::InvalidVisibility> {
+    Visibility::from_setting(Some(text))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return Ok(());
-    }
+    let cli = Cli::parse();
     let settings = Settings::from_env(&Defaults::local()).context("invalid configuration")?;
     let secret = settings
         .api
         .jwt_secret
         .clone()
         .unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
-    match args.first().map(String::as_str) {
-        Some("token") => return token_command(&args[1..], &secret),
-        Some(other) => bail!("unknown command {other}; see --help"),
-        None => {}
+    if let Some(Command::Token(args)) = cli.command {
+        println!("{}", mint_token(&secret, &args.claims(&SystemClock)));
+        return Ok(());
     }
+    let ServeArgs {
+        port,
+        backend,
+        visibility_secs,
+    } = cli.serve;
 
     webhooks_core::observe::telemetry::init_local();
-    let port: u16 = match std::env::var("PORT") {
-        Ok(p) if !p.is_empty() => p.parse().context("PORT must be a port number")?,
-        _ => 3000,
-    };
-    let backend_name = std::env::var("WEBHOOKS_BACKEND").unwrap_or_default();
-    let backend = Backend::from_name(&backend_name)
-        .await
-        .context("WEBHOOKS_BACKEND must be memory or aws")?;
-    let visibility = Visibility::from_setting(std::env::var(VISIBILITY_VARIABLE).ok().as_deref())?;
+    let backend = Backend::new(backend).await;
+    let visibility = visibility_secs.unwrap_or_default();
     let using_dev_secret = secret == DEV_JWT_SECRET;
     let running = start_with(
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),

@@ -114,8 +114,49 @@ fn help_names_every_setting() {
         "WEBHOOKS_JWT_SECRET",
         "WEBHOOKS_SECRET_KEY",
         "WEBHOOKS_LOCAL_VISIBILITY_SECS",
+        "WEBHOOKS_ALLOW_NETWORKS",
+        "TOKIO_WORKER_THREADS",
+        "RUST_LOG",
         "token",
+        "--sub",
+        "--deployment",
+        "--scope",
+        "--pro",
+        "--days",
     ] {
         assert!(help.contains(name), "--help should mention {name}");
     }
+}
+
+/// The binary run with `args` and `envs` fails as a usage error: exit code 2, nothing on
+/// stdout, and a sentence on stderr that holds `named`.
+fn refused(args: &[&str], envs: &[(&str, &str)], named: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(named),
+        "{args:?} {envs:?}: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{args:?} {envs:?}: nothing started");
+}
+
+/// A flag, command or value the runner does not know is refused before anything starts,
+/// naming it, with exit code 2 (the usual code for a usage error).
+#[test]
+fn bad_flags_and_values_are_named_with_exit_code_2() {
+    refused(&["--nope"], &[], "'--nope'");
+    refused(&["serve"], &[], "'serve'");
+    refused(&["token", "--pro", "maybe"], &[], "'maybe' for '--pro");
+    refused(&["token", "--sub", "x"], &[], "'x' for '--sub");
+    refused(&[], &[("PORT", "http")], "'http' for '--port");
+    refused(
+        &[],
+        &[("WEBHOOKS_BACKEND", "mongo")],
+        "'mongo' for '--backend",
+    );
 }

@@ -7,51 +7,46 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-/// A CIDR range such as `127.0.0.0/8` or `::1/128`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpRange {
-    base: IpAddr,
-    prefix: u8,
-}
+use ipnet::IpNet;
 
+/// A range of addresses an installation allows: a CIDR range such as `10.0.0.0/8` or
+/// `fd00::/8` (`ipnet` reads it and does the prefix arithmetic), or a bare address, which
+/// is that one address (`/32` or `/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange(IpNet);
+
+/// A range that does not read, named as it was written.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not an address range (write it as 10.0.0.0/8 or fd00::/8)")]
-pub struct InvalidRange(String);
+#[error("`{range}` is not an address range (write it as 10.0.0.0/8 or fd00::/8)")]
+pub struct InvalidRange {
+    range: String,
+    #[source]
+    source: ipnet::AddrParseError,
+}
 
 impl FromStr for IpRange {
     type Err = InvalidRange;
     fn from_str(s: &str) -> Result<Self, InvalidRange> {
-        let bad = || InvalidRange(s.to_owned());
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let base: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if base.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().map_err(|_| bad())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Self { base, prefix })
+        let text = s.trim();
+        text.parse::<IpNet>()
+            .or_else(|e| text.parse::<IpAddr>().map(IpNet::from).map_err(|_| e))
+            .map(Self)
+            .map_err(|source| InvalidRange {
+                range: s.to_owned(),
+                source,
+            })
     }
 }
 
 impl fmt::Display for IpRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.base, self.prefix)
+        self.0.fmt(f)
     }
 }
 
 impl IpRange {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.base, ip) {
-            (IpAddr::V4(b), IpAddr::V4(a)) => prefix_eq(&b.octets(), &a.octets(), self.prefix),
-            (IpAddr::V6(b), IpAddr::V6(a)) => prefix_eq(&b.octets(), &a.octets(), self.prefix),
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 
     /// Both loopback ranges, which the local runner allows by default.
@@ -59,6 +54,7 @@ impl IpRange {
         vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
     }
 
+    /// A comma-separated list (`10.1.0.0/16, ::1`); empty items are skipped.
     pub fn parse_list(s: &str) -> Result<Vec<IpRange>, InvalidRange> {
         s.split(',')
             .map(str::trim)
@@ -66,19 +62,6 @@ impl IpRange {
             .map(str::parse)
             .collect()
     }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let full = (prefix / 8) as usize;
-    if a[..full] != b[..full] {
-        return false;
-    }
-    let rest = prefix % 8;
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (a[full] & mask) == (b[full] & mask)
 }
 
 /// Why an address is refused.
@@ -297,5 +280,47 @@ mod tests {
         assert!("10.0.0.0/33".parse::<IpRange>().is_err());
         assert!("nope".parse::<IpRange>().is_err());
         assert_eq!(IpRange::parse_list("127.0.0.0/8, ::1").unwrap().len(), 2);
+        let r: IpRange = "fd00::/8".parse().unwrap();
+        assert!(r.contains("fd12::1".parse().unwrap()));
+        assert!(!r.contains("fe80::1".parse().unwrap()));
+        assert!(
+            !r.contains("253.0.0.1".parse().unwrap()),
+            "no range spans both families"
+        );
+    }
+
+    /// Operator settings may name one address without a prefix: it is that address alone.
+    #[test]
+    fn a_bare_address_is_a_range_of_one() {
+        let list = IpRange::parse_list("10.1.0.0/16, 192.168.1.7 ,::1,").unwrap();
+        assert_eq!(
+            list.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["10.1.0.0/16", "192.168.1.7/32", "::1/128"]
+        );
+        assert!(list[0].contains("10.1.255.255".parse().unwrap()));
+        assert!(!list[0].contains("10.2.0.0".parse().unwrap()));
+        assert!(list[1].contains("192.168.1.7".parse().unwrap()));
+        assert!(!list[1].contains("192.168.1.8".parse().unwrap()));
+        assert!(list[2].contains("::1".parse().unwrap()));
+        assert!(!list[2].contains("::2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_bad_range_is_named() {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "10.0.0.0/",
+            "nope",
+            "10.0.0.0/8/8",
+        ] {
+            let e = IpRange::parse_list(&format!("127.0.0.0/8, {bad}")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("`{bad}` is not an address range (write it as 10.0.0.0/8 or fd00::/8)")
+            );
+            assert!(std::error::Error::source(&e).is_some(), "{bad}");
+        }
     }
 }
