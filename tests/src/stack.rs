@@ -2,7 +2,8 @@
 //! `infra/scripts/sam-transform.py`, the SAM CLI's own offline translation), its
 //! intrinsic functions evaluated for chosen parameters and for physical resources the
 //! test made in moto. Tests read each function's environment and role from here, so a
-//! binary runs with exactly the configuration and permissions the template gives it.
+//! binary runs with exactly the configuration and permissions the template gives it, and
+//! check the template's `Rules` for those parameters as CloudFormation would.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -100,7 +101,7 @@ pub struct Statement {
 }
 
 /// A function's execution role: its inline statements (the template's `Policies`) and
-/// those of the AWS managed policies SAM attaches.
+/// those of the AWS managed policies it carries.
 #[derive(Debug, Clone)]
 pub struct Role {
     pub name: String,
@@ -112,6 +113,8 @@ pub struct Role {
 pub struct Stack {
     template: &'static Value,
     parameters: HashMap<String, String>,
+    /// The `CommaDelimitedList` parameters: a `Ref` to one is a list.
+    lists: Vec<String>,
     resources: HashMap<String, Physical>,
 }
 
@@ -122,10 +125,14 @@ impl Stack {
     pub fn new(parameters: &[(&str, &str)], resources: HashMap<String, Physical>) -> Stack {
         let template = transformed();
         let mut values = HashMap::new();
+        let mut lists = Vec::new();
         if let Some(Value::Object(params)) = template.get("Parameters") {
             for (name, p) in params {
                 if let Some(default) = p.get("Default") {
                     values.insert(name.clone(), scalar(default));
+                }
+                if p["Type"] == "CommaDelimitedList" {
+                    lists.push(name.clone());
                 }
             }
         }
@@ -139,8 +146,33 @@ impl Stack {
         Stack {
             template,
             parameters: values,
+            lists,
             resources,
         }
+    }
+
+    /// The `AssertDescription` of every assertion of the template's `Rules` that these
+    /// parameters fail, as CloudFormation checks them before it creates anything: empty
+    /// when the stack may be made.
+    pub fn refused_by_rules(&self) -> Vec<String> {
+        let mut refused = Vec::new();
+        for rule in self.template["Rules"]
+            .as_object()
+            .into_iter()
+            .flat_map(|r| r.values())
+        {
+            if let Some(condition) = rule.get("RuleCondition")
+                && !truthy(&self.eval(condition))
+            {
+                continue;
+            }
+            for assertion in rule["Assertions"].as_array().into_iter().flatten() {
+                if !truthy(&self.eval(&assertion["Assert"])) {
+                    refused.push(scalar(&assertion["AssertDescription"]));
+                }
+            }
+        }
+        refused
     }
 
     fn resource(&self, logical: &str) -> &Value {
@@ -169,7 +201,8 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// The execution role SAM made for a function (`{function}Role`).
+    /// A function's execution role, `{function}Role`: made by SAM, or written in the
+    /// template (the API's and the delivery function's, see `template.yaml`).
     pub fn role(&self, function: &str) -> Role {
         let name = format!("{function}Role");
         let props = self.eval(&self.resource(&name)["Properties"]);
@@ -216,7 +249,16 @@ impl Stack {
             Value::Object(m) if m.len() == 1 => {
                 let (k, arg) = m.iter().next().unwrap();
                 match k.as_str() {
-                    "Ref" => Value::String(self.reference(arg.as_str().unwrap())),
+                    "Ref" => {
+                        let name = arg.as_str().unwrap();
+                        let value = self.reference(name);
+                        if self.lists.iter().any(|l| l == name) {
+                            // CloudFormation's split: "" is [""], not [].
+                            Value::Array(value.split(',').map(Value::from).collect())
+                        } else {
+                            Value::String(value)
+                        }
+                    }
                     "Fn::GetAtt" => {
                         let (logical, attr) = match arg {
                             Value::Array(a) => (scalar(&a[0]), scalar(&a[1])),
@@ -258,6 +300,12 @@ impl Stack {
                     "Fn::And" => Value::Bool(self.eval(arg).as_array().unwrap().iter().all(truthy)),
                     "Fn::Or" => Value::Bool(self.eval(arg).as_array().unwrap().iter().any(truthy)),
                     "Condition" => Value::Bool(self.condition(arg.as_str().unwrap())),
+                    // A function of Rules alone: [list, string].
+                    "Fn::EachMemberEquals" => {
+                        let a = self.eval(arg);
+                        let want = scalar(&a[1]);
+                        Value::Bool(strings(&a[0]).iter().all(|m| *m == want))
+                    }
                     other if other.starts_with("Fn::") => {
                         panic!("the test's evaluator does not know {other}; teach it")
                     }
@@ -369,8 +417,8 @@ fn statement(s: &Value) -> Statement {
     }
 }
 
-/// The statements of the AWS managed policies SAM attaches to function roles (as AWS
-/// publishes them). An unknown one fails the test: add its document here.
+/// The statements of the AWS managed policies the function roles carry (as AWS publishes
+/// them). An unknown one fails the test: add its document here.
 fn managed_policy(arn: &str) -> Vec<Statement> {
     let allow = |actions: &[&str]| Statement {
         sid: None,
@@ -399,6 +447,19 @@ fn managed_policy(arn: &str) -> Vec<Statement> {
             "xray:GetSamplingRules",
             "xray:GetSamplingTargets",
             "xray:GetSamplingStatisticSummaries",
+        ])],
+        // With SubnetIds: Lambda, not the function's code, makes and removes the
+        // function's network interfaces in the VPC under its role.
+        "AWSLambdaVPCAccessExecutionRole" => vec![allow(&[
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "ec2:CreateNetworkInterface",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
         ])],
         other => panic!("the test does not know the managed policy {other} ({arn})"),
     }

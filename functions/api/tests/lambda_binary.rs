@@ -30,13 +30,17 @@ fn envelope(answer: &Value) -> (u64, Value) {
 
 #[tokio::test]
 async fn the_api_binary_serves_every_endpoint_within_its_role() {
-    // With an operator topic: the 410 `dispatch` below tells it (sns:Publish).
+    // With an operator topic: the 410 `dispatch` below tells it (sns:Publish). In a VPC
+    // (fixed source addresses): the role then carries Lambda's VPC access policy, whose
+    // network-interface grants Lambda uses, not the code, and its own grants stay exact.
     let (topic, inbox) =
         webhooks_tests::moto::sns_topic_into_queue(&webhooks_tests::unique("api-ops")).await;
     let stack = Deployed::start(
         &[
             ("DeliveryTimeoutSeconds", "1"),
             ("OperatorTopicArn", topic.as_str()),
+            ("SubnetIds", "subnet-0123456789abcdef0"),
+            ("SecurityGroupIds", "sg-0123456789abcdef0"),
         ],
         &[],
     )

@@ -201,7 +201,9 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
 /// With `OnRepeatedFailure = disable`, 410 writes the subscription back inactive (a
 /// conditional `PutItem` the role then allows) and the operator's SNS topic hears of it;
 /// a recovery task and a job of the now-inactive subscription are handled within the
-/// same role.
+/// same role. In a VPC (fixed source addresses): the role then carries Lambda's VPC
+/// access policy, whose network-interface grants Lambda uses, not the code, and its own
+/// grants stay exact.
 #[tokio::test]
 async fn the_delivery_binary_disables_and_recovers_within_its_role() {
     let (topic, inbox) =
@@ -210,6 +212,8 @@ async fn the_delivery_binary_disables_and_recovers_within_its_role() {
         &[
             ("OnRepeatedFailure", "disable"),
             ("OperatorTopicArn", topic.as_str()),
+            ("SubnetIds", "subnet-0123456789abcdef0"),
+            ("SecurityGroupIds", "sg-0123456789abcdef0"),
         ],
         &[],
     )
