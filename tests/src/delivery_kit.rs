@@ -194,6 +194,8 @@ impl DeliveryKit {
             active: true,
             disabled_reason: None,
             previous_secret: None,
+            sealed_headers: None,
+            retry_schedule: None,
         };
         self.store.put(&sub).await.unwrap();
         sub

@@ -928,6 +928,8 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
         active: true,
         disabled_reason: None,
         previous_secret: None,
+        sealed_headers: None,
+        retry_schedule: None,
     };
     Arc::clone(&platform.app.store).put(&private).await.unwrap();
     let private = private.id.to_string();
