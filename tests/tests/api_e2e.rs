@@ -456,16 +456,7 @@ async fn bad_input(kind: Kind) {
 /// JSON.
 async fn at_rest(kind: Kind, running: &webhooks_local::Running, table: &str) -> String {
     match kind {
-        Kind::Aws => {
-            let sdk = webhooks_tests::moto::sdk_config().await;
-            let scan = aws_sdk_dynamodb::Client::new(&sdk)
-                .scan()
-                .table_name(table)
-                .send()
-                .await
-                .unwrap();
-            format!("{:?}", scan.items())
-        }
+        Kind::Aws => webhooks_tests::moto::scan_text(table).await,
         Kind::Memory => {
             let owner = webhooks_core::model::identity::Owner {
                 deployment: webhooks_core::model::identity::Deployment::parse("hq").unwrap(),
