@@ -75,6 +75,20 @@ async fn outcomes(client: &Client, user: u64, id: &SubscriptionId) -> Vec<String
         .collect()
 }
 
+/// The delivery function reaching receivers on loopback, with its breaker off: these
+/// tests drive failures and timeouts in a row, which it would hold back.
+async fn without_breaker(stack: &Deployed) -> webhooks_tests::deployed::Running {
+    stack
+        .spawn(
+            DELIVERY,
+            &[
+                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
+                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0"),
+            ],
+        )
+        .await
+}
+
 #[tokio::test]
 async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
     let stack = Deployed::start(
@@ -89,16 +103,7 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
     let receiver = Receiver::start().await;
     let id = subscribe(client, 6, &receiver.url).await;
 
-    // The breaker off: this test drives timeouts in a row, which it would hold back.
-    let mut delivery = stack
-        .spawn(
-            DELIVERY,
-            &[
-                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
-                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0"),
-            ],
-        )
-        .await;
+    let mut delivery = without_breaker(&stack).await;
     let mut invoke = async |messages: &[IncomingMessage]| -> Value {
         delivery
             .runtime
@@ -225,16 +230,7 @@ async fn the_delivery_binary_sends_own_headers_and_follows_an_own_schedule() {
             .unwrap(),
     )
     .unwrap();
-    // The breaker off: it would hold back a receiver that keeps failing.
-    let mut delivery = stack
-        .spawn(
-            DELIVERY,
-            &[
-                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
-                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0"),
-            ],
-        )
-        .await;
+    let mut delivery = without_breaker(&stack).await;
     let mut next = message("own-1", job(&id, 9, "msg_own").to_message());
     let mut arrivals = Vec::new();
     for (attempt, delays) in [(1, 1000..=2000), (2, 3000..=4000)] {
