@@ -331,7 +331,7 @@ async fn bad_input(kind: Kind) {
         // create an unsigned subscription (SPEC section 3).
         (
             json!({"trigger_url": ok_url, "event_id": "assign_task", "secert": "s3cret"}),
-            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret",
+            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret, headers, retry_schedule",
         ),
     ];
     for (body, expected) in json_cases {
