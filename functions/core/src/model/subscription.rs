@@ -259,7 +259,11 @@ pub fn is_sensitive_header(name: &str) -> bool {
         || SENSITIVE_HEADER_WORDS.iter().any(|w| lower.contains(w))
 }
 
-/// Why a header name is refused, when it is.
+/// Why a header name is refused, when it is. `Authorization` is not here: SPEC section 9
+/// refuses it only when the subscription has `auth` (whose token it would collide with),
+/// which does not exist yet. The `auth` work adds that rule where both fields are known
+/// (`NewSubscription::parse`, and `Subscriptions::update` for the stored ones), with a
+/// sentence such as "headers: `Authorization` cannot be set with auth".
 fn refused_header(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("x-hub-") || lower.starts_with("webhook-") || lower == "x-accelo-event" {
