@@ -284,6 +284,40 @@ async fn the_api_binary_seals_masks_and_sends_own_headers() {
         )
     );
     let one = format!("{subs}/{}", sub["subscription_id"].as_str().unwrap());
+    // Refused, on create and on PUT, changing nothing.
+    let (status, refused) = call(
+        "POST",
+        subs,
+        Some(json!({"trigger_url": receiver.url, "event_id": "create_quote", "headers": {"Host": "x"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["meta"]["message"].as_str()),
+        (
+            400,
+            Some("headers: `Host` cannot be set: HTTP itself manages it")
+        )
+    );
+    let (status, refused) = call("PUT", &one, Some(json!({"retry_schedule": [0]}))).await;
+    assert_eq!(
+        (status, refused["meta"]["message"].as_str()),
+        (
+            400,
+            Some("retry_schedule: delay 1 must be from 1 to 86400 seconds")
+        )
+    );
+    let (_, listed) = call("GET", subs, None).await;
+    assert_eq!(
+        listed["response"]["subscriptions"],
+        json!([sub
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .filter(|(k, _)| k != "user")
+            .collect::<serde_json::Map<_, _>>()]),
+        "one subscription, as created"
+    );
     let (status, changed) = call(
         "PUT",
         &one,
