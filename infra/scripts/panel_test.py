@@ -9,6 +9,9 @@ the delivery of a published event in the log (the event is published through the
 the runner's publish-scoped token; the receiver checks the signature with the secret the
 page showed), pauses and resumes, resends the delivery (the receiver gets the same
 webhook-id again), dispatches a test, pages the log with _cursor, rotates the secret,
+edits the receiver settings (own headers and a retry schedule: a refusal next to its
+field, values masked on the card and kept when left masked, exact values at the
+receiver, then both removed),
 checks that every field is labelled and that buttons work from the keyboard, sees
 recover's refusal next to its field and then its answer for a window, checks the page
 fits a phone-width window, and deletes the subscription. Every wait is for a condition, bounded only so that a broken
@@ -342,6 +345,67 @@ def scenario(driver, base, receiver, publisher, args):
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-secret]").text not in ("", secret))
     rotated = driver.find_element(By.CSS_SELECTOR, "[data-secret]").text
     assert rotated.startswith("whsec_") and rotated != secret
+
+    # Receiver settings: headers and a retry schedule, edited on the card.
+    def settings():
+        return driver.find_element(By.CSS_SELECTOR, f"li[data-subscription='{sub_id}'] form[data-settings]")
+
+    def open_settings():
+        card_button("Receiver settings").click()
+        wait.until(lambda d: settings().is_displayed())
+
+    def header_row(n):
+        return settings().find_elements(By.CSS_SELECTOR, "[data-header-row]")[n]
+
+    def card_text(selector):
+        return driver.execute_script(
+            "const e = document.querySelector(arguments[0]); return e && e.textContent;",
+            f"li[data-subscription='{sub_id}'] {selector}")
+
+    open_settings()
+    for n, (name, value) in enumerate([("Host", "nope"), ("X-Plain", "plain-1")]):
+        settings().find_element(By.XPATH, ".//button[normalize-space()='Add a header']").click()
+        header_row(n).find_element(By.CSS_SELECTOR, "[data-header-name]").send_keys(name)
+        header_row(n).find_element(By.CSS_SELECTOR, "[data-header-value]").send_keys(value)
+    settings().find_element(By.CSS_SELECTOR, "[data-retry-schedule-input]").send_keys("1, 3")
+    settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_of(f"headers-error-{sub_id}", "headers: `Host` cannot be set")
+    name = header_row(0).find_element(By.CSS_SELECTOR, "[data-header-name]")
+    name.clear()
+    name.send_keys("X-Api-Key")
+    value = header_row(0).find_element(By.CSS_SELECTOR, "[data-header-value]")
+    value.clear()
+    value.send_keys("key-panel-1")
+    settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_of(f"note-{sub_id}", "Receiver settings saved.")
+    assert card_text("[data-headers]") == "X-Api-Key: ********X-Plain: plain-1", card_text("[data-headers]")
+    assert card_text("[data-retry-schedule]") == "1 s, 3 s", card_text("[data-retry-schedule]")
+    assert "key-panel-1" not in driver.page_source
+    # Edited again: the masked value is left as shown, the other changed.
+    open_settings()
+    assert header_row(0).find_element(By.CSS_SELECTOR, "[data-header-value]").get_attribute("value") == "********"
+    plain = header_row(1).find_element(By.CSS_SELECTOR, "[data-header-value]")
+    plain.clear()
+    plain.send_keys("plain-2")
+    settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: card_text("[data-headers]") == "X-Api-Key: ********X-Plain: plain-2")
+    seen = len(receiver.requests)
+    api(base, publisher, "POST", f"/subscriptions/{sub_id}/dispatch", {"object_id": 500})
+    wait.until(lambda d: len(receiver.requests) > seen)
+    sent = receiver.requests[-1][0]
+    assert sent.get("x-api-key") == "key-panel-1" and sent.get("x-plain") == "plain-2", sent
+    stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
+    assert stored["retry_schedule"] == [1, 3], stored
+    # Both removed: no header rows, an empty schedule.
+    open_settings()
+    for _ in range(2):
+        header_row(0).find_element(By.XPATH, ".//button[normalize-space()='Remove']").click()
+    settings().find_element(By.CSS_SELECTOR, "[data-retry-schedule-input]").clear()
+    settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: card_text("[data-retry-schedule]") == "the installation's")
+    assert card_text("[data-headers]") == "none of its own"
+    stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
+    assert "headers" not in stored and "retry_schedule" not in stored, stored
 
     # Every field has a label and every button a name, for screen readers.
     unnamed = driver.execute_script("""

@@ -50,6 +50,14 @@ def check(secret: bytes, headers, body: bytes) -> list[str]:
     return lines
 
 
+# What the platform itself sets on every delivery; anything else is the subscription's own
+# `headers` (and User-Agent, which they may replace).
+PLATFORM_HEADERS = {
+    "host", "content-length", "content-type", "accept", "x-accelo-event", "webhook-id",
+    "webhook-timestamp", "webhook-signature", "x-hub-signature", "x-hub-signature-256",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8000)
@@ -62,6 +70,9 @@ def main() -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             print(f"\n{self.headers.get('X-Accelo-Event')} delivery {self.headers.get('webhook-id')}")
             print(f"  Content-Type: {self.headers.get('Content-Type')}")
+            for name, value in self.headers.items():
+                if name.lower() not in PLATFORM_HEADERS:
+                    print(f"  {name}: {value}")
             print(f"  body: {body.decode(errors='replace')}")
             if secret:
                 print("\n".join(check(secret, self.headers, body)))

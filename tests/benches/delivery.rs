@@ -62,6 +62,8 @@ async fn main() {
             active: true,
             disabled_reason: None,
             previous_secret: None,
+            sealed_headers: None,
+            retry_schedule: None,
         };
         store.put(&sub).await.unwrap();
         jobs.push(DeliveryJob {

@@ -76,6 +76,8 @@ const ARRAY_ITEMS: &[(&str, &str)] = &[
     ("subscriptions_users", "subscriptions_user"),
     ("deliveries", "delivery"),
     ("events", "event"),
+    ("headers", "header"),
+    ("retry_schedule", "item"),
 ];
 
 /// XML back into a tree: an element of [`ARRAY_ITEMS`] whose children are all its item
@@ -100,6 +102,29 @@ fn xml_to_tree(node: roxmltree::Node) -> Value {
         map.insert(c.tag_name().name().to_owned(), xml_to_tree(c));
     }
     Value::Object(map)
+}
+
+/// The JSON tree as XML carries it: a subscription's `headers` object is a list of
+/// `{name, value}` items there (SPEC section 9). Compare it [`stringly`] with the XML tree.
+pub fn as_xml_carries(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("headers", Value::Object(headers)) => (
+                        k.clone(),
+                        headers
+                            .iter()
+                            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+                            .collect(),
+                    ),
+                    _ => (k.clone(), as_xml_carries(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(as_xml_carries).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The tree with every scalar as a string, to compare XML (which has only text) with

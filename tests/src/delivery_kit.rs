@@ -13,7 +13,9 @@ use webhooks_core::model::identity::{Deployment, Owner};
 use webhooks_core::model::ids::IdGenerator;
 use webhooks_core::model::job::{DeliveryJob, delivery_id};
 use webhooks_core::model::network::{IpRange, NetworkPolicy};
-use webhooks_core::model::subscription::{ContentType, Subscription, SubscriptionRef, TriggerUrl};
+use webhooks_core::model::subscription::{
+    AskedHeaders, ContentType, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
+};
 use webhooks_core::policy::breaker::{Breaker, BreakerSettings};
 use webhooks_core::policy::retry::RetryPolicy;
 use webhooks_core::ports::delivery_log::{Attempt, DeliveryLog};
@@ -194,9 +196,32 @@ impl DeliveryKit {
             active: true,
             disabled_reason: None,
             previous_secret: None,
+            sealed_headers: None,
+            retry_schedule: None,
         };
         self.store.put(&sub).await.unwrap();
         sub
+    }
+
+    /// Gives `sub` its own headers (a JSON object, checked as the API checks it) and
+    /// retry schedule, sealed and stored as the API stores them; returns it as stored.
+    pub async fn set_own(
+        &self,
+        sub: &Subscription,
+        headers: serde_json::Value,
+        retry_schedule: Option<serde_json::Value>,
+    ) -> Subscription {
+        let headers = AskedHeaders::parse(&headers)
+            .and_then(|asked| asked.resolve(None))
+            .expect("valid headers");
+        let changed = Subscription {
+            sealed_headers: self.sealer.seal_headers(&headers, &sub.key()),
+            retry_schedule: retry_schedule
+                .map(|s| RetrySchedule::parse(&s).expect("a valid retry schedule")),
+            ..sub.clone()
+        };
+        assert!(self.store.replace(&changed).await.unwrap());
+        changed
     }
 
     pub fn job(&self, sub: &Subscription, object_id: u64) -> DeliveryJob {

@@ -125,6 +125,8 @@ pub fn subscription(
         active: true,
         disabled_reason: None,
         previous_secret: None,
+        sealed_headers: None,
+        retry_schedule: None,
     }
 }
 

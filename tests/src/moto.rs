@@ -73,6 +73,18 @@ fn spawn_private() -> String {
 }
 
 /// Asserts that `table` has TTL enabled on `expires_at`.
+/// Every item of a table as one text (a `Scan`, debug-printed): what a read of the table
+/// alone reveals.
+pub async fn scan_text(table: &str) -> String {
+    let scan = aws_sdk_dynamodb::Client::new(&sdk_config().await)
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("the table scans");
+    format!("{:?}", scan.items())
+}
+
 pub async fn assert_ttl_on_expires_at(sdk: &aws_config::SdkConfig, table: &str) {
     let described = aws_sdk_dynamodb::Client::new(sdk)
         .describe_time_to_live()

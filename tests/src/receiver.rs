@@ -48,6 +48,15 @@ impl Behaviour {
             body: "ok".into(),
         }
     }
+
+    /// `503` with this `Retry-After` and the body `busy`.
+    pub fn busy(retry_after: &str) -> Self {
+        Behaviour::Respond {
+            status: 503,
+            headers: vec![("Retry-After".into(), retry_after.into())],
+            body: "busy".into(),
+        }
+    }
 }
 
 /// One request as received.
@@ -68,6 +77,15 @@ impl Recorded {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, by case-insensitive name, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The body as text (lossily).

@@ -4,7 +4,7 @@ use webhooks_core::model::clock::ManualClock;
 use webhooks_core::model::identity::{Deployment, Owner};
 use webhooks_core::model::ids::{IdGenerator, SubscriptionId};
 use webhooks_core::model::subscription::{
-    ContentType, PreviousSecret, Subscription, SubscriptionRef, TriggerUrl,
+    ContentType, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
 };
 use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
@@ -36,6 +36,8 @@ impl Maker {
             active: true,
             disabled_reason: None,
             previous_secret: None,
+            sealed_headers: Some("v2:sealed-headers".to_owned()),
+            retry_schedule: Some(RetrySchedule::from_stored(vec![1, 3, 86_400])),
         }
     }
 }
@@ -184,6 +186,8 @@ pub async fn run(store: &dyn SubscriptionStore) {
     changed.active = true;
     changed.disabled_reason = None;
     changed.previous_secret = None;
+    changed.sealed_headers = None;
+    changed.retry_schedule = None;
     assert!(store.replace(&changed).await.unwrap());
     assert_eq!(
         store.get(&alice, &a1.id).await.unwrap(),

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use webhooks_tests::client::{Client, claims, now, stringly, token};
+use webhooks_tests::client::{Client, as_xml_carries, claims, now, stringly, token};
 use webhooks_tests::runner::{self, Kind};
 
 const SUBS: &str = "/api/v0/webhooks/subscriptions";
@@ -25,7 +25,7 @@ async fn in_all_formats(client: &Client, path: &str, tok: &str) -> Value {
     );
     assert_eq!(
         stringly(&xml.tree),
-        stringly(&json.tree),
+        stringly(&as_xml_carries(&json.tree)),
         "XML is the same tree as JSON for {path}"
     );
     json.tree
@@ -331,7 +331,7 @@ async fn bad_input(kind: Kind) {
         // create an unsigned subscription (SPEC section 3).
         (
             json!({"trigger_url": ok_url, "event_id": "assign_task", "secert": "s3cret"}),
-            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret",
+            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret, headers, retry_schedule",
         ),
     ];
     for (body, expected) in json_cases {
@@ -443,12 +443,413 @@ async fn bad_input(kind: Kind) {
     assert_eq!((typo.http, typo.status()), (400, "invalid_request"));
     assert_eq!(
         typo.message(),
-        "unknown field `actve`: this request takes trigger_url, content_type, active"
+        "unknown field `actve`: this request takes trigger_url, content_type, active, headers, retry_schedule"
     );
     let kept = client.get(&one, &tok).await;
     assert_eq!(kept.tree["response"]["subscription"]["trigger_url"], ok_url);
     assert_eq!(kept.tree["response"]["subscription"]["active"], true);
     running.stop().await;
+}
+
+/// Everything the API's answers and storage could hold of a subscription, as text: its
+/// DynamoDB item as a scan reads it, or the memory store's struct, debug-printed and as
+/// JSON.
+async fn at_rest(kind: Kind, running: &webhooks_local::Running, table: &str) -> String {
+    match kind {
+        Kind::Aws => webhooks_tests::moto::scan_text(table).await,
+        Kind::Memory => {
+            let owner = webhooks_core::model::identity::Owner {
+                deployment: webhooks_core::model::identity::Deployment::parse("hq").unwrap(),
+                user_id: 31,
+            };
+            let stored = running.app.store.list_by_owner(&owner).await.unwrap();
+            format!("{stored:?} {}", serde_json::to_string(&stored).unwrap())
+        }
+    }
+}
+
+/// A subscription's own headers and retry schedule (SPEC section 9): set on create in a
+/// JSON body, shown in every answer and format with sensitive values masked, sealed at
+/// rest, sent by `dispatch` exactly as set (a `User-Agent` replacing the platform's),
+/// replaced whole by `PUT` with masked values kept, and removed by `null`.
+async fn own_headers_and_schedule(kind: Kind) {
+    use webhooks_tests::receiver::Receiver;
+    let table = webhooks_tests::unique("subs");
+    let running = runner::start(kind, &[("WEBHOOKS_SUBSCRIPTIONS_TABLE", &table)]).await;
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(31, "hq"));
+    let receiver = Receiver::start().await;
+    let created = client
+        .post_json(
+            SUBS,
+            &tok,
+            &json!({
+                "trigger_url": receiver.url, "event_id": "assign_task",
+                "headers": {
+                    "X-Api-Key": "key-4fj3", "Authorization": "Basic dXNlcjpwdw==",
+                    "X-Tenant": "tenant-77", "User-Agent": "acme-gateway/2"
+                },
+                "retry_schedule": [1, 2.5, 3600],
+            }),
+        )
+        .await;
+    assert_eq!(
+        (created.http, created.status()),
+        (201, "ok_created"),
+        "{:?}",
+        created.tree
+    );
+    let sub = &created.tree["response"]["subscription"];
+    assert_eq!(
+        sub["headers"],
+        json!({
+            "Authorization": "********", "User-Agent": "acme-gateway/2",
+            "X-Api-Key": "********", "X-Tenant": "tenant-77"
+        }),
+        "every name; sensitive values masked"
+    );
+    assert_eq!(
+        sub["retry_schedule"],
+        json!([1, 3, 3600]),
+        "2.5 s rounds up"
+    );
+    let id = sub["subscription_id"].as_str().unwrap().to_owned();
+    let one = format!("{SUBS}/{id}");
+
+    // Every answer and format shows them, and none the masked values.
+    let got = in_all_formats(&client, &one, &tok).await;
+    assert_eq!(got["response"]["subscription"]["headers"], sub["headers"]);
+    let listed = in_all_formats(&client, SUBS, &tok).await;
+    assert_eq!(
+        listed["response"]["subscriptions"][0]["retry_schedule"],
+        json!([1, 3, 3600])
+    );
+    let xml = client.get(&format!("{one}.xml"), &tok).await;
+    assert_eq!(
+        xml.tree["response"]["subscription"]["headers"][3],
+        json!({"name": "X-Tenant", "value": "tenant-77"}),
+        "XML: <header> items with <name> and <value>"
+    );
+    for answer in [&created.tree, &got, &listed, &xml.tree] {
+        let text = answer.to_string();
+        assert!(
+            !text.contains("key-4fj3") && !text.contains("dXNlcjpwdw"),
+            "{text}"
+        );
+    }
+
+    // Sealed at rest: no value in a table scan (or the memory store's struct).
+    let stored = at_rest(kind, &running, &table).await;
+    assert!(
+        stored.contains(&id),
+        "the scan reads the subscription: {stored}"
+    );
+    for value in ["key-4fj3", "dXNlcjpwdw", "tenant-77", "acme-gateway"] {
+        assert!(!stored.contains(value), "{value} at rest: {stored}");
+    }
+
+    // Dispatch sends them exactly, the owner's User-Agent instead of the platform's.
+    let dispatch = format!("{one}/dispatch");
+    let sent = client
+        .post_json(&dispatch, &tok, &json!({"object_id": 5}))
+        .await;
+    assert_eq!(sent.tree["response"]["status"], 200, "{:?}", sent.tree);
+    let r = &receiver.requests()[0];
+    assert_eq!(r.header("x-api-key"), Some("key-4fj3"));
+    assert_eq!(r.header("authorization"), Some("Basic dXNlcjpwdw=="));
+    assert_eq!(r.header("x-tenant"), Some("tenant-77"));
+    assert_eq!(r.all("user-agent"), ["acme-gateway/2"]);
+
+    // A PUT of other fields keeps them.
+    let paused = client
+        .send(
+            Method::PUT,
+            &one,
+            Some(&tok),
+            &[],
+            Some(("application/json", br#"{"active": true}"#.to_vec())),
+        )
+        .await;
+    assert_eq!(
+        paused.tree["response"]["subscription"]["headers"],
+        sub["headers"]
+    );
+    assert_eq!(
+        paused.tree["response"]["subscription"]["retry_schedule"],
+        json!([1, 3, 3600])
+    );
+
+    // PUT replaces the whole map; a masked value keeps the stored one of that name.
+    let put = |body: Value| {
+        let (client, one, tok) = (&client, &one, &tok);
+        async move {
+            client
+                .send(
+                    Method::PUT,
+                    one,
+                    Some(tok),
+                    &[],
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await
+        }
+    };
+    let replaced = put(json!({
+        "headers": {"x-api-key": "********", "X-New": "new-1"},
+        "retry_schedule": [5]
+    }))
+    .await;
+    assert_eq!(replaced.status(), "ok", "{:?}", replaced.tree);
+    let now = &replaced.tree["response"]["subscription"];
+    assert_eq!(
+        now["headers"],
+        json!({"X-New": "new-1", "x-api-key": "********"})
+    );
+    assert_eq!(now["retry_schedule"], json!([5]));
+    client
+        .post_json(&dispatch, &tok, &json!({"object_id": 6}))
+        .await;
+    let r = &receiver.requests()[1];
+    assert_eq!(r.header("x-api-key"), Some("key-4fj3"), "kept");
+    assert_eq!(r.header("x-new"), Some("new-1"));
+    assert_eq!(
+        (r.header("x-tenant"), r.header("authorization")),
+        (None, None)
+    );
+    assert!(r.header("user-agent").unwrap().starts_with("webhooks/"));
+
+    // A masked value with nothing stored under its name is refused and changes nothing.
+    let refused =
+        put(json!({"headers": {"Authorization": "********"}, "retry_schedule": [9]})).await;
+    assert_eq!((refused.http, refused.status()), (400, "invalid_request"));
+    assert_eq!(
+        refused.message(),
+        "headers: `Authorization` is \"********\", which keeps a stored value, and it has none; send its value"
+    );
+    let after = client.get(&one, &tok).await;
+    assert_eq!(&after.tree["response"]["subscription"], now);
+
+    // null removes both.
+    let removed = put(json!({"headers": null, "retry_schedule": null})).await;
+    let sub = &removed.tree["response"]["subscription"];
+    assert_eq!(
+        (sub.get("headers"), sub.get("retry_schedule")),
+        (None, None),
+        "{sub}"
+    );
+    let stored = at_rest(kind, &running, &table).await;
+    assert!(!stored.contains("new-1") && !stored.contains("key-4fj3"));
+    if kind == Kind::Aws {
+        assert!(
+            !stored.contains("\"headers\"") && !stored.contains("\"retry_schedule\""),
+            "{stored}"
+        );
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn own_headers_and_schedule_on_memory() {
+    own_headers_and_schedule(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn own_headers_and_schedule_on_dynamodb() {
+    own_headers_and_schedule(Kind::Aws).await;
+}
+
+/// Each rule of `headers` and `retry_schedule` refuses a create and a `PUT` with a
+/// sentence naming the field and the rule, and neither stores or changes anything.
+async fn bad_headers_and_schedules(kind: Kind) {
+    let running = runner::start(kind, &[]).await;
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(32, "hq"));
+    let made = client
+        .post_json(
+            SUBS,
+            &tok,
+            &json!({
+                "trigger_url": "https://hooks.example.com/x", "event_id": "assign_task",
+                "headers": {"X-Api-Key": "k"}, "retry_schedule": [2]
+            }),
+        )
+        .await;
+    assert_eq!(made.http, 201, "{:?}", made.tree);
+    let id = made.tree["response"]["subscription"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = format!("{SUBS}/{id}");
+    let before = client.get(&one, &tok).await.tree;
+    let many: serde_json::Map<String, Value> =
+        (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+    let mut cases: Vec<(Value, String)> = vec![
+        (
+            json!(["X-A", "1"]),
+            "headers must be an object of header names and string values".into(),
+        ),
+        (
+            Value::Object(many),
+            "headers may hold at most 20 headers".into(),
+        ),
+        (
+            json!({"X A": "1"}),
+            "headers: `X A` is not a header name".into(),
+        ),
+        (
+            json!({"X-A": "1", "x-a": "2"}),
+            "headers: `X-A` and `x-a` are the same header (names are compared without case)".into(),
+        ),
+        (
+            json!({"X-A": 1}),
+            "headers: the value of `X-A` must be a string".into(),
+        ),
+        (
+            json!({"X-A": "a".repeat(1025)}),
+            "headers: the value of `X-A` must be at most 1024 bytes".into(),
+        ),
+        (
+            json!({"X-A": "a\r\nX-B: b"}),
+            "headers: the value of `X-A` must be printable ASCII".into(),
+        ),
+        (
+            json!({"X-Other": "********"}),
+            "headers: `X-Other` is \"********\", which keeps a stored value, and it has none"
+                .into(),
+        ),
+    ];
+    for name in [
+        "Host",
+        "Content-Length",
+        "content-type",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Expect",
+        "Proxy-Authorization",
+        "X-Accelo-Event",
+        "X-Hub-Signature-256",
+        "webhook-id",
+    ] {
+        cases.push((
+            json!({ name: "v" }),
+            format!("headers: `{name}` cannot be set: "),
+        ));
+    }
+    let schedules: Vec<(Value, &str)> = vec![
+        (json!([]), "retry_schedule must hold 1 to 20 delays"),
+        (
+            Value::Array(vec![json!(5); 21]),
+            "retry_schedule must hold 1 to 20 delays",
+        ),
+        (
+            json!(5),
+            "retry_schedule must be a list of delays in seconds",
+        ),
+        (
+            json!([5, "10"]),
+            "retry_schedule: delay 2 must be a number of seconds",
+        ),
+        (
+            json!([0.9]),
+            "retry_schedule: delay 1 must be from 1 to 86400 seconds",
+        ),
+        (
+            json!([86401]),
+            "retry_schedule: delay 1 must be from 1 to 86400 seconds",
+        ),
+    ];
+    let mut all: Vec<(&str, Value, String)> =
+        cases.into_iter().map(|(v, m)| ("headers", v, m)).collect();
+    all.extend(
+        schedules
+            .into_iter()
+            .map(|(v, m)| ("retry_schedule", v, m.to_owned())),
+    );
+    for (field, value, expected) in all {
+        let mut create =
+            json!({"trigger_url": "https://hooks.example.com/y", "event_id": "assign_task"});
+        create[field] = value.clone();
+        let a = client.post_json(SUBS, &tok, &create).await;
+        assert_eq!((a.http, a.status()), (400, "invalid_request"), "{create}");
+        assert!(
+            a.message().starts_with(&expected),
+            "{create}: {:?}",
+            a.message()
+        );
+        let change = json!({ field: value, "trigger_url": "https://hooks.example.com/changed" });
+        let a = client
+            .send(
+                Method::PUT,
+                &one,
+                Some(&tok),
+                &[],
+                Some(("application/json", change.to_string().into_bytes())),
+            )
+            .await;
+        assert_eq!((a.http, a.status()), (400, "invalid_request"), "{change}");
+        assert!(
+            a.message().starts_with(&expected),
+            "{change}: {:?}",
+            a.message()
+        );
+    }
+    // JSON bodies only: a form body (or the query string) naming either is refused.
+    for field in ["headers", "retry_schedule"] {
+        let a = client
+            .post_form(
+                SUBS,
+                &tok,
+                &format!("trigger_url=https%3A%2F%2Fh.example.com&event_id=assign_task&{field}=5"),
+            )
+            .await;
+        assert_eq!((a.http, a.status()), (400, "invalid_request"));
+        assert_eq!(
+            a.message(),
+            format!("{field} can only be given in a JSON body (Content-Type: application/json)")
+        );
+        let a = client
+            .send(
+                Method::PUT,
+                &one,
+                Some(&tok),
+                &[],
+                Some((
+                    "application/x-www-form-urlencoded",
+                    format!("active=false&{field}=5").into_bytes(),
+                )),
+            )
+            .await;
+        assert_eq!((a.http, a.status()), (400, "invalid_request"), "{field}");
+    }
+    let listed = client.get(SUBS, &tok).await;
+    assert_eq!(
+        listed.tree["response"]["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "no refused create stored anything"
+    );
+    assert_eq!(
+        client.get(&one, &tok).await.tree,
+        before,
+        "no refused PUT changed anything"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn bad_headers_and_schedules_are_refused_on_memory() {
+    bad_headers_and_schedules(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn bad_headers_and_schedules_are_refused_on_dynamodb() {
+    bad_headers_and_schedules(Kind::Aws).await;
 }
 
 #[tokio::test]
@@ -928,6 +1329,8 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
         active: true,
         disabled_reason: None,
         previous_secret: None,
+        sealed_headers: None,
+        retry_schedule: None,
     };
     Arc::clone(&platform.app.store).put(&private).await.unwrap();
     let private = private.id.to_string();

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde_json::json;
 use std::sync::Arc;
 
 use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
@@ -297,20 +298,180 @@ async fn concurrent_timeouts_count_once_per_round_in_memory() {
     concurrent_timeouts_count_once_per_round(DeliveryKit::new()).await;
 }
 
-#[tokio::test]
-async fn concurrent_timeouts_count_once_per_round_on_dynamodb() {
+/// The kit over DynamoDB tables of its own in moto.
+async fn on_dynamodb() -> DeliveryKit {
     let sdk = webhooks_tests::moto::sdk_config().await;
     let store = DynamoSubscriptionStore::from_sdk(&sdk, webhooks_tests::unique("subs"));
     store.ensure_table().await.unwrap();
     let log = DynamoDeliveryLog::from_sdk(&sdk, webhooks_tests::unique("log"));
     log.ensure_table().await.unwrap();
-    let kit = DeliveryKit::on(
+    DeliveryKit::on(
         Arc::new(store),
         Arc::new(log),
         NetworkPolicy::allowing(IpRange::loopback()),
         |_| {},
+    )
+}
+
+#[tokio::test]
+async fn concurrent_timeouts_count_once_per_round_on_dynamodb() {
+    concurrent_timeouts_count_once_per_round(on_dynamodb().await).await;
+}
+
+/// A subscription's own headers go with every delivery exactly as set, after the
+/// platform's, which they cannot replace except `User-Agent` (SPEC section 9).
+async fn own_headers_are_sent_exactly_and_replace_the_user_agent(kit: DeliveryKit) {
+    let receiver = Receiver::start().await;
+    let sub = kit
+        .subscribe(&receiver.url, ContentType::Json, Some("shh"))
+        .await;
+    let sub = kit
+        .set_own(
+            &sub,
+            json!({
+                "X-Api-Key": "key 1/2=3;~", "Authorization": "Basic dXNlcjpwdw==",
+                "User-Agent": "their-gateway/7", "X-Empty": ""
+            }),
+            None,
+        )
+        .await;
+    assert!(
+        kit.run(&[kit.job(&sub, 1), kit.job(&sub, 2)])
+            .await
+            .is_empty()
     );
-    concurrent_timeouts_count_once_per_round(kit).await;
+    for r in receiver.wait_for(2, WAIT).await {
+        assert_eq!(r.header("x-api-key"), Some("key 1/2=3;~"));
+        assert_eq!(r.header("authorization"), Some("Basic dXNlcjpwdw=="));
+        assert_eq!(r.header("x-empty"), Some(""));
+        assert_eq!(
+            r.all("user-agent"),
+            ["their-gateway/7"],
+            "theirs replaces the platform's"
+        );
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let sha256 = hex_hmac::<Hmac<sha2::Sha256>>(b"shh", &r.body);
+        assert_eq!(
+            r.header("x-hub-signature-256"),
+            Some(format!("sha256={sha256}").as_str()),
+            "still signed"
+        );
+    }
+    // Without headers of its own, a subscription gets the platform's User-Agent.
+    let plain = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    kit.run(&[kit.job(&plain, 3)]).await;
+    let r = &receiver.wait_for(3, WAIT).await[2];
+    assert!(r.header("user-agent").unwrap().starts_with("webhooks/"));
+    assert_eq!(r.header("x-api-key"), None);
+}
+
+#[tokio::test]
+async fn own_headers_are_sent_exactly_in_memory() {
+    own_headers_are_sent_exactly_and_replace_the_user_agent(DeliveryKit::new()).await;
+}
+
+#[tokio::test]
+async fn own_headers_are_sent_exactly_on_dynamodb() {
+    own_headers_are_sent_exactly_and_replace_the_user_agent(on_dynamodb().await).await;
+}
+
+/// A schedule of `[1, 3]`: three attempts, 1 s and 3 s apart, then `gave_up`, as with
+/// the installation's schedule (SPEC section 9).
+async fn an_own_schedule_gives_three_attempts_then_gives_up(kit: DeliveryKit) {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Status(500));
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let sub = kit.set_own(&sub, json!({}), Some(json!([1, 3]))).await;
+    let mut job = kit.job(&sub, 1);
+    for delay in [1u32, 3] {
+        let now = kit.clock_millis() + 1; // `run` moves the clock by 1 ms
+        assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+        let mut sent = kit.queue.take_jobs();
+        assert_eq!(sent.len(), 1);
+        let (next, delay_secs) = sent.remove(0);
+        assert_eq!((next.attempt, delay_secs), (job.attempt + 1, delay));
+        assert_eq!(next.due_at, Some(now + i64::from(delay) * 1000));
+        kit.clock.set(next.due_at.unwrap() - 1);
+        job = next;
+    }
+    assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+    assert!(
+        kit.queue
+            .take()
+            .iter()
+            .all(|m| DeliveryJob::from_message(&m.body)
+                .map_or(true, |j| j.delivery_id != job.delivery_id)),
+        "after the third attempt nothing is scheduled"
+    );
+    let log = kit.log_of(&sub).await;
+    assert_eq!(
+        log.iter()
+            .map(|a| (a.attempt, a.outcome))
+            .collect::<Vec<_>>(),
+        [
+            (3, AttemptOutcome::GaveUp),
+            (2, AttemptOutcome::Retrying),
+            (1, AttemptOutcome::Retrying)
+        ]
+    );
+    assert_eq!(
+        (log[1].at - log[2].at, log[0].at - log[1].at),
+        (1000, 3000),
+        "1 s, then 3 s apart"
+    );
+    assert_eq!(receiver.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn an_own_schedule_gives_three_attempts_then_gives_up_in_memory() {
+    an_own_schedule_gives_three_attempts_then_gives_up(DeliveryKit::new()).await;
+}
+
+#[tokio::test]
+async fn an_own_schedule_gives_three_attempts_then_gives_up_on_dynamodb() {
+    an_own_schedule_gives_three_attempts_then_gives_up(on_dynamodb().await).await;
+}
+
+#[tokio::test]
+async fn a_longer_retry_after_wins_over_an_own_delay_and_a_shorter_one_does_not() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    receiver.script(vec![Behaviour::busy("120"), Behaviour::busy("2")]);
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let sub = kit.set_own(&sub, json!({}), Some(json!([10, 10]))).await;
+    assert_eq!(retry_of(&kit, &sub, 1).await, (120_000, 120));
+    assert_eq!(
+        retry_of(&kit, &sub, 2).await,
+        (10_000, 10),
+        "a shorter Retry-After does not shorten the owner's delay"
+    );
+}
+
+/// With the installation's jitter, a 1 s delay lands between 0.9 s and 1.1 s: rounded
+/// up to whole seconds, it is 1 s or 2 s, never 0 (SQS delays are whole seconds).
+#[tokio::test]
+async fn own_delays_keep_the_jitter_in_whole_seconds_and_never_become_zero() {
+    let kit = DeliveryKit::with(NetworkPolicy::allowing(IpRange::loopback()), |s| {
+        s.retry.jitter = 0.1
+    });
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Status(500));
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let sub = kit.set_own(&sub, json!({}), Some(json!([1]))).await;
+    let jobs: Vec<DeliveryJob> = (0..40).map(|i| kit.job(&sub, i)).collect();
+    let at = kit.clock_millis() + 1;
+    assert!(kit.run(&jobs).await.is_empty());
+    let delays: std::collections::BTreeSet<(u32, i64)> = kit
+        .queue
+        .take_jobs()
+        .into_iter()
+        .map(|(job, secs)| (secs, job.due_at.unwrap() - at))
+        .collect();
+    assert_eq!(
+        delays,
+        [(1, 1000), (2, 2000)].into(),
+        "below 1 s rounds up to 1, above to 2 (a chance of 2^-39 to see only one)"
+    );
 }
 
 #[tokio::test]
@@ -406,28 +567,28 @@ async fn retries_beyond_fifteen_minutes_hop_on_the_queue_without_sending() {
     assert_eq!(kit.log_of(&sub).await[0].attempt, 4);
 }
 
+/// Runs the first attempt of a job for `object_id`; answers how long after the attempt
+/// its retry is due, in milliseconds, and the retry message's SQS delay.
+async fn retry_of(
+    kit: &DeliveryKit,
+    sub: &webhooks_core::model::subscription::Subscription,
+    object_id: u64,
+) -> (i64, u32) {
+    kit.run(&[kit.job(sub, object_id)]).await;
+    let (next, delay) = kit.queue.take_jobs().remove(0);
+    (next.due_at.unwrap() - kit.clock_millis(), delay)
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured_and_clamped() {
     let kit = DeliveryKit::new();
     let receiver = Receiver::start().await;
-    let slow_down = |secs: &str| Behaviour::Respond {
-        status: 503,
-        headers: vec![("Retry-After".into(), secs.into())],
-        body: "busy".into(),
-    };
-    receiver.script(vec![slow_down("120"), slow_down("9999999")]);
+    receiver.script(vec![Behaviour::busy("120"), Behaviour::busy("9999999")]);
     let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
-    kit.run(&[kit.job(&sub, 1)]).await;
-    let (next, delay) = kit.queue.take_jobs().remove(0);
+    assert_eq!(retry_of(&kit, &sub, 1).await, (120_000, 120));
     assert_eq!(
-        (next.due_at, delay),
-        (Some(kit.clock_millis() + 120_000), 120)
-    );
-    kit.run(&[kit.job(&sub, 2)]).await;
-    let (next, delay) = kit.queue.take_jobs().remove(0);
-    assert_eq!(
-        (next.due_at, delay),
-        (Some(kit.clock_millis() + 86_400_000), 900),
+        retry_of(&kit, &sub, 2).await,
+        (86_400_000, 900),
         "clamped to a day"
     );
     assert_eq!(kit.log_of(&sub).await[0].response_body, "busy");

@@ -80,7 +80,7 @@ fn key() -> impl Strategy<Value = String> {
         3 => "[a-z_][a-z0-9_]{0,10}",
         2 => prop::sample::select(vec![
             "types", "subscriptions", "deliveries", "events", "subscriptions_users", "status",
-            "data", "item", "meta", "response", "xml", "xmlns", "yes", "null", "y",
+            "data", "item", "meta", "response", "xml", "xmlns", "yes", "null", "y", "headers",
         ])
         .prop_map(str::to_owned),
         3 => nasty_string(),
@@ -973,9 +973,18 @@ fn element_name(key: &str) -> String {
 /// objects are all an empty element, read as null; an object's keys become element names
 /// ([`element_name`], the last of equal names winning as a reader's map keeps it); an
 /// array is its items, each an element named by the array's name made singular, so an
-/// element whose children all carry that name is read as an array.
+/// element whose children all carry that name is read as an array. An object under
+/// `headers` (names a user chose) is a list of `<header>` items, each with `<name>` and
+/// `<value>` (SPEC section 9).
 fn xml_view(value: &Value, name: &str) -> Value {
     match value {
+        Value::Object(map) if name == "headers" && !map.is_empty() => Value::Array(
+            map.iter()
+                .map(|(k, v)| {
+                    json!({"name": xml_view(&Value::String(k.clone()), "name"), "value": xml_view(v, "value")})
+                })
+                .collect(),
+        ),
         Value::Null => Value::Null,
         Value::Bool(b) => Value::String(b.to_string()),
         Value::Number(n) => Value::String(n.to_string()),

@@ -3,7 +3,10 @@
 //! Guarantees of the XML form: the document is always well-formed XML 1.0, whatever the
 //! strings in the tree hold (characters XML 1.0 forbids become U+FFFD, a carriage return
 //! is kept as `&#13;`), element names are always valid XML names, and an array's items
-//! are elements named by the array's name made singular ([`singular`]).
+//! are elements named by the array's name made singular ([`singular`]). An object whose
+//! keys are names a user chose ([`NAMED_MAPS`]: a subscription's `headers`) is a list
+//! too, of items each with `<name>` and `<value>`, as SPEC section 9 says: such a key
+//! need not be an XML name.
 //!
 //! Guarantees of the YAML form: block mappings and sequences, every string double-quoted
 //! with escapes for anything that is not printable, so that YAML 1.1 parsers (PyYAML,
@@ -442,8 +445,23 @@ fn xml_allows(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Keys whose object values map names a user chose to values: XML writes them as a list
+/// of items (named by the key made singular), each with `<name>` and `<value>`.
+pub const NAMED_MAPS: &[&str] = &["headers"];
+
 fn write_xml(out: &mut String, name: &str, value: &Value) {
     match value {
+        Value::Object(map) if NAMED_MAPS.contains(&name) => {
+            open(out, name);
+            let item = singular(name);
+            for (k, v) in map {
+                open(out, &item);
+                leaf(out, "name", k);
+                write_xml(out, "value", v);
+                close(out, &item);
+            }
+            close(out, name);
+        }
         Value::Null => {
             out.push('<');
             out.push_str(name);
@@ -621,6 +639,27 @@ mod tests {
             assert!(names.contains(&expected), "{expected} in {xml}");
         }
         assert!(!xml.contains("<deliverie>"), "{xml}");
+    }
+
+    #[test]
+    fn xml_writes_headers_as_header_items_with_name_and_value() {
+        let tree = json!({"subscription": {
+            "headers": {"1-Not-An-Xml-Name": "a<b", "X-Api-Key": "********"},
+            "retry_schedule": [1, 3],
+        }});
+        let xml = String::from_utf8(Format::Xml.render(&tree)).unwrap();
+        assert!(
+            xml.contains(
+                "<headers><header><name>1-Not-An-Xml-Name</name><value>a&lt;b</value></header>\
+                 <header><name>X-Api-Key</name><value>********</value></header></headers>"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<retry_schedule><item>1</item><item>3</item></retry_schedule>"),
+            "{xml}"
+        );
+        roxmltree::Document::parse(&xml).unwrap();
     }
 
     /// Strings from outside (a receiver's body, an echoed event id, a token's name) may hold

@@ -105,6 +105,21 @@ impl Params {
         }
     }
 
+    /// A structured field that only a JSON body carries (a subscription's `headers` and
+    /// `retry_schedule`): its JSON value, `null` included (which the caller reads as
+    /// "remove"). Named in a form body or the query string, it is refused.
+    pub fn json_only(&self, name: &str) -> Result<Option<&Value>, ApiError> {
+        if let Some(value) = self.json.as_ref().and_then(|body| body.get(name)) {
+            return Ok(Some(value));
+        }
+        if self.fields.contains_key(name) {
+            return Err(ApiError::invalid_request(format!(
+                "{name} can only be given in a JSON body (Content-Type: application/json)"
+            )));
+        }
+        Ok(None)
+    }
+
     pub fn suppress(&self) -> Suppress {
         let on = |k: &str| {
             matches!(
@@ -376,6 +391,36 @@ mod tests {
         .unwrap();
         assert_eq!(f.number("object_id").unwrap(), Some("3"));
         assert_eq!(f.string("secret").unwrap(), Some("s"));
+    }
+
+    #[test]
+    fn structured_fields_come_in_a_json_body_only() {
+        let j = parse(
+            Some("application/json"),
+            r#"{"headers": {"X-A": "1"}, "retry_schedule": null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            j.json_only("headers").unwrap(),
+            Some(&serde_json::json!({"X-A": "1"}))
+        );
+        assert_eq!(
+            j.json_only("retry_schedule").unwrap(),
+            Some(&Value::Null),
+            "null is given, to remove"
+        );
+        assert_eq!(j.json_only("other").unwrap(), None);
+        let f = parse(
+            Some("application/x-www-form-urlencoded"),
+            "retry_schedule=5",
+        )
+        .unwrap();
+        assert_eq!(
+            f.json_only("retry_schedule").unwrap_err().message,
+            "retry_schedule can only be given in a JSON body (Content-Type: application/json)"
+        );
+        let q = parse_params(Some("headers=x"), None, &Bytes::new()).unwrap();
+        assert!(q.json_only("headers").is_err(), "nor in the query string");
     }
 
     #[test]

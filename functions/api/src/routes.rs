@@ -45,8 +45,21 @@ impl Route {
     /// them, and for the public pages.
     pub fn body_fields(&self) -> Option<&'static [&'static str]> {
         Some(match self {
-            Self::CreateSubscription => &["trigger_url", "event_id", "content_type", "secret"],
-            Self::UpdateSubscription(_) => &["trigger_url", "content_type", "active"],
+            Self::CreateSubscription => &[
+                "trigger_url",
+                "event_id",
+                "content_type",
+                "secret",
+                "headers",
+                "retry_schedule",
+            ],
+            Self::UpdateSubscription(_) => &[
+                "trigger_url",
+                "content_type",
+                "active",
+                "headers",
+                "retry_schedule",
+            ],
             Self::RotateSecret(_) => &["secret"],
             Self::Recover(_) => &["since", "until"],
             Self::TriggerSubscription(_) | Self::DispatchSubscription(_) => &["object_id"],
@@ -59,6 +72,10 @@ impl Route {
             Self::PublishEvents | Self::OpenApi | Self::Panel => return None,
         })
     }
+
+    /// The body fields only a JSON body carries (SPEC section 9): a form body naming one is
+    /// refused ([`crate::input::Params::json_only`]).
+    pub const JSON_ONLY_FIELDS: &'static [&'static str] = &["headers", "retry_schedule"];
 }
 
 pub const BASE: &str = "/api/v0";
@@ -350,7 +367,13 @@ mod tests {
                     .map(String::as_str)
                     .collect();
                 documented.sort_unstable();
-                assert_eq!(documented, known, "{method} {} {media}", e.path);
+                // A form body cannot carry the JSON-only fields: its schema leaves them out.
+                let expected: Vec<&str> = known
+                    .iter()
+                    .copied()
+                    .filter(|f| media == "application/json" || !Route::JSON_ONLY_FIELDS.contains(f))
+                    .collect();
+                assert_eq!(documented, expected, "{method} {} {media}", e.path);
                 assert_eq!(
                     schema["additionalProperties"], false,
                     "{method} {} {media}: unknown fields are refused",

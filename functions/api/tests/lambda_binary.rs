@@ -247,6 +247,125 @@ async fn the_api_binary_serves_every_endpoint_within_its_role() {
     api.assert_role_is_exact();
 }
 
+/// A subscription's own headers and retry schedule through the binary (SPEC section 9):
+/// set on create and replaced by `PUT` (a masked value keeps the stored one), shown
+/// masked, sealed in the table, sent by `dispatch` exactly; within the API's role.
+#[tokio::test]
+async fn the_api_binary_seals_masks_and_sends_own_headers() {
+    let stack = Deployed::start(&[], &[]).await;
+    let mut api = stack
+        .spawn(
+            API,
+            &[
+                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
+                ("WEBHOOKS_ALLOW_HTTP", "true"),
+            ],
+        )
+        .await;
+    let mut call = async |method: &str, path: &str, body: Option<Value>| {
+        let user = token(&claims(5, "hq"));
+        envelope(&api.runtime.invoke(event(method, path, &user, body)).await)
+    };
+    let receiver = Receiver::start().await;
+    let subs = "/api/v0/webhooks/subscriptions";
+    let (status, created) = call(
+        "POST",
+        subs,
+        Some(json!({
+            "trigger_url": receiver.url, "event_id": "create_quote",
+            "headers": {"X-Api-Key": "key-bin-1", "X-Plain": "plain-1"},
+            "retry_schedule": [1, 3]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let sub = &created["response"]["subscription"];
+    assert_eq!(
+        (&sub["headers"], &sub["retry_schedule"]),
+        (
+            &json!({"X-Api-Key": "********", "X-Plain": "plain-1"}),
+            &json!([1, 3])
+        )
+    );
+    let one = format!("{subs}/{}", sub["subscription_id"].as_str().unwrap());
+    // Refused, on create and on PUT, changing nothing.
+    let (status, refused) = call(
+        "POST",
+        subs,
+        Some(json!({"trigger_url": receiver.url, "event_id": "create_quote", "headers": {"Host": "x"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["meta"]["message"].as_str()),
+        (
+            400,
+            Some("headers: `Host` cannot be set: HTTP itself manages it")
+        )
+    );
+    let (status, refused) = call("PUT", &one, Some(json!({"retry_schedule": [0]}))).await;
+    assert_eq!(
+        (status, refused["meta"]["message"].as_str()),
+        (
+            400,
+            Some("retry_schedule: delay 1 must be from 1 to 86400 seconds")
+        )
+    );
+    let (_, listed) = call("GET", subs, None).await;
+    assert_eq!(
+        listed["response"]["subscriptions"],
+        json!([sub
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .filter(|(k, _)| k != "user")
+            .collect::<serde_json::Map<_, _>>()]),
+        "one subscription, as created"
+    );
+    let (status, changed) = call(
+        "PUT",
+        &one,
+        Some(json!({"headers": {"X-Api-Key": "********", "User-Agent": "gateway/1"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    let (_, got) = call("GET", &one, None).await;
+    assert_eq!(
+        got["response"]["subscription"]["headers"],
+        json!({"User-Agent": "gateway/1", "X-Api-Key": "********"})
+    );
+    let (status, sent) = call(
+        "POST",
+        &format!("{one}/dispatch"),
+        Some(json!({"object_id": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, sent["response"]["status"].as_u64()),
+        (200, Some(200)),
+        "{sent}"
+    );
+    let r = &receiver.wait_for(1, Duration::from_secs(5)).await[0];
+    assert_eq!(r.header("x-api-key"), Some("key-bin-1"), "the kept value");
+    assert_eq!(r.all("user-agent"), ["gateway/1"]);
+    assert_eq!(r.header("x-plain"), None, "PUT replaced the whole map");
+
+    // No value in a scan of the table.
+    let table = stack
+        .moto
+        .env()
+        .iter()
+        .find(|(k, _)| k == "WEBHOOKS_SUBSCRIPTIONS_TABLE")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let stored = webhooks_tests::moto::scan_text(&table).await;
+    assert!(stored.contains("retry_schedule"), "{stored}");
+    for value in ["key-bin-1", "plain-1", "gateway/1"] {
+        assert!(!stored.contains(value), "{value} at rest: {stored}");
+    }
+    api.gate.assert_nothing_refused();
+}
+
 #[test]
 fn the_api_binary_refuses_to_start_when_it_can_verify_no_token() {
     let out = Command::new(API.binary)

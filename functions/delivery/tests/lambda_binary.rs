@@ -75,6 +75,20 @@ async fn outcomes(client: &Client, user: u64, id: &SubscriptionId) -> Vec<String
         .collect()
 }
 
+/// The delivery function reaching receivers on loopback, with its breaker off: these
+/// tests drive failures and timeouts in a row, which it would hold back.
+async fn without_breaker(stack: &Deployed) -> webhooks_tests::deployed::Running {
+    stack
+        .spawn(
+            DELIVERY,
+            &[
+                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
+                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0"),
+            ],
+        )
+        .await
+}
+
 #[tokio::test]
 async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
     let stack = Deployed::start(
@@ -89,16 +103,7 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
     let receiver = Receiver::start().await;
     let id = subscribe(client, 6, &receiver.url).await;
 
-    // The breaker off: this test drives timeouts in a row, which it would hold back.
-    let mut delivery = stack
-        .spawn(
-            DELIVERY,
-            &[
-                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
-                ("WEBHOOKS_BREAKER_COOLDOWN_SECS", "0"),
-            ],
-        )
-        .await;
+    let mut delivery = without_breaker(&stack).await;
     let mut invoke = async |messages: &[IncomingMessage]| -> Value {
         delivery
             .runtime
@@ -196,6 +201,103 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
     assert_eq!(after.tree["meta"]["status"], "invalid_request");
 
     delivery.assert_role_is_exact();
+}
+
+/// A subscription's own headers and retry schedule through the binary (SPEC section 9):
+/// every attempt carries the headers (its `User-Agent` instead of the platform's), and a
+/// schedule of `[1, 3]` gives three attempts about 1 s and 3 s apart (the installation's
+/// jitter, rounded up to whole seconds), then `gave_up`; within the delivery role.
+#[tokio::test]
+async fn the_delivery_binary_sends_own_headers_and_follows_an_own_schedule() {
+    let stack = Deployed::start(&[], &[]).await;
+    let (platform, client) = (&stack.moto.platform, &stack.moto.client);
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Status(500));
+    let created = client
+        .post_json(
+            "/api/v0/webhooks/subscriptions",
+            &token(&claims(9, "hq")),
+            &json!({
+                "trigger_url": receiver.url, "event_id": "create_contact",
+                "headers": {"X-Api-Key": "key-d-1", "User-Agent": "gateway/2"},
+                "retry_schedule": [1, 3]
+            }),
+        )
+        .await;
+    let id = SubscriptionId::parse(
+        created.tree["response"]["subscription"]["subscription_id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut delivery = without_breaker(&stack).await;
+    let mut next = message("own-1", job(&id, 9, "msg_own").to_message());
+    let mut arrivals = Vec::new();
+    for (attempt, delays) in [(1, 1000..=2000), (2, 3000..=4000)] {
+        let answer = delivery
+            .runtime
+            .invoke(serde_json::to_value(sqs_event(&[next])).unwrap())
+            .await;
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+        receiver.wait_for(attempt, Duration::from_secs(10)).await;
+        arrivals.push(webhooks_tests::delivery_kit::now_millis());
+        let retry = platform
+            .deliveries
+            .receiver
+            .receive(10, Duration::from_secs(8))
+            .await
+            .unwrap();
+        assert_eq!(retry.len(), 1, "attempt {attempt} schedules one retry");
+        platform
+            .deliveries
+            .receiver
+            .ack(&retry[0].receipt)
+            .await
+            .unwrap();
+        let queued = DeliveryJob::from_message(&retry[0].message.body).unwrap();
+        assert_eq!(queued.attempt as usize, attempt + 1);
+        let due = queued.due_at.unwrap();
+        let wait = due - arrivals.last().unwrap();
+        assert!(
+            (delays.start() - 500..=*delays.end()).contains(&wait),
+            "retry {attempt} due {wait} ms after its attempt"
+        );
+        // Handed over when due, as the queue's delay would.
+        let until_due = due - webhooks_tests::delivery_kit::now_millis();
+        tokio::time::sleep(Duration::from_millis(until_due.max(0) as u64)).await;
+        next = message(
+            &format!("own-{}", attempt + 1),
+            retry[0].message.body.clone(),
+        );
+    }
+    let answer = delivery
+        .runtime
+        .invoke(serde_json::to_value(sqs_event(&[next])).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    arrivals.push(webhooks_tests::delivery_kit::now_millis());
+    let gaps: Vec<i64> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        (900..3000).contains(&gaps[0]) && (2900..5000).contains(&gaps[1]),
+        "about 1 s and 3 s apart: {gaps:?}"
+    );
+    for r in &got {
+        assert_eq!(r.header("x-api-key"), Some("key-d-1"));
+        assert_eq!(r.all("user-agent"), ["gateway/2"]);
+    }
+    assert_eq!(
+        outcomes(client, 9, &id).await,
+        ["gave_up", "retrying", "retrying"]
+    );
+    let more = platform
+        .deliveries
+        .receiver
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(more.is_empty(), "nothing after the last delay's attempt");
+    delivery.gate.assert_nothing_refused();
 }
 
 /// With `OnRepeatedFailure = disable`, 410 writes the subscription back inactive (a

@@ -1,7 +1,9 @@
-//! The subscription endpoints of SPEC sections 3 and 7: input parsed into the core's
-//! types, the use case called (`core::service`), the answer shaped.
+//! The subscription endpoints of SPEC sections 3, 7 and 9: input parsed into the core's
+//! types, the use case called (`core::service`), the answer shaped. A subscription's
+//! `headers` and `retry_schedule` come in JSON bodies only; answers show every header
+//! name, sensitive values masked.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use webhooks_core::model::identity::Caller;
 use webhooks_core::model::subscription::{
     Changes, NewSubscription, RawChanges, RawSubscription, Secret, Subscription,
@@ -40,8 +42,9 @@ pub fn list_types(app: &App) -> Result<Reply, ApiError> {
     ))
 }
 
-/// The subscription object of the spec. A secret is never echoed.
-pub fn render(app: &App, s: &Subscription) -> Value {
+/// The subscription object of the spec. A secret is never echoed; its own headers are
+/// shown with sensitive values masked (SPEC section 9).
+pub fn render(app: &App, s: &Subscription) -> Result<Value, ApiError> {
     let event = app.settings.catalogue.get(&s.event_id);
     let mut body = json!({
         "subscription_id": s.id.as_str(),
@@ -58,7 +61,18 @@ pub fn render(app: &App, s: &Subscription) -> Value {
     if let Some(reason) = &s.disabled_reason {
         body["disabled_reason"] = json!(reason);
     }
-    body
+    let headers = app.service.headers(s).map_err(failed(""))?;
+    if !headers.is_empty() {
+        let shown: Map<String, Value> = headers
+            .shown()
+            .map(|(name, value)| (name.to_owned(), json!(value)))
+            .collect();
+        body["headers"] = Value::Object(shown);
+    }
+    if let Some(schedule) = &s.retry_schedule {
+        body["retry_schedule"] = json!(schedule.delays());
+    }
+    Ok(body)
 }
 
 fn user(caller: &Caller) -> Value {
@@ -77,7 +91,7 @@ pub async fn list(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
         vec![user(caller)]
     };
     Ok(Reply::ok(json!({
-        "subscriptions": subs.iter().map(|s| render(app, s)).collect::<Vec<_>>(),
+        "subscriptions": subs.iter().map(|s| render(app, s)).collect::<Result<Vec<_>, _>>()?,
         "subscriptions_users": users,
     })))
 }
@@ -93,11 +107,13 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
         event_id: params.string("event_id")?,
         content_type: params.string("content_type")?,
         secret: params.string("secret")?,
+        headers: params.json_only("headers")?,
+        retry_schedule: params.json_only("retry_schedule")?,
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let subscription = app.service.create(caller, new).await.map_err(failed(""))?;
-    let mut body = render(app, &subscription);
+    let mut body = render(app, &subscription)?;
     body["user"] = user(caller);
     Ok(Reply::created(json!({ "subscription": body })))
 }
@@ -109,7 +125,7 @@ pub async fn get(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, ApiE
         .get(&caller.owner(), &id)
         .await
         .map_err(failed(raw_id))?;
-    Ok(Reply::ok(json!({ "subscription": render(app, &sub) })))
+    Ok(Reply::ok(json!({ "subscription": render(app, &sub)? })))
 }
 
 pub async fn delete(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, ApiError> {
@@ -121,8 +137,8 @@ pub async fn delete(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, A
     Ok(Reply::ok_empty())
 }
 
-/// `PUT .../subscriptions/{id}`: `trigger_url`, `content_type`, `active`, checked as on
-/// create; at least one.
+/// `PUT .../subscriptions/{id}`: `trigger_url`, `content_type`, `active`, `headers`,
+/// `retry_schedule`, checked as on create; at least one.
 pub async fn update(
     app: &App,
     caller: &Caller,
@@ -132,13 +148,15 @@ pub async fn update(
     let id = subscription_id(raw_id)?;
     if params.json.as_ref().is_some_and(|v| !v.is_object()) {
         return Err(ApiError::invalid_request(
-            "send the changes as a JSON object with trigger_url, content_type or active",
+            "send the changes as a JSON object with trigger_url, content_type, active, headers or retry_schedule",
         ));
     }
     let raw = RawChanges {
         trigger_url: params.string("trigger_url")?,
         content_type: params.string("content_type")?,
         active: params.boolean("active")?,
+        headers: params.json_only("headers")?,
+        retry_schedule: params.json_only("retry_schedule")?,
     };
     let changes = Changes::parse(raw, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
@@ -147,7 +165,7 @@ pub async fn update(
         .update(&caller.owner(), &id, changes)
         .await
         .map_err(failed(raw_id))?;
-    Ok(Reply::ok(json!({ "subscription": render(app, &sub) })))
+    Ok(Reply::ok(json!({ "subscription": render(app, &sub)? })))
 }
 
 /// `POST .../subscriptions/{id}/secret`: a given `secret`, or one the platform generates
@@ -176,7 +194,7 @@ pub async fn rotate_secret(
         .await
         .map_err(failed(raw_id))?;
     Ok(Reply::ok(json!({
-        "subscription": render(app, &rotated.subscription),
+        "subscription": render(app, &rotated.subscription)?,
         "secret": rotated.generated.as_ref().map(Secret::expose),
     })))
 }

@@ -1,5 +1,9 @@
 //! Subscriptions: what a user asked for, validated at the edge into types that cannot
 //! hold bad values.
+//!
+//! A subscription's own headers and retry schedule (SPEC section 9) are parsed here from
+//! the JSON values a request gave ([`AskedHeaders::parse`], [`RetrySchedule::parse`]);
+//! each refusal is a sentence that names the field and the rule.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -7,6 +11,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use url::{Host, Url};
 
 use crate::model::catalogue::{Catalogue, EventType};
@@ -17,6 +22,20 @@ use crate::model::network::NetworkPolicy;
 
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_SECRET_LEN: usize = 512;
+/// The most headers a subscription may set.
+pub const MAX_HEADERS: usize = 20;
+/// The longest header name accepted (SPEC section 9 bounds values only; a name this long
+/// is already more than receivers' servers take).
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+/// The longest header value, in bytes (values are ASCII, so characters too).
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+/// What answers show for a sensitive header's value; given back in a `PUT`, it keeps the
+/// stored value of that name.
+pub const MASKED: &str = "********";
+/// The most delays a retry schedule holds.
+pub const MAX_RETRY_DELAYS: usize = 20;
+/// The longest delay of a retry schedule, in seconds (a day).
+pub const MAX_RETRY_DELAY_SECS: u32 = 86_400;
 
 /// How a delivery body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -175,8 +194,303 @@ pub enum SubscriptionError {
     InvalidSecret(String),
     #[error("active must be true or false")]
     InvalidActive,
-    #[error("nothing to change: send trigger_url, content_type or active")]
+    #[error("{0}")]
+    InvalidHeaders(String),
+    #[error("{0}")]
+    InvalidRetrySchedule(String),
+    #[error("nothing to change: send trigger_url, content_type, active, headers or retry_schedule")]
     NothingToChange,
+}
+
+/// What an update does to an optional field: leaves it, removes it (`null`), or sets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Edit<T> {
+    #[default]
+    Keep,
+    Remove,
+    Set(T),
+}
+
+impl<T> Edit<T> {
+    fn is_keep(&self) -> bool {
+        matches!(self, Self::Keep)
+    }
+}
+
+/// Header names a subscription may not set, lowercase: the ones HTTP itself manages
+/// (framing, hop-by-hop) and the ones the platform sets on every delivery (SPEC sections 4
+/// and 9). `Authorization` joins them once a subscription has `auth`.
+const REFUSED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "x-accelo-event",
+];
+
+/// Prefixes of refused header names, lowercase: `Proxy-*`, and the platform's `X-Hub-*`
+/// signatures and `webhook-*` headers.
+const REFUSED_HEADER_PREFIXES: &[&str] = &["proxy-", "x-hub-", "webhook-"];
+
+/// Header names whose values answers mask, lowercase; so is any name containing
+/// [`SENSITIVE_HEADER_WORDS`].
+const SENSITIVE_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+const SENSITIVE_HEADER_WORDS: &[&str] = &["token", "key", "secret"];
+
+/// Whether `name` is an HTTP token (RFC 9110 section 5.6.2): letters, digits and
+/// ``!#$%&'*+-.^_`|~``.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether answers show this header's value as [`MASKED`].
+pub fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SENSITIVE_HEADERS.contains(&lower.as_str())
+        || SENSITIVE_HEADER_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// Why a header name is refused, when it is. `Authorization` is not here: SPEC section 9
+/// refuses it only when the subscription has `auth` (whose token it would collide with),
+/// which does not exist yet. The `auth` work adds that rule where both fields are known
+/// (`NewSubscription::parse`, and `Subscriptions::update` for the stored ones), with a
+/// sentence such as "headers: `Authorization` cannot be set with auth".
+fn refused_header(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("x-hub-") || lower.starts_with("webhook-") || lower == "x-accelo-event" {
+        Some("the platform sets it on every delivery")
+    } else if REFUSED_HEADERS.contains(&lower.as_str())
+        || REFUSED_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
+    {
+        Some("HTTP itself manages it")
+    } else {
+        None
+    }
+}
+
+/// `headers` as a request gave them, checked against every rule of SPEC section 9. A
+/// value of exactly [`MASKED`] asks to keep the stored value of that name; it is settled
+/// by [`AskedHeaders::resolve`] against what is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AskedHeaders(Vec<(String, Option<String>)>);
+
+impl AskedHeaders {
+    /// Reads the `headers` field of a JSON body: an object of at most [`MAX_HEADERS`]
+    /// header names (HTTP tokens, none refused, none twice without regard to case) and
+    /// string values (printable ASCII, at most [`MAX_HEADER_VALUE_LEN`] bytes).
+    ///
+    /// `Authorization` is allowed: SPEC section 9 refuses it only when the subscription
+    /// has `auth`, which does not exist yet. The `auth` work refuses it there (see
+    /// [`Headers::names`]).
+    pub fn parse(value: &Value) -> Result<Self, SubscriptionError> {
+        let bad = |s: String| SubscriptionError::InvalidHeaders(s);
+        let Value::Object(map) = value else {
+            return Err(bad(
+                "headers must be an object of header names and string values".into(),
+            ));
+        };
+        if map.len() > MAX_HEADERS {
+            return Err(bad(format!(
+                "headers may hold at most {MAX_HEADERS} headers"
+            )));
+        }
+        let mut seen: Vec<(String, &str)> = Vec::with_capacity(map.len());
+        let mut asked = Vec::with_capacity(map.len());
+        for (name, value) in map {
+            let shown: String = name.chars().take(64).collect();
+            if name.len() > MAX_HEADER_NAME_LEN {
+                return Err(bad(format!(
+                    "headers: a header name must be at most {MAX_HEADER_NAME_LEN} characters"
+                )));
+            }
+            if !is_token(name) {
+                return Err(bad(format!(
+                    "headers: `{shown}` is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+                )));
+            }
+            if let Some(why) = refused_header(name) {
+                return Err(bad(format!("headers: `{name}` cannot be set: {why}")));
+            }
+            let lower = name.to_ascii_lowercase();
+            if let Some((_, first)) = seen.iter().find(|(l, _)| *l == lower) {
+                return Err(bad(format!(
+                    "headers: `{first}` and `{name}` are the same header (names are compared without case)"
+                )));
+            }
+            seen.push((lower, name));
+            let Value::String(text) = value else {
+                return Err(bad(format!(
+                    "headers: the value of `{name}` must be a string"
+                )));
+            };
+            if text.len() > MAX_HEADER_VALUE_LEN {
+                return Err(bad(format!(
+                    "headers: the value of `{name}` must be at most {MAX_HEADER_VALUE_LEN} bytes"
+                )));
+            }
+            if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                return Err(bad(format!(
+                    "headers: the value of `{name}` must be printable ASCII (space to ~, no control characters)"
+                )));
+            }
+            asked.push((name.clone(), (text != MASKED).then(|| text.clone())));
+        }
+        Ok(Self(asked))
+    }
+
+    /// The headers to store: each value as given, or, for [`MASKED`], the stored value of
+    /// the same name (compared without case). A masked value with nothing stored under
+    /// its name is refused: there is no value to keep.
+    pub fn resolve(self, stored: Option<&Headers>) -> Result<Headers, SubscriptionError> {
+        self.0
+            .into_iter()
+            .map(|(name, value)| match value {
+                Some(value) => Ok((name, value)),
+                None => match stored.and_then(|s| s.get(&name)) {
+                    Some(kept) => Ok((name, kept.to_owned())),
+                    None => Err(SubscriptionError::InvalidHeaders(format!(
+                        "headers: `{name}` is \"{MASKED}\", which keeps a stored value, and it has none; send its value"
+                    ))),
+                },
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Headers)
+    }
+}
+
+impl fmt::Debug for AskedHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// A subscription's own headers, valid (see [`AskedHeaders::parse`]), in name order.
+/// Stored sealed like a secret (one sealed value for the whole map: [`Headers::to_sealable`]);
+/// never printed with their values.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// Names and values, as given.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The names, as given. The `auth` work refuses `Authorization` among them when a
+    /// subscription has `auth` (SPEC section 9).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of a name, compared without case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// What answers show: every name, and the value, or [`MASKED`] for a sensitive one
+    /// ([`is_sensitive_header`]).
+    pub fn shown(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter()
+            .map(|(n, v)| (n, if is_sensitive_header(n) { MASKED } else { v }))
+    }
+
+    /// The text that is sealed (JSON: an array of name and value pairs).
+    pub fn to_sealable(&self) -> String {
+        serde_json::to_string(self).expect("pairs of strings serialize")
+    }
+
+    /// From an opened sealed value.
+    pub fn from_opened(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// A subscription's own retry schedule: 1 to [`MAX_RETRY_DELAYS`] delays in whole
+/// seconds, each 1 to [`MAX_RETRY_DELAY_SECS`]; delay *n* follows failed attempt *n*
+/// (see `policy::retry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RetrySchedule(Vec<u32>);
+
+impl RetrySchedule {
+    /// Reads the `retry_schedule` field of a JSON body: a list of 1 to 20 numbers of
+    /// seconds, each from 1 to 86,400. A fraction is rounded up to whole seconds, as SQS
+    /// delays are whole seconds: `1.5` is stored as 2 (nothing below 1 is accepted, so no
+    /// delay becomes 0).
+    pub fn parse(value: &Value) -> Result<Self, SubscriptionError> {
+        let bad = |s: String| SubscriptionError::InvalidRetrySchedule(s);
+        let Value::Array(items) = value else {
+            return Err(bad(
+                "retry_schedule must be a list of delays in seconds, such as [5, 60, 600]".into(),
+            ));
+        };
+        if items.is_empty() || items.len() > MAX_RETRY_DELAYS {
+            return Err(bad(format!(
+                "retry_schedule must hold 1 to {MAX_RETRY_DELAYS} delays"
+            )));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let secs = item.as_f64().ok_or_else(|| {
+                    bad(format!(
+                        "retry_schedule: delay {} must be a number of seconds",
+                        i + 1
+                    ))
+                })?;
+                if !(1.0..=f64::from(MAX_RETRY_DELAY_SECS)).contains(&secs) {
+                    return Err(bad(format!(
+                        "retry_schedule: delay {} must be from 1 to {MAX_RETRY_DELAY_SECS} seconds",
+                        i + 1
+                    )));
+                }
+                Ok(secs.ceil() as u32)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// For values read back from the store, which were validated when written.
+    pub fn from_stored(delays: Vec<u32>) -> Self {
+        Self(delays)
+    }
+
+    /// The delays, in seconds.
+    pub fn delays(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// The delay after attempt number `failed` (from 1) failed, or `None` after the last.
+    pub fn after(&self, failed: u32) -> Option<std::time::Duration> {
+        let secs = *self.0.get(failed.checked_sub(1)? as usize)?;
+        Some(std::time::Duration::from_secs(secs.into()))
+    }
 }
 
 /// An update request, validated: at least one field, each checked as on create.
@@ -185,6 +499,9 @@ pub struct Changes {
     pub trigger_url: Option<TriggerUrl>,
     pub content_type: Option<ContentType>,
     pub active: Option<bool>,
+    /// Replaces the whole map; masked values are settled against the stored ones.
+    pub headers: Edit<AskedHeaders>,
+    pub retry_schedule: Edit<RetrySchedule>,
 }
 
 /// The raw fields of an update request, as they came in.
@@ -194,6 +511,33 @@ pub struct RawChanges<'a> {
     pub content_type: Option<&'a str>,
     /// `true` or `false` (a JSON bool, or the word in a form).
     pub active: Option<&'a str>,
+    /// The JSON value given; `null` removes the field.
+    pub headers: Option<&'a Value>,
+    pub retry_schedule: Option<&'a Value>,
+}
+
+/// An optional JSON field of an update: absent keeps it, `null` removes it. (An empty
+/// `headers` object sets no headers, which removes them too.)
+fn edit<T>(
+    given: Option<&Value>,
+    parse: impl FnOnce(&Value) -> Result<T, SubscriptionError>,
+) -> Result<Edit<T>, SubscriptionError> {
+    Ok(match given {
+        None => Edit::Keep,
+        Some(Value::Null) => Edit::Remove,
+        Some(value) => Edit::Set(parse(value)?),
+    })
+}
+
+/// An optional JSON field of a create request: `null` is the same as absent.
+fn optional<T>(
+    given: Option<&Value>,
+    parse: impl FnOnce(&Value) -> Result<T, SubscriptionError>,
+) -> Result<Option<T>, SubscriptionError> {
+    match edit(given, parse)? {
+        Edit::Set(value) => Ok(Some(value)),
+        Edit::Keep | Edit::Remove => Ok(None),
+    }
 }
 
 impl Changes {
@@ -212,13 +556,22 @@ impl Changes {
             Some("false") => Some(false),
             Some(_) => return Err(SubscriptionError::InvalidActive),
         };
-        if trigger_url.is_none() && content_type.is_none() && active.is_none() {
+        let headers = edit(raw.headers, AskedHeaders::parse)?;
+        let retry_schedule = edit(raw.retry_schedule, RetrySchedule::parse)?;
+        if trigger_url.is_none()
+            && content_type.is_none()
+            && active.is_none()
+            && headers.is_keep()
+            && retry_schedule.is_keep()
+        {
             return Err(SubscriptionError::NothingToChange);
         }
         Ok(Self {
             trigger_url,
             content_type,
             active,
+            headers,
+            retry_schedule,
         })
     }
 }
@@ -230,6 +583,8 @@ pub struct NewSubscription {
     pub trigger_url: TriggerUrl,
     pub content_type: ContentType,
     pub secret: Option<Secret>,
+    pub headers: Option<AskedHeaders>,
+    pub retry_schedule: Option<RetrySchedule>,
 }
 
 /// The raw fields of a create request, as they came in.
@@ -239,6 +594,9 @@ pub struct RawSubscription<'a> {
     pub event_id: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub secret: Option<&'a str>,
+    /// The JSON values given.
+    pub headers: Option<&'a Value>,
+    pub retry_schedule: Option<&'a Value>,
 }
 
 impl NewSubscription {
@@ -264,16 +622,21 @@ impl NewSubscription {
             Some(ct) => ContentType::parse(ct).ok_or(UnknownContentType)?,
         };
         let secret = Secret::parse(raw.secret.unwrap_or_default())?;
+        let headers = optional(raw.headers, AskedHeaders::parse)?;
+        let retry_schedule = optional(raw.retry_schedule, RetrySchedule::parse)?;
         Ok(Self {
             event,
             trigger_url,
             content_type,
             secret,
+            headers,
+            retry_schedule,
         })
     }
 }
 
-/// A stored subscription. The secret is held sealed (see `crypto::SecretSealer`).
+/// A stored subscription. The secret and the headers are held sealed (see
+/// `crypto::SecretSealer`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     pub id: SubscriptionId,
@@ -294,6 +657,12 @@ pub struct Subscription {
     /// The secret before the last rotation, which keeps signing beside the new one for a
     /// while.
     pub previous_secret: Option<PreviousSecret>,
+    /// Its own headers ([`Headers::to_sealable`]), sealed for it like its secret.
+    #[serde(default)]
+    pub sealed_headers: Option<String>,
+    /// Its own retry schedule, in place of the installation's.
+    #[serde(default)]
+    pub retry_schedule: Option<RetrySchedule>,
 }
 
 /// A rotated-out secret, sealed like the current one, and when it stops signing.
@@ -386,6 +755,7 @@ mod tests {
             event_id: ev,
             content_type: ct,
             secret,
+            ..Default::default()
         };
         let ok = NewSubscription::parse(
             raw(Some("https://a.example/h"), Some("assign_task"), None, None),
@@ -435,6 +805,7 @@ mod tests {
             trigger_url: url,
             content_type: ct,
             active,
+            ..Default::default()
         };
         let parse = |r| Changes::parse(r, &strict());
         assert_eq!(
@@ -475,5 +846,275 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::parse("hunter2").unwrap().unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    fn headers(value: Value) -> Result<Headers, SubscriptionError> {
+        AskedHeaders::parse(&value)?.resolve(None)
+    }
+
+    fn headers_refused(value: Value) -> String {
+        match headers(value) {
+            Err(SubscriptionError::InvalidHeaders(sentence)) => sentence,
+            other => panic!("not refused as headers: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn headers_follow_every_rule_and_each_refusal_says_which() {
+        let ok = headers(serde_json::json!({
+            "X-Api-Key": "k1", "User-Agent": "receiver-gateway/2", "Authorization": "Basic dTpw",
+            "x-empty": "", "A!#$%&'*+-.^_`|~9": " spaced ~ value "
+        }))
+        .unwrap();
+        assert_eq!(
+            ok.get("x-api-key"),
+            Some("k1"),
+            "names compare without case"
+        );
+        assert_eq!(ok.names().count(), 5);
+        let cases: Vec<(Value, &str)> = vec![
+            (serde_json::json!(["X-A", "1"]), "headers must be an object"),
+            (serde_json::json!("X-A: 1"), "headers must be an object"),
+            (
+                Value::Object(
+                    (0..21)
+                        .map(|i| (format!("X-H{i}"), Value::from("v")))
+                        .collect(),
+                ),
+                "at most 20 headers",
+            ),
+            (
+                serde_json::json!({"X A": "1"}),
+                "`X A` is not a header name",
+            ),
+            (serde_json::json!({"": "1"}), "is not a header name"),
+            (serde_json::json!({"X-Ä": "1"}), "is not a header name"),
+            (serde_json::json!({"X:A": "1"}), "is not a header name"),
+            (
+                serde_json::json!({"X".repeat(MAX_HEADER_NAME_LEN + 1): "1"}),
+                "at most 256 characters",
+            ),
+            (
+                serde_json::json!({"X-A": 1}),
+                "the value of `X-A` must be a string",
+            ),
+            (serde_json::json!({"X-A": null}), "must be a string"),
+            (serde_json::json!({"X-A": ["1"]}), "must be a string"),
+            (
+                serde_json::json!({"X-A": "a".repeat(MAX_HEADER_VALUE_LEN + 1)}),
+                "at most 1024 bytes",
+            ),
+            (
+                serde_json::json!({"X-A": "line\r\nX-B: 2"}),
+                "printable ASCII",
+            ),
+            (serde_json::json!({"X-A": "tab\t"}), "printable ASCII"),
+            (serde_json::json!({"X-A": "caf\u{e9}"}), "printable ASCII"),
+            (serde_json::json!({"X-A": "\u{7f}"}), "printable ASCII"),
+            (
+                serde_json::json!({"X-Api-Key": "1", "x-api-key": "2"}),
+                "are the same header (names are compared without case)",
+            ),
+        ];
+        for (value, expected) in cases {
+            let sentence = headers_refused(value.clone());
+            assert!(sentence.starts_with("headers"), "{sentence}");
+            assert!(sentence.contains(expected), "{value}: {sentence}");
+        }
+        assert!(headers(serde_json::json!({"X-A": "a".repeat(MAX_HEADER_VALUE_LEN)})).is_ok());
+        let mut twenty = serde_json::Map::new();
+        for i in 0..20 {
+            twenty.insert(format!("X-H{i}"), Value::from("v"));
+        }
+        assert!(headers(Value::Object(twenty)).is_ok());
+    }
+
+    #[test]
+    fn reserved_hop_by_hop_and_platform_header_names_are_refused_in_any_case() {
+        for name in [
+            "Host",
+            "content-length",
+            "Content-Type",
+            "Transfer-Encoding",
+            "CONNECTION",
+            "Keep-Alive",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Expect",
+            "Proxy-Authorization",
+            "proxy-connection",
+            "X-Accelo-Event",
+            "X-Hub-Signature",
+            "x-hub-signature-256",
+            "X-Hub-Anything",
+            "webhook-id",
+            "Webhook-Signature",
+            "webhook-timestamp",
+        ] {
+            let sentence = headers_refused(serde_json::json!({ name: "v" }));
+            assert!(
+                sentence.starts_with(&format!("headers: `{name}` cannot be set: ")),
+                "{sentence}"
+            );
+        }
+        // Near misses pass: only the exact names and the prefixes are refused.
+        assert!(headers(serde_json::json!({"X-Hub": "1", "Webhook": "1", "Proxy": "1", "Tea": "1", "X-Host": "1"})).is_ok());
+    }
+
+    #[test]
+    fn sensitive_values_are_masked_in_what_answers_show() {
+        let h = headers(serde_json::json!({
+            "Authorization": "Basic dTpw", "Cookie": "c=1",
+            "X-Api-Key": "k", "X-Auth-Token": "t", "X-Client-SECRET": "s", "Monkey": "m",
+            "X-Plain": "shown", "User-Agent": "ua"
+        }))
+        .unwrap();
+        let shown: std::collections::BTreeMap<&str, &str> = h.shown().collect();
+        for masked in [
+            "Authorization",
+            "Cookie",
+            "X-Api-Key",
+            "X-Auth-Token",
+            "X-Client-SECRET",
+            "Monkey",
+        ] {
+            assert_eq!(shown[masked], MASKED, "{masked}");
+        }
+        assert_eq!(shown["X-Plain"], "shown");
+        assert_eq!(shown["User-Agent"], "ua");
+        assert_eq!(shown.len(), 8, "every name is shown");
+        assert!(is_sensitive_header("proxy-authorization"));
+        let printed = format!(
+            "{h:?} {:?}",
+            AskedHeaders::parse(&serde_json::json!({"X-Plain": "shown"})).unwrap()
+        );
+        assert!(
+            !printed.contains("shown\"") && !printed.contains("Basic"),
+            "{printed}"
+        );
+        // Sealable and back.
+        assert_eq!(Headers::from_opened(&h.to_sealable()).unwrap(), h);
+    }
+
+    #[test]
+    fn a_masked_value_keeps_the_stored_one_and_needs_one_to_keep() {
+        let stored = headers(serde_json::json!({"X-Api-Key": "k1", "X-Plain": "p"})).unwrap();
+        let asked = AskedHeaders::parse(&serde_json::json!({
+            "x-api-key": MASKED, "X-New": "n"
+        }))
+        .unwrap();
+        let kept = asked.resolve(Some(&stored)).unwrap();
+        assert_eq!(
+            kept.iter().collect::<Vec<_>>(),
+            vec![("X-New", "n"), ("x-api-key", "k1")],
+            "the whole map is replaced; the masked name keeps its value, spelled as now given"
+        );
+        let nothing_to_keep = AskedHeaders::parse(&serde_json::json!({"X-Other": MASKED})).unwrap();
+        let e = nothing_to_keep.clone().resolve(Some(&stored)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "headers: `X-Other` is \"********\", which keeps a stored value, and it has none; send its value"
+        );
+        assert!(nothing_to_keep.resolve(None).is_err(), "on create too");
+    }
+
+    #[test]
+    fn retry_schedules_hold_1_to_20_delays_of_1_s_to_a_day_rounded_up() {
+        let parse = |v: Value| RetrySchedule::parse(&v);
+        assert_eq!(parse(serde_json::json!([1, 3])).unwrap().delays(), &[1, 3]);
+        assert_eq!(
+            parse(serde_json::json!([1.5, 2.01, 86400, 1e2]))
+                .unwrap()
+                .delays(),
+            &[2, 3, 86400, 100],
+            "fractions round up to whole seconds"
+        );
+        assert!(parse(Value::Array(vec![Value::from(5); 20])).is_ok());
+        let refused = |v: Value| match parse(v) {
+            Err(SubscriptionError::InvalidRetrySchedule(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(serde_json::json!([])),
+            "retry_schedule must hold 1 to 20 delays"
+        );
+        assert_eq!(
+            refused(Value::Array(vec![Value::from(5); 21])),
+            "retry_schedule must hold 1 to 20 delays"
+        );
+        assert!(refused(serde_json::json!(5)).starts_with("retry_schedule must be a list"));
+        assert!(refused(serde_json::json!({"a": 1})).starts_with("retry_schedule must be a list"));
+        assert_eq!(
+            refused(serde_json::json!([5, "10"])),
+            "retry_schedule: delay 2 must be a number of seconds"
+        );
+        for out_of_range in [
+            serde_json::json!([0]),
+            serde_json::json!([0.9]),
+            serde_json::json!([-5]),
+            serde_json::json!([86400.5]),
+            serde_json::json!([1e10]),
+        ] {
+            assert_eq!(
+                refused(out_of_range),
+                "retry_schedule: delay 1 must be from 1 to 86400 seconds"
+            );
+        }
+        let s = parse(serde_json::json!([1, 3])).unwrap();
+        assert_eq!(s.after(0), None);
+        assert_eq!(s.after(1), Some(std::time::Duration::from_secs(1)));
+        assert_eq!(s.after(2), Some(std::time::Duration::from_secs(3)));
+        assert_eq!(s.after(3), None, "after the last delay's attempt, nothing");
+    }
+
+    #[test]
+    fn the_new_fields_are_json_only_values_that_null_removes() {
+        let parse = |h: Option<&Value>, r: Option<&Value>| {
+            Changes::parse(
+                RawChanges {
+                    headers: h,
+                    retry_schedule: r,
+                    ..Default::default()
+                },
+                &strict(),
+            )
+        };
+        let null = Value::Null;
+        let removed = parse(Some(&null), None).unwrap();
+        assert_eq!(removed.headers, Edit::Remove);
+        assert_eq!(removed.retry_schedule, Edit::Keep);
+        let schedule = serde_json::json!([2]);
+        let set = parse(None, Some(&schedule)).unwrap();
+        assert_eq!(
+            set.retry_schedule,
+            Edit::Set(RetrySchedule::from_stored(vec![2]))
+        );
+        assert!(matches!(
+            parse(Some(&serde_json::json!({"Host": "x"})), None).unwrap_err(),
+            SubscriptionError::InvalidHeaders(_)
+        ));
+        let cat = Catalogue::default();
+        let create = |h: Option<&Value>| {
+            NewSubscription::parse(
+                RawSubscription {
+                    trigger_url: Some("https://a.example/h"),
+                    event_id: Some("assign_task"),
+                    headers: h,
+                    retry_schedule: Some(&null),
+                    ..Default::default()
+                },
+                &cat,
+                &strict(),
+            )
+        };
+        let plain = create(Some(&null)).unwrap();
+        assert!(plain.headers.is_none() && plain.retry_schedule.is_none());
+        assert!(
+            create(Some(&serde_json::json!({"X-A": "1"})))
+                .unwrap()
+                .headers
+                .is_some()
+        );
     }
 }

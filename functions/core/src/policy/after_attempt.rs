@@ -13,11 +13,13 @@
 //!   started later than a timeout ends the row, whatever the attempt's batch read before;
 //!   other failures neither count nor end it.
 //! * Anything else: retried on the schedule (jitter, a clamped `Retry-After`), then given
-//!   up; with no retries (`dispatch`), failed.
+//!   up; with no retries (`dispatch`), failed. A subscription with its own schedule is
+//!   retried on that one instead ([`RetryPolicy::next_own_delay`]).
 
 use std::time::Duration;
 
 use crate::model::clock::Millis;
+use crate::model::subscription::RetrySchedule;
 use crate::policy::retry::{RetryPolicy, parse_retry_after};
 use crate::ports::delivery_log::{Attempt, AttemptOutcome};
 use crate::ports::http::{HttpResponse, SendError};
@@ -139,6 +141,8 @@ pub struct Context<'a> {
     pub timeout_limit: u32,
     pub request_limit: Duration,
     pub retry: &'a RetryPolicy,
+    /// The subscription's own schedule, which replaces `retry`'s.
+    pub own_schedule: Option<&'a RetrySchedule>,
     /// Uniform in [0, 1), for the jitter.
     pub random: f64,
 }
@@ -164,10 +168,18 @@ pub fn decide(verdict: Verdict, cx: &Context<'_>) -> Decision {
     };
     let (outcome, next) = match cx.retries {
         Retries::None => (AttemptOutcome::Failed, Next::Done),
-        Retries::Scheduled => match cx.retry.next_delay(cx.attempt, retry_after, cx.random) {
-            Some(delay) => (AttemptOutcome::Retrying, Next::Retry(delay)),
-            None => (AttemptOutcome::GaveUp, Next::Done),
-        },
+        Retries::Scheduled => {
+            let delay = match cx.own_schedule {
+                Some(own) => cx
+                    .retry
+                    .next_own_delay(own, cx.attempt, retry_after, cx.random),
+                None => cx.retry.next_delay(cx.attempt, retry_after, cx.random),
+            };
+            match delay {
+                Some(delay) => (AttemptOutcome::Retrying, Next::Retry(delay)),
+                None => (AttemptOutcome::GaveUp, Next::Done),
+            }
+        }
     };
     Decision { outcome, next }
 }
@@ -269,6 +281,7 @@ mod tests {
             timeout_limit: 5,
             request_limit: LIMIT,
             retry: policy,
+            own_schedule: None,
             random: 0.5,
         }
     }
@@ -354,5 +367,56 @@ mod tests {
         };
         let d = decide(asked, &cx(0, 1, Retries::Scheduled, &policy));
         assert_eq!(d.next, Next::Retry(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn an_own_schedule_decides_instead_of_the_installations() {
+        let policy = RetryPolicy::default();
+        let own = RetrySchedule::from_stored(vec![1, 3]);
+        let with_own = |attempt, verdict| {
+            decide(
+                verdict,
+                &Context {
+                    own_schedule: Some(&own),
+                    ..cx(0, attempt, Retries::Scheduled, &policy)
+                },
+            )
+        };
+        let failed = Verdict::Failed { retry_after: None };
+        assert_eq!(
+            with_own(1, failed).next,
+            Next::Retry(Duration::from_secs(1))
+        );
+        assert_eq!(
+            with_own(2, failed).next,
+            Next::Retry(Duration::from_secs(3))
+        );
+        assert_eq!(
+            (with_own(3, failed).outcome, with_own(3, failed).next),
+            (AttemptOutcome::GaveUp, Next::Done),
+            "after the last delay's attempt, as with the default"
+        );
+        let asked = Verdict::Failed {
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(
+            with_own(1, asked).next,
+            Next::Retry(Duration::from_secs(30))
+        );
+        assert_eq!(
+            with_own(1, Verdict::TimedOut).next,
+            Next::Retry(Duration::from_secs(1))
+        );
+        let dispatch = decide(
+            failed,
+            &Context {
+                own_schedule: Some(&own),
+                ..cx(0, 1, Retries::None, &policy)
+            },
+        );
+        assert_eq!(
+            (dispatch.outcome, dispatch.next),
+            (AttemptOutcome::Failed, Next::Done)
+        );
     }
 }

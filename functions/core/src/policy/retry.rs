@@ -1,8 +1,12 @@
 //! When to try a failed delivery again: the schedule of SPEC section 4 (5 s, 5 min,
 //! 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt), with jitter, honouring a sane
-//! `Retry-After`.
+//! `Retry-After`; or a subscription's own schedule (SPEC section 9,
+//! [`RetryPolicy::next_own_delay`]): its delays, with the same jitter, rounded up to whole
+//! seconds, and a longer `Retry-After` still wins.
 
 use std::time::Duration;
+
+use crate::model::subscription::RetrySchedule;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -44,10 +48,43 @@ impl RetryPolicy {
     ) -> Option<Duration> {
         let scheduled = *self.schedule.get(failed.checked_sub(1)? as usize)?;
         if let Some(asked) = retry_after {
-            return Some(asked.clamp(Duration::from_secs(1), self.max_retry_after));
+            return Some(self.clamp_retry_after(asked));
         }
+        Some(self.jittered(scheduled, random))
+    }
+
+    /// The delay after attempt number `failed` (from 1) failed, on a subscription's own
+    /// schedule, or `None` after its last delay: delay `failed`, moved by the same jitter
+    /// and rounded up to whole seconds (SQS delays are whole seconds; 0.9 s must not
+    /// become 0). A `Retry-After`, clamped as on the installation's schedule, wins when it
+    /// is longer.
+    pub fn next_own_delay(
+        &self,
+        own: &RetrySchedule,
+        failed: u32,
+        retry_after: Option<Duration>,
+        random: f64,
+    ) -> Option<Duration> {
+        let jittered = self.jittered(own.after(failed)?, random);
+        let rounded = Duration::from_secs(
+            u64::try_from(jittered.as_nanos().div_ceil(1_000_000_000))
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        Some(match retry_after {
+            Some(asked) => rounded.max(self.clamp_retry_after(asked)),
+            None => rounded,
+        })
+    }
+
+    fn clamp_retry_after(&self, asked: Duration) -> Duration {
+        asked.clamp(Duration::from_secs(1), self.max_retry_after)
+    }
+
+    /// `scheduled`, moved by up to the jitter either way; `random` is uniform in [0, 1).
+    fn jittered(&self, scheduled: Duration, random: f64) -> Duration {
         let factor = 1.0 + self.jitter * (2.0 * random.clamp(0.0, 1.0) - 1.0);
-        Some(scheduled.mul_f64(factor.max(0.0)))
+        scheduled.mul_f64(factor.max(0.0))
     }
 
     /// How many attempts a delivery gets in all.
@@ -142,6 +179,71 @@ mod tests {
         );
         assert_eq!(
             p.next_delay(8, Some(secs(5)), 0.5),
+            None,
+            "Retry-After gives no extra attempts"
+        );
+    }
+
+    fn own(delays: &[u32]) -> RetrySchedule {
+        RetrySchedule::from_stored(delays.to_vec())
+    }
+
+    #[test]
+    fn an_own_schedule_replaces_the_installations_then_gives_up() {
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..Default::default()
+        };
+        let s = own(&[1, 3]);
+        let delays: Vec<_> = (1..=3)
+            .map(|a| p.next_own_delay(&s, a, None, 0.5))
+            .collect();
+        assert_eq!(delays, vec![Some(secs(1)), Some(secs(3)), None]);
+        assert_eq!(p.next_own_delay(&s, 0, None, 0.5), None);
+    }
+
+    #[test]
+    fn own_delays_keep_the_jitter_and_round_up_to_whole_seconds() {
+        let p = RetryPolicy::default();
+        let s = own(&[1, 3, 10]);
+        // 1 s less 10 %: 0.9 s, which must not become 0.
+        assert_eq!(p.next_own_delay(&s, 1, None, 0.0), Some(secs(1)));
+        // 1 s plus up to 10 %: 1.0... s rounds up to 2.
+        assert_eq!(p.next_own_delay(&s, 1, None, 0.999), Some(secs(2)));
+        assert_eq!(p.next_own_delay(&s, 1, None, 0.5), Some(secs(1)));
+        assert_eq!(p.next_own_delay(&s, 2, None, 0.0), Some(secs(3)), "2.7 s");
+        assert_eq!(p.next_own_delay(&s, 3, None, 0.0), Some(secs(9)));
+        assert_eq!(
+            p.next_own_delay(&s, 3, None, 0.75),
+            Some(secs(11)),
+            "10.5 s"
+        );
+        for r in [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999_999] {
+            let d = p.next_own_delay(&s, 3, None, r).unwrap();
+            assert_eq!(d.subsec_nanos(), 0, "whole seconds");
+            assert!((secs(9)..=secs(11)).contains(&d), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_longer_retry_after_wins_over_an_own_delay_and_a_shorter_does_not() {
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..Default::default()
+        };
+        let s = own(&[10, 20]);
+        assert_eq!(
+            p.next_own_delay(&s, 1, Some(secs(120)), 0.5),
+            Some(secs(120))
+        );
+        assert_eq!(p.next_own_delay(&s, 1, Some(secs(2)), 0.5), Some(secs(10)));
+        assert_eq!(
+            p.next_own_delay(&s, 2, Some(secs(10 * 86400)), 0.5),
+            Some(secs(86400)),
+            "clamped as always"
+        );
+        assert_eq!(
+            p.next_own_delay(&s, 3, Some(secs(5)), 0.5),
             None,
             "Retry-After gives no extra attempts"
         );

@@ -8,6 +8,10 @@
 //! value copied onto another row (another subscription, another owner) does not open
 //! there. Values sealed before the binding existed (`v1:`, no associated data beyond the
 //! prefix) still open, for any subscription; new values are always `v2:`.
+//!
+//! A subscription's own headers (SPEC section 9) are sealed the same way, as one value
+//! for the whole map, bound to the subscription and to their purpose: a sealed secret
+//! moved into the headers' place, or sealed headers into the secret's, does not open.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
@@ -15,7 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::model::random::random_bytes;
-use crate::model::subscription::SubscriptionRef;
+use crate::model::subscription::{Headers, SubscriptionRef};
 
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     HmacKey::new(key).sha256(&[data]).to_vec()
@@ -96,6 +100,13 @@ fn binding(subscription: &SubscriptionRef) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The associated data of sealed headers: the subscription's binding and their purpose.
+fn headers_binding(subscription: &SubscriptionRef) -> Vec<u8> {
+    let mut aad = binding(subscription);
+    aad.extend_from_slice(b"\0headers");
+    aad
+}
+
 impl SecretSealer {
     pub fn new(key: &[u8; 32]) -> Self {
         let unbound = UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES key");
@@ -140,6 +151,35 @@ impl SecretSealer {
         } else {
             Err(SealError::Corrupt)
         }
+    }
+
+    /// A subscription's headers sealed for it alone, or `None` when it has none.
+    pub fn seal_headers(
+        &self,
+        headers: &Headers,
+        subscription: &SubscriptionRef,
+    ) -> Option<String> {
+        (!headers.is_empty()).then(|| {
+            self.seal_with(
+                SEALED_V2,
+                &headers_binding(subscription),
+                &headers.to_sealable(),
+            )
+        })
+    }
+
+    /// Opens a subscription's sealed headers (none when nothing is stored).
+    pub fn open_headers(
+        &self,
+        sealed: Option<&str>,
+        subscription: &SubscriptionRef,
+    ) -> Result<Headers, SealError> {
+        let Some(sealed) = sealed else {
+            return Ok(Headers::default());
+        };
+        let raw = sealed.strip_prefix(SEALED_V2).ok_or(SealError::Corrupt)?;
+        let text = self.open_with(raw, &headers_binding(subscription))?;
+        Headers::from_opened(&text).map_err(|_| SealError::Corrupt)
     }
 
     /// The unbound `v1:` format, as values were sealed before the binding; for tests of
@@ -242,6 +282,33 @@ mod tests {
                 .open_for(&relabelled, &subscription("hq", 7, A))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn headers_seal_for_their_subscription_and_purpose_alone() {
+        let sealer = SecretSealer::ephemeral();
+        let sub = subscription("hq", 7, A);
+        let asked = crate::model::subscription::AskedHeaders::parse(&serde_json::json!({
+            "X-Api-Key": "key-value-1"
+        }))
+        .unwrap();
+        let headers = asked.resolve(None).unwrap();
+        let sealed = sealer.seal_headers(&headers, &sub).unwrap();
+        assert!(!sealed.contains("key-value-1") && !sealed.contains("X-Api-Key"));
+        assert_eq!(sealer.open_headers(Some(&sealed), &sub).unwrap(), headers);
+        assert!(
+            sealer
+                .open_headers(Some(&sealed), &subscription("hq", 7, B))
+                .is_err()
+        );
+        assert!(sealer.open_for(&sealed, &sub).is_err(), "not a secret");
+        let secret = sealer.seal_for(r#"[["X-A","1"]]"#, &sub);
+        assert!(
+            sealer.open_headers(Some(&secret), &sub).is_err(),
+            "a secret is not headers"
+        );
+        assert_eq!(sealer.seal_headers(&Headers::default(), &sub), None);
+        assert!(sealer.open_headers(None, &sub).unwrap().is_empty());
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! What a receiver gets: the body in the subscription's content type, and the headers
-//! of SPEC section 4 (Accelo's, GitHub's and Standard Webhooks' signatures).
+//! What a receiver gets: the body in the subscription's content type, the headers of SPEC
+//! section 4 (Accelo's, GitHub's and Standard Webhooks' signatures), and the
+//! subscription's own headers (SPEC section 9), a `User-Agent` among them replacing the
+//! platform's.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -127,6 +129,16 @@ pub fn headers(
         h.push((WEBHOOK_SIGNATURE, signatures));
     }
     h
+}
+
+/// Adds a subscription's own headers after the platform's. Their names were checked when
+/// they were set (none is one the platform sets, see `model::subscription`), except
+/// `User-Agent`, which replaces the platform's.
+pub fn add_own(headers: &mut Vec<(HeaderName, String)>, own: &[(HeaderName, String)]) {
+    if own.iter().any(|(name, _)| name == USER_AGENT) {
+        headers.retain(|(name, _)| name != USER_AGENT);
+    }
+    headers.extend_from_slice(own);
 }
 
 /// The bytes a secret signs with. A secret in Standard Webhooks' spelling (`whsec_` and
@@ -320,6 +332,42 @@ mod tests {
         assert_ne!(
             generated.expose(),
             crate::model::subscription::Secret::generate().expose()
+        );
+    }
+
+    #[test]
+    fn own_headers_follow_the_platforms_and_a_user_agent_replaces_its() {
+        let platform = || headers(ContentType::Json, "e", "msg_1", 1, b"{}", None, None);
+        let own = |pairs: &[(&str, &str)]| -> Vec<(HeaderName, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                        (*v).to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let mut h = platform();
+        add_own(
+            &mut h,
+            &own(&[("X-Api-Key", "k"), ("User-Agent", "theirs/1")]),
+        );
+        let agents: Vec<&str> = h
+            .iter()
+            .filter(|(n, _)| n == USER_AGENT)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(agents, ["theirs/1"]);
+        assert!(h.contains(&(HeaderName::from_static("x-api-key"), "k".into())));
+        assert_eq!(h.len(), platform().len() + 1);
+        let mut untouched = platform();
+        add_own(&mut untouched, &own(&[("X-A", "1")]));
+        assert!(
+            untouched
+                .iter()
+                .any(|(n, v)| n == USER_AGENT && v.starts_with("webhooks/"))
         );
     }
 }

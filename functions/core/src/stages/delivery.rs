@@ -1,9 +1,10 @@
 //! The delivery stage: each job becomes a signed POST to its subscription's URL, and the
 //! outcome decides what happens next. Each attempt is three steps: prepare (sign, with
-//! the subscription's secrets as the batch opened them, once for all its jobs), call (one
-//! request, within the time limit), handle (the policy's pure decision,
-//! [`crate::policy::after_attempt`], carried out: remove the subscription, queue the retry, log
-//! the attempt).
+//! the subscription's secrets as the batch opened them, once for all its jobs, and add its
+//! own headers, opened the same way), call (one request, within the time limit), handle
+//! (the policy's pure decision, [`crate::policy::after_attempt`], on the subscription's own
+//! retry schedule when it has one, carried out: remove the subscription, queue the retry,
+//! log the attempt).
 //!
 //! Retries further away than SQS's 15-minute delay are re-enqueued in steps: the job
 //! carries `due_at`, and a job received before it is due goes back on the queue with the
@@ -36,7 +37,7 @@ use crate::policy::after_attempt::{
 use crate::policy::breaker::{Breaker, Ended};
 use crate::policy::retry::RetryPolicy;
 use crate::ports::delivery_log::{Attempt, DeliveryLog};
-use crate::ports::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
+use crate::ports::http::{HeaderName, HttpResponse, HttpSender, OutgoingRequest, SendError};
 use crate::ports::operator::{OperatorChannel, OperatorNotice};
 use crate::ports::queue::{
     IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
@@ -101,7 +102,7 @@ pub enum DeliveryError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(
-        "the subscription's secret cannot be opened with this installation's key for this subscription"
+        "the subscription's secret or headers cannot be opened with this installation's key for this subscription"
     )]
     Secret {
         #[source]
@@ -188,14 +189,26 @@ impl Deliverer {
     }
 
     /// The subscription's secrets, opened for this subscription alone (a value copied
-    /// from another row fails here) and set up for signing: once per batch, shared by
-    /// the subscription's jobs in it. After a rotation the previous secret signs beside
-    /// the new one while its window, as of `at`, lasts.
+    /// from another row fails here) and set up for signing, and its own headers, opened
+    /// the same way: once per batch, shared by the subscription's jobs in it. After a
+    /// rotation the previous secret signs beside the new one while its window, as of
+    /// `at`, lasts.
     fn keys(&self, subscription: &Subscription, at: Millis) -> Result<Keys, SealError> {
         let reference = subscription.key();
         let open = |sealed: &str| -> Result<SigningKey, SealError> {
             Ok(SigningKey::new(&self.sealer.open_for(sealed, &reference)?))
         };
+        let headers = self
+            .sealer
+            .open_headers(subscription.sealed_headers.as_deref(), &reference)?
+            .iter()
+            .map(|(name, value)| {
+                // Checked when set: a name that is no header name was not written by us.
+                HeaderName::from_bytes(name.as_bytes())
+                    .map(|name| (name, value.to_owned()))
+                    .map_err(|_| SealError::Corrupt)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Keys {
             current: subscription
                 .sealed_secret
@@ -203,10 +216,11 @@ impl Deliverer {
                 .map(open)
                 .transpose()?,
             previous: subscription.previous_secret_at(at).map(open).transpose()?,
+            headers,
         })
     }
 
-    /// The signed request.
+    /// The signed request, with the subscription's own headers.
     fn prepare(
         &self,
         job: &DeliveryJob,
@@ -219,7 +233,7 @@ impl Deliverer {
             signing::BodyId::of(job.object_id, job.subject.as_deref()),
             job.resource_url.as_deref(),
         );
-        let headers = signing::headers(
+        let mut headers = signing::headers(
             subscription.content_type,
             &job.event_id,
             &job.delivery_id,
@@ -228,6 +242,7 @@ impl Deliverer {
             keys.current.as_ref(),
             keys.previous.as_ref(),
         );
+        signing::add_own(&mut headers, &keys.headers);
         OutgoingRequest {
             url: subscription.trigger_url.as_str().to_owned(),
             headers,
@@ -266,6 +281,7 @@ impl Deliverer {
                 timeout_limit: self.settings.timeout_limit,
                 request_limit: self.settings.timeout,
                 retry: &self.settings.retry,
+                own_schedule: subscription.retry_schedule.as_ref(),
                 random: random_unit(),
             },
         );
@@ -559,7 +575,7 @@ impl Deliverer {
         let mut settled = Vec::new();
         let mut deferred = 0;
         let marks = &BatchMarks::default();
-        // Each subscription's secrets, opened once for all its jobs in the batch.
+        // Each subscription's secrets and headers, opened once for all its jobs in the batch.
         let mut keys: HashMap<&SubscriptionId, Result<Keys, SealError>> = HashMap::new();
         for (message, job) in due {
             let found = subscriptions
@@ -712,10 +728,12 @@ impl BatchMarks {
     }
 }
 
-/// A subscription's secrets set up for signing (see [`Deliverer::keys`]).
+/// A subscription's secrets set up for signing, and its own headers (see
+/// [`Deliverer::keys`]).
 struct Keys {
     current: Option<SigningKey>,
     previous: Option<SigningKey>,
+    headers: Vec<(HeaderName, String)>,
 }
 
 /// One request made: when it started, how long it took, and what came back.

@@ -10,7 +10,11 @@
 //! * A refused request changes nothing: input arrives parsed, and windows and ids are
 //!   checked before anything is written or queued.
 //! * Secrets are sealed for their subscription before they are stored and never returned,
-//!   except a generated secret, once, in the answer of the rotation that made it.
+//!   except a generated secret, once, in the answer of the rotation that made it. So are
+//!   a subscription's own headers, which answers show with sensitive values masked
+//!   ([`Subscriptions::headers`]).
+//! * `PUT` replaces the whole header map; a masked value (`"********"`) keeps the stored
+//!   value of that name, and is refused when there is none, before anything is written.
 //! * A resent or recovered delivery keeps its delivery id (`webhook-id`) and starts a
 //!   fresh retry schedule; it goes through the deliveries queue like any job.
 //! * Recovering a window answers how many deliveries it queues and queues them
@@ -28,12 +32,12 @@ use crate::model::ids::{IdGenerator, SubscriptionId};
 use crate::model::job::DeliveryJob;
 use crate::model::random::random_id;
 use crate::model::subscription::{
-    Changes, NewSubscription, PreviousSecret, Secret, Subscription, SubscriptionRef,
+    Changes, Edit, Headers, NewSubscription, PreviousSecret, Secret, Subscription, SubscriptionRef,
 };
 use crate::ports::delivery_log::{Attempt, LogCursor};
 use crate::ports::queue::{OutgoingMessage, QueueError, QueueSender, send_all};
 use crate::ports::store::{StoreError, SubscriptionStore};
-use crate::security::crypto::SecretSealer;
+use crate::security::crypto::{SealError, SecretSealer};
 use crate::stages::delivery::{Deliverer, DeliveryError, Retries};
 use crate::stages::recovery::{LOG_PAGE, RecoverTask, again};
 
@@ -54,6 +58,11 @@ pub enum ServiceError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error("a subscription's sealed headers cannot be opened with this installation's key")]
+    Unsealable {
+        #[source]
+        source: SealError,
+    },
 }
 
 /// What the use cases need to know of the installation.
@@ -136,6 +145,15 @@ impl Subscriptions {
             .secret
             .as_ref()
             .map(|s| self.sealer.seal_for(s.expose(), &key));
+        let sealed_headers = match new.headers {
+            None => None,
+            Some(asked) => {
+                let headers = asked
+                    .resolve(None)
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                self.sealer.seal_headers(&headers, &key)
+            }
+        };
         let subscription = Subscription {
             id: key.id,
             owner: key.owner,
@@ -149,6 +167,8 @@ impl Subscriptions {
             active: true,
             disabled_reason: None,
             previous_secret: None,
+            sealed_headers,
+            retry_schedule: new.retry_schedule,
         };
         self.store.put(&subscription).await?;
         tracing::info!(subscription_id = %subscription.id, event_id = %subscription.event_id, "subscription created");
@@ -180,8 +200,16 @@ impl Subscriptions {
         }
     }
 
-    /// Changes the URL, the content type, or whether it is active. Resuming clears the
-    /// reason an automatic disable left; pausing takes it out of the fan-out's indexes.
+    /// The subscription's own headers, opened (none when it has none).
+    pub fn headers(&self, subscription: &Subscription) -> Result<Headers, ServiceError> {
+        self.sealer
+            .open_headers(subscription.sealed_headers.as_deref(), &subscription.key())
+            .map_err(|source| ServiceError::Unsealable { source })
+    }
+
+    /// Changes the URL, the content type, whether it is active, its headers or its retry
+    /// schedule. Resuming clears the reason an automatic disable left; pausing takes it
+    /// out of the fan-out's indexes.
     pub async fn update(
         &self,
         owner: &Owner,
@@ -198,6 +226,23 @@ impl Subscriptions {
         if let Some(active) = changes.active {
             subscription.active = active;
             subscription.disabled_reason = None;
+        }
+        match changes.headers {
+            Edit::Keep => {}
+            Edit::Remove => subscription.sealed_headers = None,
+            Edit::Set(asked) => {
+                let stored = self.headers(&subscription)?;
+                let headers = asked
+                    .resolve(Some(&stored))
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                subscription.sealed_headers =
+                    self.sealer.seal_headers(&headers, &subscription.key());
+            }
+        }
+        match changes.retry_schedule {
+            Edit::Keep => {}
+            Edit::Remove => subscription.retry_schedule = None,
+            Edit::Set(schedule) => subscription.retry_schedule = Some(schedule),
         }
         self.replace(&subscription).await?;
         tracing::info!(subscription_id = %id, active = subscription.active, "subscription updated by its owner");

@@ -11,6 +11,8 @@
 //! | `gsi2pk` | `{deployment}#{user_id}#{event_id}`: partition key of the `by_owner_event` index (sort key `sk`, keys only) |
 //! | `active` | `false` when paused or disabled (absent: active); such an item has no `gsi1pk`/`gsi2pk`, so no index holds it |
 //! | `disabled_reason`, `previous_secret`, `previous_secret_until` | when set |
+//! | `headers` | when set: the subscription's own headers, sealed as one value like `secret` |
+//! | `retry_schedule` | when set: its own delays in seconds, a list of numbers |
 //!
 //! * get one: `GetItem(pk, sk)`; another owner's id is simply absent.
 //! * list by owner: `Query(pk)`, following `LastEvaluatedKey`.
@@ -36,7 +38,7 @@ use crate::adapters::aws::dynamodb_table::{self, TableSpec, unavailable};
 use crate::model::identity::{Deployment, Owner};
 use crate::model::ids::SubscriptionId;
 use crate::model::subscription::{
-    ContentType, PreviousSecret, Subscription, SubscriptionRef, TriggerUrl,
+    ContentType, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
 };
 use crate::ports::store::{Page, StoreError, SubscriptionStore};
 
@@ -117,7 +119,39 @@ fn to_item(sub: &Subscription) -> Item {
     if let Some(sealed) = &sub.sealed_secret {
         item.insert("secret".into(), s(sealed));
     }
+    if let Some(sealed) = &sub.sealed_headers {
+        item.insert("headers".into(), s(sealed));
+    }
+    if let Some(schedule) = &sub.retry_schedule {
+        item.insert(
+            "retry_schedule".into(),
+            AttributeValue::L(
+                schedule
+                    .delays()
+                    .iter()
+                    .map(|d| AttributeValue::N(d.to_string()))
+                    .collect(),
+            ),
+        );
+    }
     item
+}
+
+/// The `retry_schedule` attribute, when there is one.
+fn retry_schedule(item: &Item) -> Result<Option<RetrySchedule>, StoreError> {
+    let corrupt = || StoreError::Corrupt("retry_schedule".into());
+    match item.get("retry_schedule") {
+        None => Ok(None),
+        Some(AttributeValue::L(delays)) => delays
+            .iter()
+            .map(|d| match d {
+                AttributeValue::N(n) => n.parse().map_err(|_| corrupt()),
+                _ => Err(corrupt()),
+            })
+            .collect::<Result<Vec<u32>, _>>()
+            .map(|d| Some(RetrySchedule::from_stored(d))),
+        Some(_) => Err(corrupt()),
+    }
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
@@ -164,6 +198,8 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
             }),
             _ => None,
         },
+        sealed_headers: text(item, "headers").ok().map(str::to_owned),
+        retry_schedule: retry_schedule(item)?,
     })
 }
 
