@@ -64,6 +64,7 @@ async fn main() {
             previous_secret: None,
             sealed_headers: None,
             retry_schedule: None,
+            auth: None,
         };
         store.put(&sub).await.unwrap();
         jobs.push(DeliveryJob {
@@ -100,6 +101,7 @@ async fn main() {
         settings: DeliverySettings::default(),
         breaker: Default::default(),
         operator: std::sync::Arc::new(webhooks_core::ports::operator::LogOnly),
+        tokens: Default::default(),
     };
 
     // Warm up connections on both paths.

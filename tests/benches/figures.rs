@@ -891,6 +891,7 @@ async fn delivery_client_alone(url: &str, posts: usize) -> (f64, Duration) {
         ),
         body,
         timeout: Duration::from_secs(10),
+        body_cap: webhooks_core::ports::http::MAX_RESPONSE_BODY,
     };
     let post = |_| async {
         let answer = sender.post(&request).await.expect("the receiver answers");

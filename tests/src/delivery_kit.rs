@@ -153,6 +153,7 @@ impl DeliveryKit {
             // The kit tests the other rules; `with_breaker` turns the breaker on.
             breaker: Breaker::new(BreakerSettings::off()),
             operator: operator.clone(),
+            tokens: Default::default(),
         };
         Self {
             deliverer,
@@ -198,6 +199,7 @@ impl DeliveryKit {
             previous_secret: None,
             sealed_headers: None,
             retry_schedule: None,
+            auth: None,
         };
         self.store.put(&sub).await.unwrap();
         sub
@@ -218,6 +220,27 @@ impl DeliveryKit {
             sealed_headers: self.sealer.seal_headers(&headers, &sub.key()),
             retry_schedule: retry_schedule
                 .map(|s| RetrySchedule::parse(&s).expect("a valid retry schedule")),
+            ..sub.clone()
+        };
+        assert!(self.store.replace(&changed).await.unwrap());
+        changed
+    }
+
+    /// Gives `sub` an `auth` (a JSON object with its client secret, checked as the API
+    /// checks it, loopback token URLs allowed), sealed and stored as the API stores it.
+    pub async fn set_auth(&self, sub: &Subscription, auth: serde_json::Value) -> Subscription {
+        let policy = webhooks_core::model::subscription::UrlPolicy {
+            allow_http: true,
+            network: NetworkPolicy::allowing(webhooks_core::model::network::IpRange::loopback()),
+        };
+        let asked = webhooks_core::model::subscription::AskedAuth::parse(&auth, &policy)
+            .expect("a valid auth");
+        let secret = asked.client_secret.expect("a client secret");
+        let changed = Subscription {
+            auth: Some(webhooks_core::model::subscription::Auth {
+                client: asked.client,
+                sealed_client_secret: self.sealer.seal_client_secret(secret.expose(), &sub.key()),
+            }),
             ..sub.clone()
         };
         assert!(self.store.replace(&changed).await.unwrap());

@@ -127,6 +127,7 @@ pub fn subscription(
         previous_secret: None,
         sealed_headers: None,
         retry_schedule: None,
+        auth: None,
     }
 }
 

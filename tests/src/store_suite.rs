@@ -4,7 +4,8 @@ use webhooks_core::model::clock::ManualClock;
 use webhooks_core::model::identity::{Deployment, Owner};
 use webhooks_core::model::ids::{IdGenerator, SubscriptionId};
 use webhooks_core::model::subscription::{
-    ContentType, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
+    Auth, ContentType, OAuthClient, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef,
+    TriggerUrl,
 };
 use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
@@ -38,6 +39,15 @@ impl Maker {
             previous_secret: None,
             sealed_headers: Some("v2:sealed-headers".to_owned()),
             retry_schedule: Some(RetrySchedule::from_stored(vec![1, 3, 86_400])),
+            auth: Some(Auth {
+                client: OAuthClient {
+                    token_url: TriggerUrl::from_stored("https://idp.example/token".into()),
+                    client_id: "client-1".into(),
+                    scope: Some("read write".into()),
+                    audience: (owner.user_id == 1).then(|| "https://api.example/".into()),
+                },
+                sealed_client_secret: "v2:sealed-client-secret".into(),
+            }),
         }
     }
 }
@@ -188,6 +198,7 @@ pub async fn run(store: &dyn SubscriptionStore) {
     changed.previous_secret = None;
     changed.sealed_headers = None;
     changed.retry_schedule = None;
+    changed.auth = None;
     assert!(store.replace(&changed).await.unwrap());
     assert_eq!(
         store.get(&alice, &a1.id).await.unwrap(),

@@ -375,6 +375,204 @@ async fn own_headers_are_sent_exactly_on_dynamodb() {
     own_headers_are_sent_exactly_and_replace_the_user_agent(on_dynamodb().await).await;
 }
 
+/// A token endpoint's answer.
+fn token_answer(token: &str, expires_in: u64) -> Behaviour {
+    Behaviour::Respond {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: format!(
+            r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#
+        ),
+    }
+}
+
+/// An `auth` whose client id and secret need form-encoding (RFC 6749 section 2.3.1).
+fn auth_at(token_url: &str) -> serde_json::Value {
+    json!({
+        "type": "oauth2_client_credentials", "token_url": token_url,
+        "client_id": "my client", "client_secret": "s:e%c r+t", "scope": "read write"
+    })
+}
+
+/// One token for many deliveries, across batches, sent as `Authorization: Bearer`; the
+/// client authenticated as RFC 6749 section 2.3.1 says; a new token once it is 60 s from
+/// expiring (the manual clock) and after a 401 from the receiver (SPEC section 9).
+async fn one_token_serves_many_deliveries_until_it_expires_or_a_401(kit: DeliveryKit) {
+    let (idp, receiver) = (Receiver::start().await, Receiver::start().await);
+    idp.always(token_answer("tok-1", 3600));
+    let sub = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    let sub = kit.set_auth(&sub, auth_at(&idp.url)).await;
+    let other = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    let other = kit.set_auth(&other, auth_at(&idp.url)).await;
+    let batch: Vec<DeliveryJob> = (1..=4)
+        .map(|i| kit.job(&sub, i))
+        .chain([kit.job(&other, 5)])
+        .collect();
+    assert!(kit.run(&batch).await.is_empty());
+    assert!(
+        kit.run(&[kit.job(&sub, 6), kit.job(&sub, 7)])
+            .await
+            .is_empty()
+    );
+    let got = receiver.wait_for(7, WAIT).await;
+    assert!(
+        got.iter()
+            .all(|r| r.all("authorization") == ["Bearer tok-1"]),
+        "{:?}",
+        got.iter()
+            .map(|r| r.all("authorization"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        idp.count(),
+        1,
+        "one token request for two batches of the same auth"
+    );
+    let asked = &idp.requests()[0];
+    assert_eq!(asked.method, "POST");
+    assert_eq!(
+        asked.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        asked.body_text(),
+        "grant_type=client_credentials&scope=read+write"
+    );
+    let basic = asked
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Basic ")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(basic)
+                .unwrap()
+        )
+        .unwrap(),
+        "my+client:s%3Ae%25c+r%2Bt",
+        "id and secret form-encoded, then joined by `:`"
+    );
+    // Reused until 60 s before it expires.
+    idp.always(token_answer("tok-2", 3600));
+    kit.clock.advance(3_540_000 - 1_000);
+    kit.run(&[kit.job(&sub, 8)]).await;
+    assert_eq!(idp.count(), 1);
+    kit.clock.advance(1_000);
+    kit.run(&[kit.job(&sub, 9)]).await;
+    assert_eq!(idp.count(), 2, "expired: a new token");
+    assert_eq!(
+        receiver.wait_for(9, WAIT).await[8].header("authorization"),
+        Some("Bearer tok-2")
+    );
+    // A 401 discards it: that attempt fails, the next one fetches a new token.
+    idp.always(token_answer("tok-3", 3600));
+    receiver.script(vec![Behaviour::Status(401)]);
+    kit.run(&[kit.job(&sub, 10)]).await;
+    assert_eq!(idp.count(), 2);
+    kit.run(&[kit.job(&sub, 11)]).await;
+    assert_eq!(idp.count(), 3, "a new token after the 401");
+    let got = receiver.wait_for(11, WAIT).await;
+    assert_eq!(got[9].header("authorization"), Some("Bearer tok-2"));
+    assert_eq!(got[10].header("authorization"), Some("Bearer tok-3"));
+}
+
+#[tokio::test]
+async fn one_token_serves_many_deliveries_in_memory() {
+    one_token_serves_many_deliveries_until_it_expires_or_a_401(DeliveryKit::new()).await;
+}
+
+#[tokio::test]
+async fn one_token_serves_many_deliveries_on_dynamodb() {
+    one_token_serves_many_deliveries_until_it_expires_or_a_401(on_dynamodb().await).await;
+}
+
+/// A failed token request is a failed attempt with its `token_` kind, retried on the
+/// schedule, sending nothing to the receiver, its answer in no log line; a later attempt
+/// with a token delivers.
+async fn a_failed_token_request_is_a_retried_attempt_with_its_kind(kit: DeliveryKit) {
+    let (idp, receiver) = (Receiver::start().await, Receiver::start().await);
+    let sub = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    let sub = kit.set_auth(&sub, auth_at(&idp.url)).await;
+    let refused = kit.subscribe(&receiver.url, ContentType::Json, None).await;
+    let refused = kit.set_auth(&refused, auth_at(&refused_url())).await;
+    let answers = [
+        (500, "SECRET-ANSWER".to_owned(), "token_http_500"),
+        (
+            200,
+            "SECRET-ANSWER: not json".to_owned(),
+            "token_bad_response",
+        ),
+        (
+            200,
+            r#"{"access_token":"SECRET-ANSWER","token_type":"mac"}"#.to_owned(),
+            "token_bad_response",
+        ),
+        (
+            200,
+            format!(
+                r#"{{"access_token":"SECRET-ANSWER","token_type":"Bearer","pad":"{}"}}"#,
+                "x".repeat(64 * 1024)
+            ),
+            "token_bad_response",
+        ),
+    ];
+    for (i, (status, body, kind)) in answers.into_iter().enumerate() {
+        idp.always(Behaviour::Respond {
+            status,
+            headers: vec![],
+            body,
+        });
+        let job = kit.job(&sub, i as u64 + 1);
+        assert!(kit.run(std::slice::from_ref(&job)).await.is_empty());
+        let log = kit.log_of(&sub).await;
+        let line = &log[0];
+        assert_eq!(
+            (line.outcome, line.error_kind.as_deref(), line.http_status),
+            (AttemptOutcome::Retrying, Some(kind), None)
+        );
+        assert!(
+            line.response_body.is_empty(),
+            "the token answer is not kept"
+        );
+        assert!(
+            !line.reason.as_deref().unwrap().contains("SECRET"),
+            "{:?}",
+            line.reason
+        );
+        let sent = kit.queue.take_jobs();
+        assert_eq!(sent.len(), 1, "retried like any failure");
+        assert_eq!((sent[0].0.attempt, sent[0].1), (2, 5), "on the schedule");
+    }
+    assert_eq!(receiver.count(), 0, "nothing is sent without a token");
+    assert_eq!(idp.count(), 4, "each attempt asks again");
+    kit.run(&[kit.job(&refused, 9)]).await;
+    assert_eq!(
+        kit.log_of(&refused).await[0].error_kind.as_deref(),
+        Some("token_connection")
+    );
+    idp.always(token_answer("tok", 60));
+    kit.run(&[kit.job(&sub, 10)]).await;
+    assert_eq!(
+        receiver.wait_for(1, WAIT).await[0].header("authorization"),
+        Some("Bearer tok")
+    );
+    assert_eq!(kit.log_of(&sub).await[0].outcome, AttemptOutcome::Delivered);
+    // A lifetime of 60 s is too short to reuse.
+    kit.run(&[kit.job(&sub, 11)]).await;
+    assert_eq!(idp.count(), 6);
+}
+
+#[tokio::test]
+async fn a_failed_token_request_is_retried_with_its_kind_in_memory() {
+    a_failed_token_request_is_a_retried_attempt_with_its_kind(DeliveryKit::new()).await;
+}
+
+#[tokio::test]
+async fn a_failed_token_request_is_retried_with_its_kind_on_dynamodb() {
+    a_failed_token_request_is_a_retried_attempt_with_its_kind(on_dynamodb().await).await;
+}
+
 /// A schedule of `[1, 3]`: three attempts, 1 s and 3 s apart, then `gave_up`, as with
 /// the installation's schedule (SPEC section 9).
 async fn an_own_schedule_gives_three_attempts_then_gives_up(kit: DeliveryKit) {

@@ -163,6 +163,7 @@ async fn api_reads_are_bounded(backend: Backend) {
         settings: d.settings.clone(),
         breaker: Default::default(),
         operator: std::sync::Arc::new(webhooks_core::ports::operator::LogOnly),
+        tokens: Default::default(),
     });
     let app = App::new(
         settings.api,

@@ -29,6 +29,7 @@ fn post(url: &str) -> OutgoingRequest {
         headers: vec![(CONTENT_TYPE, "application/json".into())],
         body: br#"{"id":7}"#.to_vec(),
         timeout: Duration::from_secs(5),
+        body_cap: MAX_RESPONSE_BODY,
     }
 }
 
@@ -71,6 +72,7 @@ async fn the_exact_request_arrives_and_the_answer_comes_back() {
         ],
         body: body.clone(),
         timeout: Duration::from_secs(5),
+        body_cap: MAX_RESPONSE_BODY,
     };
     let response = sender().post(&request).await.unwrap();
     assert_eq!(
@@ -623,4 +625,25 @@ async fn an_address_that_never_answers_leaves_time_for_the_next_one() {
         .unwrap_err();
     assert_eq!(err, SendError::Timeout);
     drop(queued);
+}
+
+#[tokio::test]
+async fn each_request_reads_the_answer_up_to_its_own_cap() {
+    let receiver = Receiver::start().await;
+    receiver.always(Behaviour::Respond {
+        status: 200,
+        headers: vec![],
+        body: "a".repeat(70 * 1024),
+    });
+    let sender = sender();
+    let delivery = sender.post(&post(&receiver.url)).await.unwrap();
+    assert_eq!(delivery.body.len(), MAX_RESPONSE_BODY);
+    let token_sized = sender
+        .post(&OutgoingRequest {
+            body_cap: 64 * 1024 + 1,
+            ..post(&receiver.url)
+        })
+        .await
+        .unwrap();
+    assert_eq!(token_sized.body.len(), 64 * 1024 + 1);
 }

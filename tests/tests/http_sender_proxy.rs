@@ -70,6 +70,7 @@ fn a_proxy_in_the_environment_is_not_used() {
                     headers: vec![],
                     body: b"{}".to_vec(),
                     timeout: Duration::from_secs(5),
+                    body_cap: webhooks_core::ports::http::MAX_RESPONSE_BODY,
                 })
                 .await
                 .unwrap();

@@ -94,6 +94,7 @@ fn post(url: String) -> OutgoingRequest {
         headers: vec![(CONTENT_TYPE, "application/json".into())],
         body: br#"{"id":7}"#.to_vec(),
         timeout: Duration::from_secs(5),
+        body_cap: webhooks_core::ports::http::MAX_RESPONSE_BODY,
     }
 }
 

@@ -252,6 +252,7 @@ pub async fn compose_with(
         settings: settings.delivery.delivery.clone(),
         breaker: webhooks_core::policy::breaker::Breaker::new(settings.delivery.breaker),
         operator: parts.operator,
+        tokens: Default::default(),
     });
     let ports = Ports {
         store: parts.store,

@@ -11,7 +11,7 @@
 //! resolves differently on a second lookup cannot slip a refused address in). Literal IP
 //! hosts, which never reach the resolver, are checked before sending. The request's time
 //! limit covers all of it: the lookup, the connection, TLS, the request and the answer's
-//! body, of which at most [`MAX_RESPONSE_BODY`] bytes are read. Connecting alone has the
+//! body, of which at most the request's `body_cap` bytes are read. Connecting alone has the
 //! same limit, shared equally among a name's allowed addresses, so one that drops packets
 //! leaves time for the next.
 //!
@@ -46,7 +46,7 @@ use url::{Host, Url};
 
 use crate::model::network::{AddressClass, NetworkPolicy};
 use crate::observe::telemetry::error_chain as chain;
-use crate::ports::http::{HttpResponse, HttpSender, MAX_RESPONSE_BODY, OutgoingRequest, SendError};
+use crate::ports::http::{HttpResponse, HttpSender, OutgoingRequest, SendError};
 
 /// Resolves a host name to its addresses.
 #[async_trait]
@@ -403,11 +403,11 @@ impl HttpSender for ReqwestSender {
             // Up to the cap, then the rest is left unread: the connection is closed, not
             // pooled, as the response is dropped.
             let mut body = Vec::new();
-            while body.len() < MAX_RESPONSE_BODY {
+            while body.len() < request.body_cap {
                 let Some(chunk) = response.chunk().await? else {
                     break;
                 };
-                let room = MAX_RESPONSE_BODY - body.len();
+                let room = request.body_cap - body.len();
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok::<_, reqwest::Error>(HttpResponse {
@@ -478,6 +478,7 @@ fn classify(e: reqwest::Error) -> SendError {
 mod tests {
     use super::*;
     use crate::model::network::IpRange;
+    use crate::ports::http::MAX_RESPONSE_BODY;
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
@@ -604,6 +605,7 @@ mod tests {
             headers: vec![],
             body: vec![],
             timeout: std::time::Duration::from_secs(1),
+            body_cap: MAX_RESPONSE_BODY,
         };
         assert!(
             delivery.post(&plain).await.is_err(),
@@ -657,6 +659,7 @@ mod tests {
             headers: vec![],
             body: vec![],
             timeout: std::time::Duration::from_secs(1),
+            body_cap: MAX_RESPONSE_BODY,
         };
         for url in ["not a url", "ftp://example.com/", "http://"] {
             let err = sender.post(&post(url)).await.unwrap_err();

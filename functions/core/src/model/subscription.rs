@@ -3,7 +3,8 @@
 //!
 //! A subscription's own headers and retry schedule (SPEC section 9) are parsed here from
 //! the JSON values a request gave ([`AskedHeaders::parse`], [`RetrySchedule::parse`]);
-//! each refusal is a sentence that names the field and the rule.
+//! each refusal is a sentence that names the field and the rule. So is `auth`
+//! ([`AskedAuth::parse`]), whose client secret is never printed.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -79,34 +80,43 @@ pub struct TriggerUrl(String);
 
 impl TriggerUrl {
     pub fn parse(raw: &str, policy: &UrlPolicy) -> Result<Self, SubscriptionError> {
+        Self::parse_field(raw, policy, "trigger_url")
+    }
+
+    /// The same rules for another field's URL (`auth`'s `token_url`), named in the refusals.
+    pub fn parse_field(
+        raw: &str,
+        policy: &UrlPolicy,
+        field: &'static str,
+    ) -> Result<Self, SubscriptionError> {
         use SubscriptionError::*;
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err(Missing("trigger_url"));
+            return Err(Missing(field));
         }
         if raw.len() > MAX_URL_LEN {
             return Err(InvalidUrl(format!(
-                "trigger_url must be at most {MAX_URL_LEN} characters"
+                "{field} must be at most {MAX_URL_LEN} characters"
             )));
         }
         let scheme_rule = if policy.allow_http {
-            "trigger_url must be an absolute http or https URL"
+            format!("{field} must be an absolute http or https URL")
         } else {
-            "trigger_url must be an absolute https URL"
+            format!("{field} must be an absolute https URL")
         };
-        let url = Url::parse(raw).map_err(|_| InvalidUrl(scheme_rule.to_owned()))?;
+        let url = Url::parse(raw).map_err(|_| InvalidUrl(scheme_rule.clone()))?;
         match url.scheme() {
             "https" => {}
             "http" if policy.allow_http => {}
-            _ => return Err(InvalidUrl(scheme_rule.to_owned())),
+            _ => return Err(InvalidUrl(scheme_rule)),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(InvalidUrl(
-                "trigger_url must not carry a user name or password".to_owned(),
-            ));
+            return Err(InvalidUrl(format!(
+                "{field} must not carry a user name or password"
+            )));
         }
         let literal: Option<IpAddr> = match url.host() {
-            None => return Err(InvalidUrl(scheme_rule.to_owned())),
+            None => return Err(InvalidUrl(scheme_rule)),
             Some(Host::Ipv4(v4)) => Some(v4.into()),
             Some(Host::Ipv6(v6)) => Some(v6.into()),
             Some(Host::Domain(d))
@@ -119,7 +129,7 @@ impl TriggerUrl {
         if let Some(ip) = literal {
             policy.network.check(ip).map_err(|refused| {
                 InvalidUrl(format!(
-                    "trigger_url must not point at {}",
+                    "{field} must not point at {}",
                     refused.class.describe()
                 ))
             })?;
@@ -198,7 +208,11 @@ pub enum SubscriptionError {
     InvalidHeaders(String),
     #[error("{0}")]
     InvalidRetrySchedule(String),
-    #[error("nothing to change: send trigger_url, content_type, active, headers or retry_schedule")]
+    #[error("{0}")]
+    InvalidAuth(String),
+    #[error(
+        "nothing to change: send trigger_url, content_type, active, headers, retry_schedule or auth"
+    )]
     NothingToChange,
 }
 
@@ -261,9 +275,8 @@ pub fn is_sensitive_header(name: &str) -> bool {
 
 /// Why a header name is refused, when it is. `Authorization` is not here: SPEC section 9
 /// refuses it only when the subscription has `auth` (whose token it would collide with),
-/// which does not exist yet. The `auth` work adds that rule where both fields are known
-/// (`NewSubscription::parse`, and `Subscriptions::update` for the stored ones), with a
-/// sentence such as "headers: `Authorization` cannot be set with auth".
+/// a rule checked where both fields are known ([`NewSubscription::parse`], and
+/// `Subscriptions::update` for the stored ones): [`authorization_beside_auth`].
 fn refused_header(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("x-hub-") || lower.starts_with("webhook-") || lower == "x-accelo-event" {
@@ -288,9 +301,8 @@ impl AskedHeaders {
     /// header names (HTTP tokens, none refused, none twice without regard to case) and
     /// string values (printable ASCII, at most [`MAX_HEADER_VALUE_LEN`] bytes).
     ///
-    /// `Authorization` is allowed: SPEC section 9 refuses it only when the subscription
-    /// has `auth`, which does not exist yet. The `auth` work refuses it there (see
-    /// [`Headers::names`]).
+    /// `Authorization` is allowed here: SPEC section 9 refuses it only beside `auth`
+    /// ([`authorization_beside_auth`]).
     pub fn parse(value: &Value) -> Result<Self, SubscriptionError> {
         let bad = |s: String| SubscriptionError::InvalidHeaders(s);
         let Value::Object(map) = value else {
@@ -367,6 +379,13 @@ impl AskedHeaders {
     }
 }
 
+impl AskedHeaders {
+    /// Whether a name is among them, compared without case.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+}
+
 impl fmt::Debug for AskedHeaders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
@@ -388,8 +407,7 @@ impl Headers {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
-    /// The names, as given. The `auth` work refuses `Authorization` among them when a
-    /// subscription has `auth` (SPEC section 9).
+    /// The names, as given.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(n, _)| n.as_str())
     }
@@ -493,6 +511,145 @@ impl RetrySchedule {
     }
 }
 
+/// The one `auth` type (SPEC section 9).
+pub const OAUTH2_CLIENT_CREDENTIALS: &str = "oauth2_client_credentials";
+/// The longest `client_id`, `client_secret`, `scope` or `audience` accepted.
+pub const MAX_AUTH_VALUE_LEN: usize = 1024;
+
+/// The refusal of an `Authorization` header beside `auth`, whose token it would replace.
+pub fn authorization_beside_auth() -> SubscriptionError {
+    SubscriptionError::InvalidHeaders(
+        "headers: `Authorization` cannot be set with auth: the platform sends the access token in it".into(),
+    )
+}
+
+/// What a subscription's `auth` shows and the token request needs, beside the client
+/// secret: answers show these fields as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClient {
+    pub token_url: TriggerUrl,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+/// A stored `auth`: the client, and its secret sealed for the subscription and purpose
+/// (`crypto::SecretSealer::seal_client_secret`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    pub client: OAuthClient,
+    pub sealed_client_secret: String,
+}
+
+/// An OAuth2 client secret as given. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+/// `auth` as a request gave it: the client, and its secret, which a `PUT` may leave out
+/// to keep the stored one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedAuth {
+    pub client: OAuthClient,
+    pub client_secret: Option<ClientSecret>,
+}
+
+impl AskedAuth {
+    /// Reads the `auth` field of a JSON body: an object with `type`
+    /// (`oauth2_client_credentials`), `token_url` (the rules of `trigger_url`),
+    /// `client_id` and `client_secret` (non-empty strings), and optional `scope` and
+    /// `audience` (strings; `null` is absent), each of at most [`MAX_AUTH_VALUE_LEN`]
+    /// bytes with no control characters; no other field.
+    pub fn parse(value: &Value, policy: &UrlPolicy) -> Result<Self, SubscriptionError> {
+        let bad = |s: String| SubscriptionError::InvalidAuth(s);
+        let Value::Object(map) = value else {
+            return Err(bad(format!(
+                "auth must be an object with type \"{OAUTH2_CLIENT_CREDENTIALS}\", token_url, client_id and client_secret"
+            )));
+        };
+        if let Some(unknown) = map.keys().find(|k| {
+            ![
+                "type",
+                "token_url",
+                "client_id",
+                "client_secret",
+                "scope",
+                "audience",
+            ]
+            .contains(&k.as_str())
+        }) {
+            let shown: String = unknown.chars().take(64).collect();
+            return Err(bad(format!("auth: unknown field `{shown}`")));
+        }
+        match map.get("type") {
+            Some(Value::String(t)) if t == OAUTH2_CLIENT_CREDENTIALS => {}
+            _ => {
+                return Err(bad(format!(
+                    "auth: type must be \"{OAUTH2_CLIENT_CREDENTIALS}\""
+                )));
+            }
+        }
+        let text = |name: &str, required: bool| -> Result<Option<String>, SubscriptionError> {
+            let value = match map.get(name) {
+                None | Some(Value::Null) if required => {
+                    return Err(bad(format!("auth: {name} is required")));
+                }
+                None | Some(Value::Null) => return Ok(None),
+                Some(Value::String(v)) => v,
+                Some(_) => return Err(bad(format!("auth: {name} must be a string"))),
+            };
+            if value.is_empty() {
+                return Err(bad(format!("auth: {name} must not be empty")));
+            }
+            if value.len() > MAX_AUTH_VALUE_LEN {
+                return Err(bad(format!(
+                    "auth: {name} must be at most {MAX_AUTH_VALUE_LEN} bytes"
+                )));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "auth: {name} must not contain control characters"
+                )));
+            }
+            Ok(Some(value.clone()))
+        };
+        let token_url = match map.get("token_url") {
+            Some(Value::String(url)) => TriggerUrl::parse_field(url, policy, "auth: token_url")
+                .map_err(|e| bad(e.to_string()))?,
+            None | Some(Value::Null) => return Err(bad("auth: token_url is required".into())),
+            Some(_) => return Err(bad("auth: token_url must be a string".into())),
+        };
+        let client_id = text("client_id", true)?.unwrap_or_default();
+        let client_secret = text("client_secret", false)?.map(ClientSecret);
+        Ok(Self {
+            client: OAuthClient {
+                token_url,
+                client_id,
+                scope: text("scope", false)?,
+                audience: text("audience", false)?,
+            },
+            client_secret,
+        })
+    }
+}
+
 /// An update request, validated: at least one field, each checked as on create.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
@@ -502,6 +659,8 @@ pub struct Changes {
     /// Replaces the whole map; masked values are settled against the stored ones.
     pub headers: Edit<AskedHeaders>,
     pub retry_schedule: Edit<RetrySchedule>,
+    /// Without a client secret, keeps the stored one.
+    pub auth: Edit<AskedAuth>,
 }
 
 /// The raw fields of an update request, as they came in.
@@ -514,6 +673,7 @@ pub struct RawChanges<'a> {
     /// The JSON value given; `null` removes the field.
     pub headers: Option<&'a Value>,
     pub retry_schedule: Option<&'a Value>,
+    pub auth: Option<&'a Value>,
 }
 
 /// An optional JSON field of an update: absent keeps it, `null` removes it. (An empty
@@ -558,11 +718,13 @@ impl Changes {
         };
         let headers = edit(raw.headers, AskedHeaders::parse)?;
         let retry_schedule = edit(raw.retry_schedule, RetrySchedule::parse)?;
+        let auth = edit(raw.auth, |v| AskedAuth::parse(v, policy))?;
         if trigger_url.is_none()
             && content_type.is_none()
             && active.is_none()
             && headers.is_keep()
             && retry_schedule.is_keep()
+            && auth.is_keep()
         {
             return Err(SubscriptionError::NothingToChange);
         }
@@ -572,6 +734,7 @@ impl Changes {
             active,
             headers,
             retry_schedule,
+            auth,
         })
     }
 }
@@ -585,6 +748,8 @@ pub struct NewSubscription {
     pub secret: Option<Secret>,
     pub headers: Option<AskedHeaders>,
     pub retry_schedule: Option<RetrySchedule>,
+    /// With its client secret (a create has none stored to keep).
+    pub auth: Option<AskedAuth>,
 }
 
 /// The raw fields of a create request, as they came in.
@@ -597,6 +762,7 @@ pub struct RawSubscription<'a> {
     /// The JSON values given.
     pub headers: Option<&'a Value>,
     pub retry_schedule: Option<&'a Value>,
+    pub auth: Option<&'a Value>,
 }
 
 impl NewSubscription {
@@ -624,6 +790,15 @@ impl NewSubscription {
         let secret = Secret::parse(raw.secret.unwrap_or_default())?;
         let headers = optional(raw.headers, AskedHeaders::parse)?;
         let retry_schedule = optional(raw.retry_schedule, RetrySchedule::parse)?;
+        let auth = optional(raw.auth, |v| AskedAuth::parse(v, policy))?;
+        if let Some(auth) = &auth {
+            if auth.client_secret.is_none() {
+                return Err(InvalidAuth("auth: client_secret is required".into()));
+            }
+            if headers.as_ref().is_some_and(|h| h.has("authorization")) {
+                return Err(authorization_beside_auth());
+            }
+        }
         Ok(Self {
             event,
             trigger_url,
@@ -631,6 +806,7 @@ impl NewSubscription {
             secret,
             headers,
             retry_schedule,
+            auth,
         })
     }
 }
@@ -663,6 +839,9 @@ pub struct Subscription {
     /// Its own retry schedule, in place of the installation's.
     #[serde(default)]
     pub retry_schedule: Option<RetrySchedule>,
+    /// Its OAuth2 client, whose access token each delivery carries.
+    #[serde(default)]
+    pub auth: Option<Auth>,
 }
 
 /// A rotated-out secret, sealed like the current one, and when it stops signing.
@@ -1116,5 +1295,171 @@ mod tests {
                 .headers
                 .is_some()
         );
+    }
+    fn auth_refused(value: Value) -> String {
+        match AskedAuth::parse(&value, &strict()) {
+            Err(SubscriptionError::InvalidAuth(sentence)) => sentence,
+            other => panic!("not refused as auth: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn auth_follows_every_rule_and_each_refusal_says_which() {
+        let ok = AskedAuth::parse(
+            &serde_json::json!({
+                "type": "oauth2_client_credentials", "token_url": "https://idp.example/token",
+                "client_id": "id", "client_secret": "s: 100%", "scope": "a b", "audience": null
+            }),
+            &strict(),
+        )
+        .unwrap();
+        assert_eq!(ok.client.token_url.as_str(), "https://idp.example/token");
+        assert_eq!(ok.client.scope.as_deref(), Some("a b"));
+        assert_eq!(ok.client.audience, None);
+        assert_eq!(ok.client_secret.as_ref().unwrap().expose(), "s: 100%");
+        assert!(
+            !format!("{ok:?}").contains("100%"),
+            "the secret never prints"
+        );
+        let without_secret = AskedAuth::parse(
+            &serde_json::json!({"type": "oauth2_client_credentials", "token_url": "https://idp.example/t", "client_id": "id"}),
+            &strict(),
+        )
+        .unwrap();
+        assert!(
+            without_secret.client_secret.is_none(),
+            "a PUT may keep the stored one"
+        );
+        let base = serde_json::json!({
+            "type": "oauth2_client_credentials", "token_url": "https://idp.example/token",
+            "client_id": "id", "client_secret": "s"
+        });
+        let with = |key: &str, value: Value| {
+            let mut v = base.clone();
+            v[key] = value;
+            v
+        };
+        let without = |key: &str| {
+            let mut v = base.clone();
+            v.as_object_mut().unwrap().remove(key);
+            v
+        };
+        let cases: Vec<(Value, &str)> = vec![
+            (serde_json::json!("token"), "auth must be an object"),
+            (serde_json::json!([1]), "auth must be an object"),
+            (with("extra", Value::from(1)), "auth: unknown field `extra`"),
+            (
+                without("type"),
+                "auth: type must be \"oauth2_client_credentials\"",
+            ),
+            (with("type", Value::from("basic")), "auth: type must be"),
+            (without("token_url"), "auth: token_url is required"),
+            (
+                with("token_url", Value::from(5)),
+                "auth: token_url must be a string",
+            ),
+            (
+                with("token_url", Value::from("http://idp.example/t")),
+                "auth: token_url must be an absolute https URL",
+            ),
+            (
+                with("token_url", Value::from("https://10.0.0.1/t")),
+                "auth: token_url must not point at",
+            ),
+            (
+                with("token_url", Value::from("https://u:p@idp.example/t")),
+                "auth: token_url must not carry a user name",
+            ),
+            (without("client_id"), "auth: client_id is required"),
+            (
+                with("client_id", Value::Null),
+                "auth: client_id is required",
+            ),
+            (
+                with("client_id", Value::from("")),
+                "auth: client_id must not be empty",
+            ),
+            (
+                with("client_id", Value::from(1)),
+                "auth: client_id must be a string",
+            ),
+            (
+                with("client_secret", Value::from("")),
+                "auth: client_secret must not be empty",
+            ),
+            (
+                with("client_secret", Value::from("a\nb")),
+                "auth: client_secret must not contain control characters",
+            ),
+            (
+                with("scope", Value::from("s".repeat(MAX_AUTH_VALUE_LEN + 1))),
+                "auth: scope must be at most 1024 bytes",
+            ),
+            (
+                with("audience", serde_json::json!(["a"])),
+                "auth: audience must be a string",
+            ),
+        ];
+        for (value, expected) in cases {
+            let sentence = auth_refused(value.clone());
+            assert!(sentence.contains(expected), "{value}: {sentence}");
+        }
+    }
+
+    #[test]
+    fn auth_on_create_needs_its_secret_and_refuses_an_authorization_header() {
+        let cat = Catalogue::default();
+        let auth = serde_json::json!({
+            "type": "oauth2_client_credentials", "token_url": "https://idp.example/token",
+            "client_id": "id", "client_secret": "s"
+        });
+        let create = |auth: &Value, headers: Option<&Value>| {
+            NewSubscription::parse(
+                RawSubscription {
+                    trigger_url: Some("https://a.example/h"),
+                    event_id: Some("assign_task"),
+                    headers,
+                    auth: Some(auth),
+                    ..Default::default()
+                },
+                &cat,
+                &strict(),
+            )
+        };
+        assert!(create(&auth, None).unwrap().auth.is_some());
+        assert!(create(&Value::Null, None).unwrap().auth.is_none());
+        let mut no_secret = auth.clone();
+        no_secret.as_object_mut().unwrap().remove("client_secret");
+        assert_eq!(
+            create(&no_secret, None).unwrap_err().to_string(),
+            "auth: client_secret is required"
+        );
+        let authorization = serde_json::json!({"authorization": "Basic x"});
+        assert_eq!(
+            create(&auth, Some(&authorization)).unwrap_err(),
+            authorization_beside_auth()
+        );
+        assert!(
+            create(&Value::Null, Some(&authorization)).is_ok(),
+            "without auth it is allowed"
+        );
+        let changes = Changes::parse(
+            RawChanges {
+                auth: Some(&no_secret),
+                ..Default::default()
+            },
+            &strict(),
+        )
+        .unwrap();
+        assert!(matches!(&changes.auth, Edit::Set(a) if a.client_secret.is_none()));
+        let removed = Changes::parse(
+            RawChanges {
+                auth: Some(&Value::Null),
+                ..Default::default()
+            },
+            &strict(),
+        )
+        .unwrap();
+        assert_eq!(removed.auth, Edit::Remove);
     }
 }

@@ -37,19 +37,25 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Classifies a send result; `now_secs` dates a `Retry-After` given as an HTTP date.
-    pub fn of(result: &Result<HttpResponse, SendError>, now_secs: i64) -> Self {
-        match result {
-            Ok(r) if (200..300).contains(&r.status) => Self::Delivered,
-            Ok(r) if r.status == 410 => Self::Gone,
-            Ok(r) => Self::Failed {
+    /// Classifies an HTTP answer; `now_secs` dates a `Retry-After` given as an HTTP date.
+    pub fn answered(r: &HttpResponse, now_secs: i64) -> Self {
+        match r.status {
+            200..=299 => Self::Delivered,
+            410 => Self::Gone,
+            _ => Self::Failed {
                 retry_after: r
                     .retry_after
                     .as_deref()
                     .and_then(|v| parse_retry_after(v, now_secs)),
             },
-            Err(SendError::Timeout) => Self::TimedOut,
-            Err(_) => Self::Failed { retry_after: None },
+        }
+    }
+
+    /// Classifies a request that got no answer.
+    pub fn unanswered(e: &SendError) -> Self {
+        match e {
+            SendError::Timeout => Self::TimedOut,
+            _ => Self::Failed { retry_after: None },
         }
     }
 }
@@ -284,6 +290,15 @@ mod tests {
             own_schedule: None,
             random: 0.5,
         }
+    }
+
+    #[test]
+    fn a_token_request_that_timed_out_is_no_timeout_of_the_receiver() {
+        let token = logged(1_000_000, AttemptOutcome::Retrying, Some("token_timeout"));
+        assert!(!timed_out(&token));
+        assert_eq!(RowMark::of(&token), None, "it leaves no mark in the row");
+        let rows = vec![timeout(1_000_000), token, timeout(1_100_000)];
+        assert_eq!(timeout_rounds(1_100_000, &rows, LIMIT), 2);
     }
 
     #[test]

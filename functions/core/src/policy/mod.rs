@@ -3,3 +3,4 @@
 pub mod after_attempt;
 pub mod breaker;
 pub mod retry;
+pub mod token;

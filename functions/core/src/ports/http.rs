@@ -18,6 +18,9 @@ pub struct OutgoingRequest {
     pub body: Vec<u8>,
     /// The limit on the whole request, connection to last byte of the response.
     pub timeout: Duration,
+    /// The most of the answer's body read ([`MAX_RESPONSE_BODY`] for a delivery; more for
+    /// a token request, whose answer is the token).
+    pub body_cap: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +28,7 @@ pub struct HttpResponse {
     pub status: u16,
     /// `Retry-After`, as sent.
     pub retry_after: Option<String>,
-    /// At most [`MAX_RESPONSE_BODY`] bytes of the body, lossily decoded.
+    /// At most the request's `body_cap` bytes of the body, lossily decoded.
     pub body: String,
 }
 

@@ -11,7 +11,8 @@
 //!
 //! A subscription's own headers (SPEC section 9) are sealed the same way, as one value
 //! for the whole map, bound to the subscription and to their purpose: a sealed secret
-//! moved into the headers' place, or sealed headers into the secret's, does not open.
+//! moved into the headers' place, or sealed headers into the secret's, does not open. So
+//! is the client secret of a subscription's `auth`, with a purpose of its own.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
@@ -102,8 +103,14 @@ fn binding(subscription: &SubscriptionRef) -> Vec<u8> {
 
 /// The associated data of sealed headers: the subscription's binding and their purpose.
 fn headers_binding(subscription: &SubscriptionRef) -> Vec<u8> {
+    purpose_binding(subscription, b"headers")
+}
+
+/// The subscription's binding and a purpose.
+fn purpose_binding(subscription: &SubscriptionRef, purpose: &[u8]) -> Vec<u8> {
     let mut aad = binding(subscription);
-    aad.extend_from_slice(b"\0headers");
+    aad.push(0);
+    aad.extend_from_slice(purpose);
     aad
 }
 
@@ -166,6 +173,25 @@ impl SecretSealer {
                 &headers.to_sealable(),
             )
         })
+    }
+
+    /// The client secret of a subscription's `auth`, sealed for it alone and that purpose.
+    pub fn seal_client_secret(&self, secret: &str, subscription: &SubscriptionRef) -> String {
+        self.seal_with(
+            SEALED_V2,
+            &purpose_binding(subscription, b"auth_client_secret"),
+            secret,
+        )
+    }
+
+    /// Opens the client secret of a subscription's `auth`.
+    pub fn open_client_secret(
+        &self,
+        sealed: &str,
+        subscription: &SubscriptionRef,
+    ) -> Result<String, SealError> {
+        let raw = sealed.strip_prefix(SEALED_V2).ok_or(SealError::Corrupt)?;
+        self.open_with(raw, &purpose_binding(subscription, b"auth_client_secret"))
     }
 
     /// Opens a subscription's sealed headers (none when nothing is stored).
@@ -309,6 +335,29 @@ mod tests {
         );
         assert_eq!(sealer.seal_headers(&Headers::default(), &sub), None);
         assert!(sealer.open_headers(None, &sub).unwrap().is_empty());
+    }
+
+    #[test]
+    fn client_secrets_seal_for_their_subscription_and_purpose_alone() {
+        let sealer = SecretSealer::ephemeral();
+        let sub = subscription("hq", 7, A);
+        let sealed = sealer.seal_client_secret("cs: 100% secret", &sub);
+        assert!(!sealed.contains("secret"));
+        assert_eq!(
+            sealer.open_client_secret(&sealed, &sub).unwrap(),
+            "cs: 100% secret"
+        );
+        assert!(
+            sealer
+                .open_client_secret(&sealed, &subscription("hq", 7, B))
+                .is_err()
+        );
+        assert!(sealer.open_for(&sealed, &sub).is_err(), "not a secret");
+        let secret = sealer.seal_for("cs", &sub);
+        assert!(
+            sealer.open_client_secret(&secret, &sub).is_err(),
+            "a signing secret is not a client secret"
+        );
     }
 
     #[test]

@@ -29,13 +29,14 @@ use crate::model::clock::{Clock, Millis};
 use crate::model::ids::SubscriptionId;
 use crate::model::job::DeliveryJob;
 use crate::model::random::random_u64;
-use crate::model::subscription::{Subscription, SubscriptionRef};
+use crate::model::subscription::{OAuthClient, Subscription, SubscriptionRef};
 pub use crate::policy::after_attempt::Retries;
 use crate::policy::after_attempt::{
     Context, Decision, Next, OnRepeatedFailure, RowMark, Verdict, decide, timeout_rounds_of,
 };
 use crate::policy::breaker::{Breaker, Ended};
 use crate::policy::retry::RetryPolicy;
+use crate::policy::token::TokenError;
 use crate::ports::delivery_log::{Attempt, DeliveryLog};
 use crate::ports::http::{HeaderName, HttpResponse, HttpSender, OutgoingRequest, SendError};
 use crate::ports::operator::{OperatorChannel, OperatorNotice};
@@ -48,6 +49,7 @@ use crate::security::signing::{self, SigningKey};
 use crate::stages::batch::BatchHandler;
 use crate::stages::notices::{self, Notice};
 use crate::stages::recovery::{RecoverTask, again};
+use crate::stages::token::Tokens;
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -93,6 +95,9 @@ pub struct Deliverer {
     pub breaker: Breaker,
     /// Where the operator hears of removals and give-ups (see [`crate::ports::operator`]).
     pub operator: Arc<dyn OperatorChannel>,
+    /// Access tokens of subscriptions with `auth`, kept across batches and warm
+    /// invocations (see [`crate::stages::token`]).
+    pub tokens: Tokens,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +107,7 @@ pub enum DeliveryError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(
-        "the subscription's secret or headers cannot be opened with this installation's key for this subscription"
+        "the subscription's secret, headers or client secret cannot be opened with this installation's key for this subscription"
     )]
     Secret {
         #[source]
@@ -177,13 +182,45 @@ impl Deliverer {
         batch: &BatchMarks,
     ) -> Result<Settled, DeliveryError> {
         let at = self.clock.now_millis();
-        let request = self.prepare(job, subscription, keys, at);
         let started = Instant::now();
+        let mut request = self.prepare(job, subscription, keys, at);
+        // With `auth`, a token first; a failed token request is the attempt's failure.
+        let token = match &keys.auth {
+            None => None,
+            Some((client, secret)) => {
+                match self
+                    .tokens
+                    .get(self.sender.as_ref(), self.clock.as_ref(), client, secret)
+                    .await
+                {
+                    Ok(token) => Some(token),
+                    Err(e) => {
+                        let call = Call {
+                            at,
+                            duration_ms: started.elapsed().as_millis() as u64,
+                            result: Err(Failure::Token(e)),
+                        };
+                        return self.handle(job, subscription, call, retries, batch).await;
+                    }
+                }
+            }
+        };
+        if let Some(token) = &token {
+            request
+                .headers
+                .push((http::header::AUTHORIZATION, token.bearer()));
+        }
         let result = self.sender.post(&request).await;
+        // A 401 says the token is no good any more: the next attempt fetches another.
+        if let (Some(token), Some((client, secret)), Ok(answer)) = (&token, &keys.auth, &result)
+            && answer.status == 401
+        {
+            self.tokens.discard(client, secret, token).await;
+        }
         let call = Call {
             at,
             duration_ms: started.elapsed().as_millis() as u64,
-            result,
+            result: result.map_err(Failure::Send),
         };
         self.handle(job, subscription, call, retries, batch).await
     }
@@ -209,7 +246,18 @@ impl Deliverer {
                     .map_err(|_| SealError::Corrupt)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let auth = subscription
+            .auth
+            .as_ref()
+            .map(|auth| {
+                let secret = self
+                    .sealer
+                    .open_client_secret(&auth.sealed_client_secret, &reference)?;
+                Ok::<_, SealError>((auth.client.clone(), secret))
+            })
+            .transpose()?;
         Ok(Keys {
+            auth,
             current: subscription
                 .sealed_secret
                 .as_deref()
@@ -248,6 +296,7 @@ impl Deliverer {
             headers,
             body,
             timeout: self.settings.timeout,
+            body_cap: crate::ports::http::MAX_RESPONSE_BODY,
         }
     }
 
@@ -267,7 +316,12 @@ impl Deliverer {
             duration_ms,
             result,
         } = call;
-        let verdict = Verdict::of(&result, at.div_euclid(1000));
+        let verdict = match &result {
+            Ok(answer) => Verdict::answered(answer, at.div_euclid(1000)),
+            Err(Failure::Send(e)) => Verdict::unanswered(e),
+            // Not a timeout of the receiver's: it does not count toward removing it.
+            Err(Failure::Token(_)) => Verdict::Failed { retry_after: None },
+        };
         let timeout_rounds = match verdict {
             Verdict::TimedOut => self.timeout_rounds(job, key, at, batch).await,
             _ => 0,
@@ -315,8 +369,13 @@ impl Deliverer {
                     record.reason = Some(format!("the receiver answered HTTP {}", response.status));
                 }
             }
-            Err(e) => {
+            Err(Failure::Send(e)) => {
                 record.error_kind = Some(e.kind().to_owned());
+                record.reason = Some(e.to_string());
+            }
+            // The kind and why, never the token endpoint's answer.
+            Err(Failure::Token(e)) => {
+                record.error_kind = Some(e.kind());
                 record.reason = Some(e.to_string());
             }
         }
@@ -731,6 +790,8 @@ impl BatchMarks {
 /// A subscription's secrets set up for signing, and its own headers (see
 /// [`Deliverer::keys`]).
 struct Keys {
+    /// The `auth` client and its opened secret.
+    auth: Option<(OAuthClient, String)>,
     current: Option<SigningKey>,
     previous: Option<SigningKey>,
     headers: Vec<(HeaderName, String)>,
@@ -740,7 +801,14 @@ struct Keys {
 struct Call {
     at: Millis,
     duration_ms: u64,
-    result: Result<HttpResponse, SendError>,
+    result: Result<HttpResponse, Failure>,
+}
+
+/// Why an attempt got no answer from the receiver: the request failed, or no token was
+/// obtained to make it with.
+enum Failure {
+    Send(SendError),
+    Token(TokenError),
 }
 
 /// An attempt made and decided: its log line, and what it puts back on the queue (its

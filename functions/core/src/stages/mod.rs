@@ -8,3 +8,4 @@ pub mod fanout;
 pub mod notices;
 pub mod recovery;
 pub mod service;
+pub mod token;

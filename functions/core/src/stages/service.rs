@@ -13,6 +13,8 @@
 //!   except a generated secret, once, in the answer of the rotation that made it. So are
 //!   a subscription's own headers, which answers show with sensitive values masked
 //!   ([`Subscriptions::headers`]).
+//! * So is the client secret of `auth`, never shown; a `PUT` of `auth` without one keeps
+//!   the stored one. `Authorization` in `headers` is refused beside `auth`.
 //! * `PUT` replaces the whole header map; a masked value (`"********"`) keeps the stored
 //!   value of that name, and is refused when there is none, before anything is written.
 //! * A resent or recovered delivery keeps its delivery id (`webhook-id`) and starts a
@@ -32,7 +34,8 @@ use crate::model::ids::{IdGenerator, SubscriptionId};
 use crate::model::job::DeliveryJob;
 use crate::model::random::random_id;
 use crate::model::subscription::{
-    Changes, Edit, Headers, NewSubscription, PreviousSecret, Secret, Subscription, SubscriptionRef,
+    Auth, Changes, Edit, Headers, NewSubscription, PreviousSecret, Secret, Subscription,
+    SubscriptionRef, authorization_beside_auth,
 };
 use crate::ports::delivery_log::{Attempt, LogCursor};
 use crate::ports::queue::{OutgoingMessage, QueueError, QueueSender, send_all};
@@ -154,6 +157,15 @@ impl Subscriptions {
                 self.sealer.seal_headers(&headers, &key)
             }
         };
+        // Parsed with its client secret: a create has none stored to keep.
+        let auth = new.auth.and_then(|asked| {
+            Some(Auth {
+                sealed_client_secret: self
+                    .sealer
+                    .seal_client_secret(asked.client_secret?.expose(), &key),
+                client: asked.client,
+            })
+        });
         let subscription = Subscription {
             id: key.id,
             owner: key.owner,
@@ -169,6 +181,7 @@ impl Subscriptions {
             previous_secret: None,
             sealed_headers,
             retry_schedule: new.retry_schedule,
+            auth,
         };
         self.store.put(&subscription).await?;
         tracing::info!(subscription_id = %subscription.id, event_id = %subscription.event_id, "subscription created");
@@ -243,6 +256,37 @@ impl Subscriptions {
             Edit::Keep => {}
             Edit::Remove => subscription.retry_schedule = None,
             Edit::Set(schedule) => subscription.retry_schedule = Some(schedule),
+        }
+        match changes.auth {
+            Edit::Keep => {}
+            Edit::Remove => subscription.auth = None,
+            Edit::Set(asked) => {
+                // Without a client secret, the stored one is kept (sealed for this
+                // subscription and purpose already).
+                let sealed_client_secret = match (asked.client_secret, &subscription.auth) {
+                    (Some(secret), _) => self
+                        .sealer
+                        .seal_client_secret(secret.expose(), &subscription.key()),
+                    (None, Some(stored)) => stored.sealed_client_secret.clone(),
+                    (None, None) => {
+                        return Err(ServiceError::Invalid(
+                            "auth: client_secret is required: this subscription has none stored to keep".into(),
+                        ));
+                    }
+                };
+                subscription.auth = Some(Auth {
+                    client: asked.client,
+                    sealed_client_secret,
+                });
+            }
+        }
+        // `Authorization` beside `auth`, whichever of the two this request changes.
+        if subscription.auth.is_some()
+            && self.headers(&subscription)?.get("authorization").is_some()
+        {
+            return Err(ServiceError::Invalid(
+                authorization_beside_auth().to_string(),
+            ));
         }
         self.replace(&subscription).await?;
         tracing::info!(subscription_id = %id, active = subscription.active, "subscription updated by its owner");

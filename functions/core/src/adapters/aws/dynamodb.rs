@@ -13,6 +13,7 @@
 //! | `disabled_reason`, `previous_secret`, `previous_secret_until` | when set |
 //! | `headers` | when set: the subscription's own headers, sealed as one value like `secret` |
 //! | `retry_schedule` | when set: its own delays in seconds, a list of numbers |
+//! | `auth` | when set: a map of `token_url`, `client_id`, `scope` and `audience` (when set) and `client_secret`, sealed like `secret` |
 //!
 //! * get one: `GetItem(pk, sk)`; another owner's id is simply absent.
 //! * list by owner: `Query(pk)`, following `LastEvaluatedKey`.
@@ -38,7 +39,8 @@ use crate::adapters::aws::dynamodb_table::{self, TableSpec, unavailable};
 use crate::model::identity::{Deployment, Owner};
 use crate::model::ids::SubscriptionId;
 use crate::model::subscription::{
-    ContentType, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
+    Auth, ContentType, OAuthClient, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef,
+    TriggerUrl,
 };
 use crate::ports::store::{Page, StoreError, SubscriptionStore};
 
@@ -134,7 +136,43 @@ fn to_item(sub: &Subscription) -> Item {
             ),
         );
     }
+    if let Some(auth) = &sub.auth {
+        let mut map = HashMap::from([
+            ("token_url".to_owned(), s(auth.client.token_url.as_str())),
+            ("client_id".to_owned(), s(&auth.client.client_id)),
+            ("client_secret".to_owned(), s(&auth.sealed_client_secret)),
+        ]);
+        if let Some(scope) = &auth.client.scope {
+            map.insert("scope".into(), s(scope));
+        }
+        if let Some(audience) = &auth.client.audience {
+            map.insert("audience".into(), s(audience));
+        }
+        item.insert("auth".into(), AttributeValue::M(map));
+    }
     item
+}
+
+/// The `auth` attribute, when there is one.
+fn auth(item: &Item) -> Result<Option<Auth>, StoreError> {
+    match item.get("auth") {
+        None => Ok(None),
+        Some(AttributeValue::M(map)) => {
+            let field = |name: &str| text(map, name).ok().map(str::to_owned);
+            let required =
+                |name: &str| field(name).ok_or_else(|| StoreError::Corrupt(format!("auth.{name}")));
+            Ok(Some(Auth {
+                client: OAuthClient {
+                    token_url: TriggerUrl::from_stored(required("token_url")?),
+                    client_id: required("client_id")?,
+                    scope: field("scope"),
+                    audience: field("audience"),
+                },
+                sealed_client_secret: required("client_secret")?,
+            }))
+        }
+        Some(_) => Err(StoreError::Corrupt("auth".into())),
+    }
 }
 
 /// The `retry_schedule` attribute, when there is one.
@@ -200,6 +238,7 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
         },
         sealed_headers: text(item, "headers").ok().map(str::to_owned),
         retry_schedule: retry_schedule(item)?,
+        auth: auth(item)?,
     })
 }
 

@@ -393,6 +393,7 @@ impl Aws {
             settings: parts.settings.clone(),
             breaker: Default::default(),
             operator: self.operator(parts.operator_topic),
+            tokens: Default::default(),
         }
     }
 
