@@ -331,7 +331,7 @@ async fn bad_input(kind: Kind) {
         // create an unsigned subscription (SPEC section 3).
         (
             json!({"trigger_url": ok_url, "event_id": "assign_task", "secert": "s3cret"}),
-            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret, headers, retry_schedule",
+            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret, headers, retry_schedule, auth",
         ),
     ];
     for (body, expected) in json_cases {
@@ -443,7 +443,7 @@ async fn bad_input(kind: Kind) {
     assert_eq!((typo.http, typo.status()), (400, "invalid_request"));
     assert_eq!(
         typo.message(),
-        "unknown field `actve`: this request takes trigger_url, content_type, active, headers, retry_schedule"
+        "unknown field `actve`: this request takes trigger_url, content_type, active, headers, retry_schedule, auth"
     );
     let kept = client.get(&one, &tok).await;
     assert_eq!(kept.tree["response"]["subscription"]["trigger_url"], ok_url);
@@ -646,6 +646,334 @@ async fn own_headers_and_schedule(kind: Kind) {
         );
     }
     running.stop().await;
+}
+
+/// `auth` (SPEC section 9): set on create in a JSON body, shown in every answer and format
+/// without its client secret, which is sealed at rest; `dispatch` fetches a token (the
+/// client authenticated as RFC 6749 section 2.3.1 says) and sends it as a Bearer; a `PUT`
+/// without the client secret keeps the stored one; `Authorization` in `headers` is refused
+/// beside it on create and on `PUT`, whichever field the request changes; `null` removes
+/// it; a failed token request answers like an unreachable receiver, with its `token_`
+/// kind.
+async fn auth_on_create_put_and_dispatch(kind: Kind) {
+    use base64::Engine;
+    use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
+    let table = webhooks_tests::unique("subs");
+    let running = runner::start(kind, &[("WEBHOOKS_SUBSCRIPTIONS_TABLE", &table)]).await;
+    let client = Client::new(running.base_url());
+    let tok = token(&claims(31, "hq"));
+    let (idp, receiver) = (Receiver::start().await, Receiver::start().await);
+    let token_answer = |token: &str| Behaviour::Respond {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#),
+    };
+    idp.always(token_answer("tok-1"));
+    let auth = json!({
+        "type": "oauth2_client_credentials", "token_url": idp.url,
+        "client_id": "client 7", "client_secret": "cs: 100% secret-x9", "scope": "hooks"
+    });
+    let create = |body: Value| {
+        let (client, tok) = (&client, &tok);
+        async move { client.post_json(SUBS, tok, &body).await }
+    };
+    let created = create(json!({
+        "trigger_url": receiver.url, "event_id": "assign_task", "auth": auth,
+        "headers": {"X-Tenant": "t-1"}
+    }))
+    .await;
+    assert_eq!(
+        (created.http, created.status()),
+        (201, "ok_created"),
+        "{:?}",
+        created.tree
+    );
+    let sub = &created.tree["response"]["subscription"];
+    assert_eq!(
+        sub["auth"],
+        json!({
+            "type": "oauth2_client_credentials", "token_url": idp.url,
+            "client_id": "client 7", "scope": "hooks"
+        }),
+        "every field but the client secret"
+    );
+    let id = sub["subscription_id"].as_str().unwrap().to_owned();
+    let one = format!("{SUBS}/{id}");
+    let got = in_all_formats(&client, &one, &tok).await;
+    assert_eq!(got["response"]["subscription"]["auth"], sub["auth"]);
+    let listed = in_all_formats(&client, SUBS, &tok).await;
+    for answer in [&created.tree, &got, &listed] {
+        assert!(!answer.to_string().contains("secret-x9"), "{answer}");
+    }
+    let stored = at_rest(kind, &running, &table).await;
+    assert!(
+        stored.contains(&id) && stored.contains("client 7"),
+        "{stored}"
+    );
+    assert!(!stored.contains("secret-x9"), "sealed at rest: {stored}");
+
+    // Dispatch: one token request, the token sent as a Bearer beside the own headers.
+    let dispatch = format!("{one}/dispatch");
+    let sent = client
+        .post_json(&dispatch, &tok, &json!({"object_id": 5}))
+        .await;
+    assert_eq!(sent.tree["response"]["status"], 200, "{:?}", sent.tree);
+    let r = &receiver.requests()[0];
+    assert_eq!(r.all("authorization"), ["Bearer tok-1"]);
+    assert_eq!(r.header("x-tenant"), Some("t-1"));
+    let basic_of = |n: usize| {
+        let asked = &idp.requests()[n];
+        let b64 = asked
+            .header("authorization")
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap()
+            .to_owned();
+        let text = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap();
+        (text, asked.body_text())
+    };
+    assert_eq!(
+        basic_of(0),
+        (
+            "client+7:cs%3A+100%25+secret-x9".into(),
+            "grant_type=client_credentials&scope=hooks".into()
+        )
+    );
+    client
+        .post_json(&dispatch, &tok, &json!({"object_id": 6}))
+        .await;
+    assert_eq!(idp.count(), 1, "the token is reused");
+
+    let put = |body: Value| {
+        let (client, one, tok) = (&client, &one, &tok);
+        async move {
+            client
+                .send(
+                    Method::PUT,
+                    one,
+                    Some(tok),
+                    &[],
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await
+        }
+    };
+    // A PUT without the client secret keeps the stored one.
+    let kept = put(json!({"auth": {
+        "type": "oauth2_client_credentials", "token_url": idp.url, "client_id": "client 7",
+        "scope": "hooks more", "audience": "https://api.example/"
+    }}))
+    .await;
+    assert_eq!(kept.status(), "ok", "{:?}", kept.tree);
+    assert_eq!(
+        kept.tree["response"]["subscription"]["auth"]["audience"],
+        "https://api.example/"
+    );
+    idp.always(token_answer("tok-2"));
+    client
+        .post_json(&dispatch, &tok, &json!({"object_id": 7}))
+        .await;
+    assert_eq!(idp.count(), 2, "another scope, another token");
+    assert_eq!(
+        basic_of(1),
+        (
+            "client+7:cs%3A+100%25+secret-x9".into(),
+            "grant_type=client_credentials&scope=hooks+more&audience=https%3A%2F%2Fapi.example%2F"
+                .into()
+        ),
+        "the stored secret was kept"
+    );
+    assert_eq!(
+        receiver.requests()[2].header("authorization"),
+        Some("Bearer tok-2")
+    );
+
+    // Authorization in headers beside auth: refused on PUT, whichever field changes.
+    let before = client.get(&one, &tok).await.tree["response"]["subscription"].clone();
+    for body in [
+        json!({"headers": {"Authorization": "Basic eA=="}}),
+        json!({"auth": auth, "headers": {"authorization": "Basic eA=="}}),
+    ] {
+        let refused = put(body.clone()).await;
+        assert_eq!(
+            (refused.http, refused.status()),
+            (400, "invalid_request"),
+            "{body}"
+        );
+        assert_eq!(
+            refused.message(),
+            "headers: `Authorization` cannot be set with auth: the platform sends the access token in it"
+        );
+    }
+    assert_eq!(
+        client.get(&one, &tok).await.tree["response"]["subscription"],
+        before,
+        "nothing changed"
+    );
+
+    // Refused on create, storing nothing.
+    let mut no_secret = auth.clone();
+    no_secret.as_object_mut().unwrap().remove("client_secret");
+    for (body, expected) in [
+        (
+            json!({"trigger_url": receiver.url, "event_id": "assign_task", "auth": auth, "headers": {"AUTHORIZATION": "x"}}),
+            "headers: `Authorization` cannot be set with auth",
+        ),
+        (
+            json!({"trigger_url": receiver.url, "event_id": "assign_task", "auth": no_secret}),
+            "auth: client_secret is required",
+        ),
+        (
+            json!({"trigger_url": receiver.url, "event_id": "assign_task", "auth": {"type": "basic"}}),
+            "auth: type must be \"oauth2_client_credentials\"",
+        ),
+    ] {
+        let refused = create(body.clone()).await;
+        assert_eq!(
+            (refused.http, refused.status()),
+            (400, "invalid_request"),
+            "{body}"
+        );
+        assert!(
+            refused.message().starts_with(expected),
+            "{}",
+            refused.message()
+        );
+    }
+    let form = client
+        .post_form(
+            SUBS,
+            &tok,
+            &format!("trigger_url={}&event_id=assign_task&auth=x", receiver.url),
+        )
+        .await;
+    assert_eq!(
+        form.message(),
+        "auth can only be given in a JSON body (Content-Type: application/json)"
+    );
+    assert_eq!(
+        client.get(SUBS, &tok).await.tree["response"]["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A failed token request: ok, status null, the token_ kind and why.
+    let failing = create(json!({
+        "trigger_url": receiver.url, "event_id": "assign_task",
+        "auth": {"type": "oauth2_client_credentials", "token_url": idp.url, "client_id": "other", "client_secret": "s"}
+    }))
+    .await;
+    let failing = format!(
+        "{SUBS}/{}",
+        failing.tree["response"]["subscription"]["subscription_id"]
+            .as_str()
+            .unwrap()
+    );
+    // Without a stored auth, a PUT without the client secret is refused.
+    let plain = create(json!({"trigger_url": receiver.url, "event_id": "assign_task"})).await;
+    let plain = format!(
+        "{SUBS}/{}",
+        plain.tree["response"]["subscription"]["subscription_id"]
+            .as_str()
+            .unwrap()
+    );
+    let refused = client
+        .send(
+            Method::PUT,
+            &plain,
+            Some(&tok),
+            &[],
+            Some((
+                "application/json",
+                json!({"auth": no_secret}).to_string().into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(
+        refused.message(),
+        "auth: client_secret is required: this subscription has none stored to keep"
+    );
+    idp.always(Behaviour::Respond {
+        status: 500,
+        headers: vec![],
+        body: "IDP-SECRET-ANSWER".into(),
+    });
+    let answered = client
+        .post_json(
+            &format!("{failing}/dispatch"),
+            &tok,
+            &json!({"object_id": 8}),
+        )
+        .await;
+    assert_eq!(answered.status(), "ok");
+    let response = &answered.tree["response"];
+    assert_eq!(
+        (
+            &response["status"],
+            &response["error"],
+            &response["reason"],
+            &response["outcome"]
+        ),
+        (
+            &Value::Null,
+            &json!("token_http_500"),
+            &json!("the token endpoint answered HTTP 500"),
+            &json!("failed")
+        )
+    );
+    let log = client.get(&format!("{failing}/deliveries"), &tok).await;
+    let line = &log.tree["response"]["deliveries"][0];
+    assert_eq!(
+        (&line["error_kind"], &line["response_body"]),
+        (&json!("token_http_500"), &Value::Null)
+    );
+    assert!(!log.tree.to_string().contains("IDP-SECRET"));
+    let unreachable = put(json!({"auth": {
+        "type": "oauth2_client_credentials", "token_url": refused_url(), "client_id": "c", "client_secret": "s"
+    }}))
+    .await;
+    assert_eq!(unreachable.status(), "ok", "{:?}", unreachable.tree);
+    let answered = client
+        .post_json(&dispatch, &tok, &json!({"object_id": 9}))
+        .await;
+    assert_eq!(
+        (
+            &answered.tree["response"]["status"],
+            &answered.tree["response"]["error"]
+        ),
+        (&Value::Null, &json!("token_connection"))
+    );
+    assert_eq!(receiver.count(), 3, "nothing sent without a token");
+
+    // null removes auth: deliveries go without a token.
+    let removed = put(json!({"auth": null})).await;
+    assert_eq!(removed.tree["response"]["subscription"].get("auth"), None);
+    client
+        .post_json(&dispatch, &tok, &json!({"object_id": 10}))
+        .await;
+    assert_eq!(receiver.requests()[3].header("authorization"), None);
+    if kind == Kind::Aws {
+        let stored = at_rest(kind, &running, &table).await;
+        assert!(!stored.contains("secret-x9"), "{stored}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn auth_on_create_put_and_dispatch_on_memory() {
+    auth_on_create_put_and_dispatch(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn auth_on_create_put_and_dispatch_on_dynamodb() {
+    auth_on_create_put_and_dispatch(Kind::Aws).await;
 }
 
 #[tokio::test]
@@ -1331,6 +1659,7 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
         previous_secret: None,
         sealed_headers: None,
         retry_schedule: None,
+        auth: None,
     };
     Arc::clone(&platform.app.store).put(&private).await.unwrap();
     let private = private.id.to_string();

@@ -128,7 +128,7 @@ async fn operate(kind: Kind) {
     for (body, sentence) in [
         (
             json!({}),
-            "nothing to change: send trigger_url, content_type, active, headers or retry_schedule",
+            "nothing to change: send trigger_url, content_type, active, headers, retry_schedule or auth",
         ),
         (json!({"active": "maybe"}), "active must be true or false"),
         (

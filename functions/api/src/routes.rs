@@ -52,6 +52,7 @@ impl Route {
                 "secret",
                 "headers",
                 "retry_schedule",
+                "auth",
             ],
             Self::UpdateSubscription(_) => &[
                 "trigger_url",
@@ -59,6 +60,7 @@ impl Route {
                 "active",
                 "headers",
                 "retry_schedule",
+                "auth",
             ],
             Self::RotateSecret(_) => &["secret"],
             Self::Recover(_) => &["since", "until"],
@@ -75,7 +77,7 @@ impl Route {
 
     /// The body fields only a JSON body carries (SPEC section 9): a form body naming one is
     /// refused ([`crate::input::Params::json_only`]).
-    pub const JSON_ONLY_FIELDS: &'static [&'static str] = &["headers", "retry_schedule"];
+    pub const JSON_ONLY_FIELDS: &'static [&'static str] = &["headers", "retry_schedule", "auth"];
 }
 
 pub const BASE: &str = "/api/v0";

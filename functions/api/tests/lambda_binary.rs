@@ -366,6 +366,135 @@ async fn the_api_binary_seals_masks_and_sends_own_headers() {
     api.gate.assert_nothing_refused();
 }
 
+/// `auth` through the binary (SPEC section 9): set on create, shown without its client
+/// secret, sealed in the table; `dispatch` fetches a token from a token server on
+/// loopback (Basic credentials form-encoded first) and sends it as a Bearer; a `PUT`
+/// without the client secret keeps it; a failed token request answers with its `token_`
+/// kind and status null. Within the API's role: no AWS call beyond its grants.
+#[tokio::test]
+async fn the_api_binary_fetches_tokens_for_auth() {
+    use base64::Engine;
+    let stack = Deployed::start(&[], &[]).await;
+    let mut api = stack
+        .spawn(
+            API,
+            &[
+                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
+                ("WEBHOOKS_ALLOW_HTTP", "true"),
+            ],
+        )
+        .await;
+    let mut call = async |method: &str, path: &str, body: Option<Value>| {
+        let user = token(&claims(6, "hq"));
+        envelope(&api.runtime.invoke(event(method, path, &user, body)).await)
+    };
+    let (idp, receiver) = (Receiver::start().await, Receiver::start().await);
+    idp.always(webhooks_tests::receiver::Behaviour::Respond {
+        status: 200,
+        headers: vec![],
+        body: r#"{"access_token":"bin-tok","token_type":"Bearer","expires_in":600}"#.into(),
+    });
+    let subs = "/api/v0/webhooks/subscriptions";
+    let (status, created) = call(
+        "POST",
+        subs,
+        Some(json!({
+            "trigger_url": receiver.url, "event_id": "create_quote",
+            "auth": {"type": "oauth2_client_credentials", "token_url": idp.url,
+                     "client_id": "bin", "client_secret": "a:b% c-secret-bin"}
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let sub = &created["response"]["subscription"];
+    assert_eq!(
+        sub["auth"],
+        json!({"type": "oauth2_client_credentials", "token_url": idp.url, "client_id": "bin"})
+    );
+    let one = format!("{subs}/{}", sub["subscription_id"].as_str().unwrap());
+    let (status, changed) = call(
+        "PUT",
+        &one,
+        Some(
+            json!({"auth": {"type": "oauth2_client_credentials", "token_url": idp.url,
+                             "client_id": "bin", "scope": "s1"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    let (status, sent) = call(
+        "POST",
+        &format!("{one}/dispatch"),
+        Some(json!({"object_id": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, sent["response"]["status"].as_u64()),
+        (200, Some(200)),
+        "{sent}"
+    );
+    let r = &receiver.wait_for(1, Duration::from_secs(5)).await[0];
+    assert_eq!(r.header("authorization"), Some("Bearer bin-tok"));
+    let asked = &idp.requests()[0];
+    let basic = asked
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Basic ")
+        .unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .unwrap(),
+        b"bin:a%3Ab%25+c-secret-bin",
+        "the secret kept by the PUT, form-encoded first"
+    );
+    assert_eq!(asked.body_text(), "grant_type=client_credentials&scope=s1");
+
+    // A failed token request: status null, the kind given.
+    idp.always(webhooks_tests::receiver::Behaviour::Status(503));
+    let (_, changed) = call(
+        "PUT",
+        &one,
+        Some(
+            json!({"auth": {"type": "oauth2_client_credentials", "token_url": idp.url,
+                             "client_id": "bin", "scope": "s2"}}),
+        ),
+    )
+    .await;
+    assert!(
+        changed["response"]["subscription"]["auth"]["scope"] == "s2",
+        "{changed}"
+    );
+    let (status, failed) = call(
+        "POST",
+        &format!("{one}/dispatch"),
+        Some(json!({"object_id": 2})),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            &failed["response"]["status"],
+            &failed["response"]["error"]
+        ),
+        (200, &Value::Null, &json!("token_http_503")),
+        "{failed}"
+    );
+    assert_eq!(receiver.count(), 1);
+
+    let table = stack
+        .moto
+        .env()
+        .iter()
+        .find(|(k, _)| k == "WEBHOOKS_SUBSCRIPTIONS_TABLE")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let stored = webhooks_tests::moto::scan_text(&table).await;
+    assert!(stored.contains("token_url"), "{stored}");
+    assert!(!stored.contains("secret-bin"), "sealed at rest: {stored}");
+    api.gate.assert_nothing_refused();
+}
+
 #[test]
 fn the_api_binary_refuses_to_start_when_it_can_verify_no_token() {
     let out = Command::new(API.binary)

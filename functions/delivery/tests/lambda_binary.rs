@@ -306,6 +306,118 @@ async fn the_delivery_binary_sends_own_headers_and_follows_an_own_schedule() {
 /// same role. In a VPC (fixed source addresses): the role then carries Lambda's VPC
 /// access policy, whose network-interface grants Lambda uses, not the code, and its own
 /// grants stay exact.
+/// `auth` through the binary (SPEC section 9): one token request for a batch of jobs and
+/// for the next (warm) invocation, sent as a Bearer on each; a 401 from the receiver
+/// discards it and the next delivery fetches another; a failed token request is a retried
+/// attempt with its `token_` kind and the answer in no log. Within the delivery role.
+#[tokio::test]
+async fn the_delivery_binary_shares_one_token_across_batches() {
+    let stack = Deployed::start(&[], &[]).await;
+    let (platform, client) = (&stack.moto.platform, &stack.moto.client);
+    let (idp, receiver) = (Receiver::start().await, Receiver::start().await);
+    let granted = |t: &str| Behaviour::Respond {
+        status: 200,
+        headers: vec![],
+        body: format!(r#"{{"access_token":"{t}","token_type":"Bearer","expires_in":3600}}"#),
+    };
+    idp.always(granted("d-tok-1"));
+    let user = token(&claims(11, "hq"));
+    let created = client
+        .post_json(
+            "/api/v0/webhooks/subscriptions",
+            &user,
+            &json!({
+                "trigger_url": receiver.url, "event_id": "create_contact",
+                "auth": {"type": "oauth2_client_credentials", "token_url": idp.url,
+                         "client_id": "d", "client_secret": "d: s%1"}
+            }),
+        )
+        .await;
+    let id = SubscriptionId::parse(
+        created.tree["response"]["subscription"]["subscription_id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut delivery = without_breaker(&stack).await;
+    let mut invoke = async |ids: &[&str]| {
+        let messages: Vec<IncomingMessage> = ids
+            .iter()
+            .map(|d| message(d, job(&id, 11, d).to_message()))
+            .collect();
+        let answer = delivery
+            .runtime
+            .invoke(serde_json::to_value(sqs_event(&messages)).unwrap())
+            .await;
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    };
+    invoke(&["msg_a1", "msg_a2", "msg_a3"]).await;
+    invoke(&["msg_a4", "msg_a5"]).await;
+    let got = receiver.wait_for(5, Duration::from_secs(10)).await;
+    assert!(
+        got.iter()
+            .all(|r| r.header("authorization") == Some("Bearer d-tok-1"))
+    );
+    assert_eq!(
+        idp.count(),
+        1,
+        "one token for two batches of a warm instance"
+    );
+
+    // A 401 discards it; the next delivery fetches another.
+    receiver.script(vec![Behaviour::Status(401)]);
+    idp.always(granted("d-tok-2"));
+    invoke(&["msg_b1"]).await;
+    assert_eq!(idp.count(), 1);
+    invoke(&["msg_b2"]).await;
+    assert_eq!(idp.count(), 2);
+    assert_eq!(
+        receiver.wait_for(7, Duration::from_secs(10)).await[6].header("authorization"),
+        Some("Bearer d-tok-2")
+    );
+
+    // A failed token request (after another 401): a retried attempt, its kind logged.
+    receiver.script(vec![Behaviour::Status(401)]);
+    invoke(&["msg_c1"]).await;
+    idp.always(Behaviour::Respond {
+        status: 500,
+        headers: vec![],
+        body: "IDP-ANSWER".into(),
+    });
+    invoke(&["msg_c2"]).await;
+    assert_eq!(receiver.count(), 8, "nothing sent without a token");
+    let log = client
+        .get(
+            &format!("/api/v0/webhooks/subscriptions/{id}/deliveries"),
+            &user,
+        )
+        .await;
+    let newest = &log.tree["response"]["deliveries"][0];
+    assert_eq!(
+        (
+            &newest["delivery_id"],
+            &newest["outcome"],
+            &newest["error_kind"]
+        ),
+        (
+            &json!("msg_c2"),
+            &json!("retrying"),
+            &json!("token_http_500")
+        ),
+        "{newest}"
+    );
+    assert!(!log.tree.to_string().contains("IDP-ANSWER"));
+    // The retries queued (after the 401s and the token failure) went out.
+    let retries = platform
+        .deliveries
+        .receiver
+        .receive(10, Duration::from_secs(8))
+        .await
+        .unwrap();
+    assert!(!retries.is_empty());
+    delivery.gate.assert_nothing_refused();
+}
+
 #[tokio::test]
 async fn the_delivery_binary_disables_and_recovers_within_its_role() {
     let (topic, inbox) =

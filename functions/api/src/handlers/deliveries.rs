@@ -32,7 +32,8 @@ pub const MAX_PAGED_DELIVERIES: usize = 1000;
 ///
 /// Without an HTTP answer the result is still `ok` (the dispatch was carried out and
 /// logged), with `status` null and `error` one of `timeout`, `blocked`, `connection`
-/// ([`Unreachable`]): coarse on purpose, see docs/design.md.
+/// ([`Unreachable`]): coarse on purpose, see docs/design.md; or, when the subscription's
+/// `auth` got no access token, the `token_…` kind and why.
 pub async fn dispatch(
     app: &App,
     caller: &Caller,
@@ -62,7 +63,13 @@ pub async fn dispatch(
 /// HTTP answer, and a reason without the stored detail (which says more than a client
 /// should learn about the network: refused against unresolved, the address a name had).
 /// Reasons the platform wrote about its own decisions (410, the timeout limit) stay.
-fn public_failure(a: &Attempt) -> (Option<&'static str>, Option<String>) {
+///
+/// A failed token request (`token_…`) is told with its kind and reason as stored, which
+/// say no more than the coarse kinds (`policy::token::TokenError`).
+fn public_failure(a: &Attempt) -> (Option<&str>, Option<String>) {
+    if let Some(kind) = a.error_kind.as_deref().filter(|k| k.starts_with("token_")) {
+        return (Some(kind), a.reason.clone());
+    }
     let unreachable = a.error_kind.as_deref().and_then(Unreachable::from_kind);
     match unreachable {
         Some(kind) if a.outcome == AttemptOutcome::Unsubscribed => {

@@ -1,12 +1,13 @@
 //! The subscription endpoints of SPEC sections 3, 7 and 9: input parsed into the core's
 //! types, the use case called (`core::service`), the answer shaped. A subscription's
-//! `headers` and `retry_schedule` come in JSON bodies only; answers show every header
-//! name, sensitive values masked.
+//! `headers`, `retry_schedule` and `auth` come in JSON bodies only; answers show every
+//! header name, sensitive values masked, and `auth` without its client secret.
 
 use serde_json::{Map, Value, json};
 use webhooks_core::model::identity::Caller;
 use webhooks_core::model::subscription::{
-    Changes, NewSubscription, RawChanges, RawSubscription, Secret, Subscription,
+    Changes, NewSubscription, OAUTH2_CLIENT_CREDENTIALS, RawChanges, RawSubscription, Secret,
+    Subscription,
 };
 use webhooks_core::ports::store::StoreError;
 use webhooks_core::stages::service::{ServiceError, Window};
@@ -72,6 +73,16 @@ pub fn render(app: &App, s: &Subscription) -> Result<Value, ApiError> {
     if let Some(schedule) = &s.retry_schedule {
         body["retry_schedule"] = json!(schedule.delays());
     }
+    // Every field but the client secret, which is never shown.
+    if let Some(auth) = &s.auth {
+        let mut shown = json!({ "type": OAUTH2_CLIENT_CREDENTIALS });
+        if let (Value::Object(shown), Ok(Value::Object(client))) =
+            (&mut shown, serde_json::to_value(&auth.client))
+        {
+            shown.extend(client);
+        }
+        body["auth"] = shown;
+    }
     Ok(body)
 }
 
@@ -109,6 +120,7 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
         secret: params.string("secret")?,
         headers: params.json_only("headers")?,
         retry_schedule: params.json_only("retry_schedule")?,
+        auth: params.json_only("auth")?,
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
@@ -138,7 +150,7 @@ pub async fn delete(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, A
 }
 
 /// `PUT .../subscriptions/{id}`: `trigger_url`, `content_type`, `active`, `headers`,
-/// `retry_schedule`, checked as on create; at least one.
+/// `retry_schedule`, `auth`, checked as on create; at least one.
 pub async fn update(
     app: &App,
     caller: &Caller,
@@ -148,7 +160,7 @@ pub async fn update(
     let id = subscription_id(raw_id)?;
     if params.json.as_ref().is_some_and(|v| !v.is_object()) {
         return Err(ApiError::invalid_request(
-            "send the changes as a JSON object with trigger_url, content_type, active, headers or retry_schedule",
+            "send the changes as a JSON object with trigger_url, content_type, active, headers, retry_schedule or auth",
         ));
     }
     let raw = RawChanges {
@@ -157,6 +169,7 @@ pub async fn update(
         active: params.boolean("active")?,
         headers: params.json_only("headers")?,
         retry_schedule: params.json_only("retry_schedule")?,
+        auth: params.json_only("auth")?,
     };
     let changes = Changes::parse(raw, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
