@@ -11,7 +11,8 @@ page showed), pauses and resumes, resends the delivery (the receiver gets the sa
 webhook-id again), dispatches a test, pages the log with _cursor, rotates the secret,
 edits the receiver settings (own headers and a retry schedule: a refusal next to its
 field, values masked on the card and kept when left masked, exact values at the
-receiver, then both removed),
+receiver, then both removed; an OAuth2 client whose secret is never shown and kept when
+left empty, its token sent on dispatch, then removed),
 checks that every field is labelled and that buttons work from the keyboard, sees
 recover's refusal next to its field and then its answer for a window, checks the page
 fits a phone-width window, and deletes the subscription. Every wait is for a condition, bounded only so that a broken
@@ -59,7 +60,7 @@ def free_port():
 class Receiver:
     """A webhook receiver on loopback that records every request."""
 
-    def __init__(self):
+    def __init__(self, body=b"thanks from the receiver", content_type="text/plain"):
         self.requests = []
         received = self.requests
 
@@ -67,9 +68,8 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 received.append((dict(self.headers.items()), self.rfile.read(length)))
-                body = b"thanks from the receiver"
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -406,6 +406,43 @@ def scenario(driver, base, receiver, publisher, args):
     assert card_text("[data-headers]") == "none of its own"
     stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
     assert "headers" not in stored and "retry_schedule" not in stored, stored
+
+    # OAuth2 client credentials: set on the card, the secret never shown and kept when
+    # left empty, the token sent as a Bearer on dispatch, then removed.
+    idp = Receiver(b'{"access_token":"panel-tok","token_type":"Bearer","expires_in":600}', "application/json")
+    try:
+        def auth_input(field):
+            return settings().find_element(By.CSS_SELECTOR, f"[data-auth-input='{field}']")
+
+        open_settings()
+        for field, value in [("token_url", idp.url), ("client_id", "panel"), ("client_secret", "p: s%1"), ("scope", "hooks")]:
+            auth_input(field).send_keys(value)
+        settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: card_text("[data-auth]") == f"client panel at {idp.url}, scope hooks")
+        assert "p: s%1" not in driver.page_source
+        open_settings()
+        assert auth_input("client_secret").get_attribute("value") == "", "the secret is never shown"
+        auth_input("scope").clear()
+        auth_input("scope").send_keys("hooks2")
+        settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: card_text("[data-auth]") == f"client panel at {idp.url}, scope hooks2")
+        seen = len(receiver.requests)
+        api(base, publisher, "POST", f"/subscriptions/{sub_id}/dispatch", {"object_id": 501})
+        wait.until(lambda d: len(receiver.requests) > seen)
+        assert receiver.requests[-1][0].get("authorization") == "Bearer panel-tok", receiver.requests[-1][0]
+        asked, form = idp.requests[-1]
+        assert base64.b64decode(asked["authorization"].split(" ", 1)[1]) == b"panel:p%3A+s%251", asked
+        assert form == b"grant_type=client_credentials&scope=hooks2", form
+        open_settings()
+        auth_input("token_url").clear()
+        auth_input("client_id").clear()
+        auth_input("scope").clear()
+        settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: card_text("[data-auth]") == "none")
+        stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
+        assert "auth" not in stored, stored
+    finally:
+        idp.stop()
 
     # Every field has a label and every button a name, for screen readers.
     unnamed = driver.execute_script("""
