@@ -277,10 +277,13 @@ async fn the_delivery_binary_sends_own_headers_and_follows_an_own_schedule() {
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     let got = receiver.wait_for(3, Duration::from_secs(10)).await;
     arrivals.push(webhooks_tests::delivery_kit::now_millis());
+    // Each retry was due its own delay after its attempt (checked above, from the job the
+    // binary queued); at the receiver, no attempt came before its delay. No upper bound
+    // here: on a busy machine the binary's own invocations add seconds.
     let gaps: Vec<i64> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        (900..3000).contains(&gaps[0]) && (2900..5000).contains(&gaps[1]),
-        "about 1 s and 3 s apart: {gaps:?}"
+        gaps[0] >= 900 && gaps[1] >= 2900,
+        "not before 1 s and 3 s: {gaps:?}"
     );
     for r in &got {
         assert_eq!(r.header("x-api-key"), Some("key-d-1"));
