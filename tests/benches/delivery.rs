@@ -65,6 +65,7 @@ async fn main() {
             sealed_headers: None,
             retry_schedule: None,
             auth: None,
+            rate_limit: None,
         };
         store.put(&sub).await.unwrap();
         jobs.push(DeliveryJob {
@@ -102,6 +103,9 @@ async fn main() {
         breaker: Default::default(),
         operator: std::sync::Arc::new(webhooks_core::ports::operator::LogOnly),
         tokens: Default::default(),
+        limiter: Arc::new(
+            webhooks_core::adapters::memory::rate_limit::MemoryRateLimiter::default(),
+        ),
     };
 
     // Warm up connections on both paths.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::queue::MemoryQueue;
+use webhooks_core::adapters::memory::rate_limit::MemoryRateLimiter;
 use webhooks_core::adapters::memory::{MemoryDeliveryLog, MemorySubscriptionStore};
 use webhooks_core::model::clock::{Clock, ManualClock};
 use webhooks_core::model::identity::{Deployment, Owner};
@@ -14,14 +15,15 @@ use webhooks_core::model::ids::IdGenerator;
 use webhooks_core::model::job::{DeliveryJob, delivery_id};
 use webhooks_core::model::network::{IpRange, NetworkPolicy};
 use webhooks_core::model::subscription::{
-    AskedHeaders, ContentType, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
+    AskedHeaders, ContentType, RateLimit, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
 };
 use webhooks_core::policy::breaker::{Breaker, BreakerSettings};
 use webhooks_core::policy::retry::RetryPolicy;
 use webhooks_core::ports::delivery_log::{Attempt, DeliveryLog};
 use webhooks_core::ports::operator::{OperatorChannel, OperatorError, OperatorNotice};
 use webhooks_core::ports::queue::{IncomingMessage, OutgoingMessage, QueueError, QueueSender};
-use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::ports::rate_limit::RateLimiter;
+use webhooks_core::ports::store::{StoreError, SubscriptionStore};
 use webhooks_core::security::crypto::SecretSealer;
 use webhooks_core::stages::delivery::{Deliverer, DeliverySettings};
 
@@ -64,6 +66,33 @@ impl QueueSender for RecordingQueue {
     }
 }
 
+/// The process's rate-limit counters, with the calls made to them counted.
+#[derive(Default)]
+pub struct CountingLimiter {
+    inner: MemoryRateLimiter,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingLimiter {
+    /// Blocks of slots asked for so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for CountingLimiter {
+    async fn take(
+        &self,
+        subscription: &SubscriptionRef,
+        second: i64,
+        wanted: u32,
+    ) -> Result<u64, StoreError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.take(subscription, second, wanted).await
+    }
+}
+
 /// An operator channel that keeps what it is told.
 #[derive(Default)]
 pub struct RecordingOperator {
@@ -91,6 +120,8 @@ pub struct DeliveryKit {
     pub log_counts: Arc<CountingLog>,
     /// What the operator was told.
     pub operator: Arc<RecordingOperator>,
+    /// The rate-limit counters, their calls counted.
+    pub limiter: Arc<CountingLimiter>,
     ids: IdGenerator,
 }
 
@@ -138,6 +169,7 @@ impl DeliveryKit {
         tune(&mut settings);
         let log_counts = Arc::new(CountingLog::new(log.clone()));
         let operator = Arc::new(RecordingOperator::default());
+        let limiter = Arc::new(CountingLimiter::default());
         let deliverer = Deliverer {
             store: Arc::new(CountingStore {
                 inner: store.clone(),
@@ -154,6 +186,7 @@ impl DeliveryKit {
             breaker: Breaker::new(BreakerSettings::off()),
             operator: operator.clone(),
             tokens: Default::default(),
+            limiter: limiter.clone(),
         };
         Self {
             deliverer,
@@ -166,6 +199,7 @@ impl DeliveryKit {
             counts,
             log_counts,
             operator,
+            limiter,
             ids: IdGenerator::default(),
         }
     }
@@ -200,6 +234,7 @@ impl DeliveryKit {
             sealed_headers: None,
             retry_schedule: None,
             auth: None,
+            rate_limit: None,
         };
         self.store.put(&sub).await.unwrap();
         sub
@@ -241,6 +276,16 @@ impl DeliveryKit {
                 client: asked.client,
                 sealed_client_secret: self.sealer.seal_client_secret(secret.expose(), &sub.key()),
             }),
+            ..sub.clone()
+        };
+        assert!(self.store.replace(&changed).await.unwrap());
+        changed
+    }
+
+    /// Gives `sub` a rate limit of `per_second`, stored; returns it as stored.
+    pub async fn set_rate_limit(&self, sub: &Subscription, per_second: u32) -> Subscription {
+        let changed = Subscription {
+            rate_limit: Some(RateLimit::from_stored(per_second)),
             ..sub.clone()
         };
         assert!(self.store.replace(&changed).await.unwrap());

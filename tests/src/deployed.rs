@@ -75,6 +75,10 @@ impl Deployed {
                 "DeliveryLogTable".to_owned(),
                 Physical::table(&var("WEBHOOKS_DELIVERY_LOG_TABLE")),
             ),
+            (
+                "RateLimitTable".to_owned(),
+                Physical::table(&var("WEBHOOKS_RATE_LIMIT_TABLE")),
+            ),
             // The functions only name the API (for URLs in operational events).
             ("HttpApi".to_owned(), Physical::id("testapi")),
             (

@@ -128,6 +128,7 @@ pub fn subscription(
         sealed_headers: None,
         retry_schedule: None,
         auth: None,
+        rate_limit: None,
     }
 }
 

@@ -265,6 +265,7 @@ impl MotoPlatform {
             ("WEBHOOKS_SUBSCRIPTIONS_TABLE", crate::unique("subs")),
             ("WEBHOOKS_IDEMPOTENCY_TABLE", crate::unique("idem")),
             ("WEBHOOKS_DELIVERY_LOG_TABLE", crate::unique("log")),
+            ("WEBHOOKS_RATE_LIMIT_TABLE", crate::unique("rate")),
             ("WEBHOOKS_QUEUE_PREFIX", crate::unique("q")),
         ];
         let mut vars: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();

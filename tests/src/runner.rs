@@ -27,9 +27,13 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
 pub async fn start(kind: Kind, vars: &[(&str, &str)]) -> Running {
     let table = unique("subs");
     let (idem, log, prefix) = (unique("idem"), unique("log"), unique("q"));
+    let rate = unique("rate");
     let mut vars = vars.to_vec();
     vars.push(("WEBHOOKS_IDEMPOTENCY_TABLE", &idem));
     vars.push(("WEBHOOKS_DELIVERY_LOG_TABLE", &log));
+    if !vars.iter().any(|(k, _)| *k == "WEBHOOKS_RATE_LIMIT_TABLE") {
+        vars.push(("WEBHOOKS_RATE_LIMIT_TABLE", &rate));
+    }
     vars.push(("WEBHOOKS_QUEUE_PREFIX", &prefix));
     if !vars
         .iter()

@@ -4,8 +4,8 @@ use webhooks_core::model::clock::ManualClock;
 use webhooks_core::model::identity::{Deployment, Owner};
 use webhooks_core::model::ids::{IdGenerator, SubscriptionId};
 use webhooks_core::model::subscription::{
-    Auth, ContentType, OAuthClient, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef,
-    TriggerUrl,
+    Auth, ContentType, OAuthClient, PreviousSecret, RateLimit, RetrySchedule, Subscription,
+    SubscriptionRef, TriggerUrl,
 };
 use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
@@ -48,6 +48,7 @@ impl Maker {
                 },
                 sealed_client_secret: "v2:sealed-client-secret".into(),
             }),
+            rate_limit: Some(RateLimit::from_stored(1_000)),
         }
     }
 }
@@ -199,6 +200,7 @@ pub async fn run(store: &dyn SubscriptionStore) {
     changed.sealed_headers = None;
     changed.retry_schedule = None;
     changed.auth = None;
+    changed.rate_limit = None;
     assert!(store.replace(&changed).await.unwrap());
     assert_eq!(
         store.get(&alice, &a1.id).await.unwrap(),

@@ -331,7 +331,7 @@ async fn bad_input(kind: Kind) {
         // create an unsigned subscription (SPEC section 3).
         (
             json!({"trigger_url": ok_url, "event_id": "assign_task", "secert": "s3cret"}),
-            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret, headers, retry_schedule, auth",
+            "unknown field `secert`: this request takes trigger_url, event_id, content_type, secret, headers, retry_schedule, auth, rate_limit",
         ),
     ];
     for (body, expected) in json_cases {
@@ -443,7 +443,7 @@ async fn bad_input(kind: Kind) {
     assert_eq!((typo.http, typo.status()), (400, "invalid_request"));
     assert_eq!(
         typo.message(),
-        "unknown field `actve`: this request takes trigger_url, content_type, active, headers, retry_schedule, auth"
+        "unknown field `actve`: this request takes trigger_url, content_type, active, headers, retry_schedule, auth, rate_limit"
     );
     let kept = client.get(&one, &tok).await;
     assert_eq!(kept.tree["response"]["subscription"]["trigger_url"], ok_url);
@@ -489,7 +489,7 @@ async fn own_headers_and_schedule(kind: Kind) {
                     "X-Api-Key": "key-4fj3", "Authorization": "Basic dXNlcjpwdw==",
                     "X-Tenant": "tenant-77", "User-Agent": "acme-gateway/2"
                 },
-                "retry_schedule": [1, 2.5, 3600],
+                "retry_schedule": [1, 2.5, 3600], "rate_limit": 1,
             }),
         )
         .await;
@@ -513,6 +513,7 @@ async fn own_headers_and_schedule(kind: Kind) {
         json!([1, 3, 3600]),
         "2.5 s rounds up"
     );
+    assert_eq!(sub["rate_limit"], 1);
     let id = sub["subscription_id"].as_str().unwrap().to_owned();
     let one = format!("{SUBS}/{id}");
 
@@ -596,7 +597,8 @@ async fn own_headers_and_schedule(kind: Kind) {
     };
     let replaced = put(json!({
         "headers": {"x-api-key": "********", "X-New": "new-1"},
-        "retry_schedule": [5]
+        "retry_schedule": [5],
+        "rate_limit": 1000
     }))
     .await;
     assert_eq!(replaced.status(), "ok", "{:?}", replaced.tree);
@@ -606,6 +608,7 @@ async fn own_headers_and_schedule(kind: Kind) {
         json!({"X-New": "new-1", "x-api-key": "********"})
     );
     assert_eq!(now["retry_schedule"], json!([5]));
+    assert_eq!(now["rate_limit"], json!(1000));
     client
         .post_json(&dispatch, &tok, &json!({"object_id": 6}))
         .await;
@@ -629,19 +632,25 @@ async fn own_headers_and_schedule(kind: Kind) {
     let after = client.get(&one, &tok).await;
     assert_eq!(&after.tree["response"]["subscription"], now);
 
-    // null removes both.
-    let removed = put(json!({"headers": null, "retry_schedule": null})).await;
+    // null removes them.
+    let removed = put(json!({"headers": null, "retry_schedule": null, "rate_limit": null})).await;
     let sub = &removed.tree["response"]["subscription"];
     assert_eq!(
-        (sub.get("headers"), sub.get("retry_schedule")),
-        (None, None),
+        (
+            sub.get("headers"),
+            sub.get("retry_schedule"),
+            sub.get("rate_limit")
+        ),
+        (None, None, None),
         "{sub}"
     );
     let stored = at_rest(kind, &running, &table).await;
     assert!(!stored.contains("new-1") && !stored.contains("key-4fj3"));
     if kind == Kind::Aws {
         assert!(
-            !stored.contains("\"headers\"") && !stored.contains("\"retry_schedule\""),
+            !stored.contains("\"headers\"")
+                && !stored.contains("\"retry_schedule\"")
+                && !stored.contains("\"rate_limit\""),
             "{stored}"
         );
     }
@@ -1097,6 +1106,10 @@ async fn bad_headers_and_schedules(kind: Kind) {
             .into_iter()
             .map(|(v, m)| ("retry_schedule", v, m.to_owned())),
     );
+    let limit_rule = "rate_limit must be a whole number of deliveries per second from 1 to 1000";
+    for bad in [json!(0), json!(1001), json!(2.5), json!("5"), json!(true)] {
+        all.push(("rate_limit", bad, limit_rule.to_owned()));
+    }
     for (field, value, expected) in all {
         let mut create =
             json!({"trigger_url": "https://hooks.example.com/y", "event_id": "assign_task"});
@@ -1126,7 +1139,7 @@ async fn bad_headers_and_schedules(kind: Kind) {
         );
     }
     // JSON bodies only: a form body (or the query string) naming either is refused.
-    for field in ["headers", "retry_schedule"] {
+    for field in ["headers", "retry_schedule", "rate_limit"] {
         let a = client
             .post_form(
                 SUBS,
@@ -1660,6 +1673,7 @@ async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
         sealed_headers: None,
         retry_schedule: None,
         auth: None,
+        rate_limit: None,
     };
     Arc::clone(&platform.app.store).put(&private).await.unwrap();
     let private = private.id.to_string();

@@ -1218,3 +1218,292 @@ async fn an_attempts_log_lines_name_its_delivery_and_a_success_writes_none() {
     assert_eq!(attempt[0]["outcome"], "retrying");
     assert_eq!(attempt[0]["status"], 500);
 }
+
+/// moto answers requests on threads without DynamoDB's atomic `ADD` (two concurrent
+/// `UpdateItem`s may both answer the same count) or SQS's one receiver per message in
+/// flight; the test's instances reach it one request at a time, as the services apply
+/// them.
+struct OneAtATime<T: ?Sized> {
+    inner: Arc<T>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[async_trait::async_trait]
+impl webhooks_core::ports::rate_limit::RateLimiter
+    for OneAtATime<dyn webhooks_core::ports::rate_limit::RateLimiter>
+{
+    async fn take(
+        &self,
+        subscription: &webhooks_core::model::subscription::SubscriptionRef,
+        second: i64,
+        wanted: u32,
+    ) -> Result<u64, webhooks_core::ports::store::StoreError> {
+        let _one = self.lock.lock().await;
+        self.inner.take(subscription, second, wanted).await
+    }
+}
+
+#[async_trait::async_trait]
+impl webhooks_core::ports::queue::QueueReceiver
+    for OneAtATime<dyn webhooks_core::ports::queue::QueueReceiver>
+{
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<webhooks_core::ports::queue::Received>, webhooks_core::ports::queue::QueueError>
+    {
+        let _one = self.lock.lock().await;
+        // Short polls, so the lock is not held through a long one.
+        let _ = wait;
+        self.inner.receive(max, Duration::ZERO).await
+    }
+    async fn ack(&self, receipt: &str) -> Result<(), webhooks_core::ports::queue::QueueError> {
+        self.inner.ack(receipt).await
+    }
+    async fn release(&self, receipt: &str) -> Result<(), webhooks_core::ports::queue::QueueError> {
+        self.inner.release(receipt).await
+    }
+}
+
+/// A burst of 40 jobs to a subscription limited to 5 a second (SPEC section 9,
+/// `rate_limit`), handled by two instances of the delivery stage (each its own breaker,
+/// and on DynamoDB its own limiter client on the same table), four batches at a time
+/// each, polling the same queue at once: all 40 arrive, each once, no second of the
+/// platform's clock (`webhook-timestamp`, the second the POST started) holds more than 5
+/// starts, every delivery is one attempt, and nothing reaches the dead-letter queue.
+async fn a_rate_limit_holds_across_instances(aws: bool) {
+    use webhooks_core::adapters::aws::dynamodb_rate_limit::DynamoRateLimiter;
+    use webhooks_core::ports::queue::QueueReceiver;
+    use webhooks_core::ports::rate_limit::RateLimiter;
+    use webhooks_tests::client::{claims, token};
+    let rate_table = webhooks_tests::unique("rate");
+    let vars = [("WEBHOOKS_RATE_LIMIT_TABLE", rate_table.as_str())];
+    // The platform without its own delivery workers: the test runs the instances.
+    let (platform, client, _running, _moto) = if aws {
+        let moto = webhooks_tests::lambda_runtime::MotoPlatform::start(&vars).await;
+        let client = webhooks_tests::client::Client::new(moto.running.base_url());
+        (moto.platform.clone(), client, None, Some(moto))
+    } else {
+        let platform = Arc::new(
+            webhooks_local::compose(
+                &webhooks_local::Backend::Memory,
+                webhooks_tests::runner::settings(&vars),
+            )
+            .await
+            .unwrap(),
+        );
+        let running = webhooks_local::serve(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            platform.app.clone(),
+        )
+        .await
+        .unwrap();
+        let client = webhooks_tests::client::Client::new(running.base_url());
+        (platform, client, Some(running), None)
+    };
+    let receiver = Receiver::start().await;
+    let owner = token(&claims(41, "hq"));
+    let created = client
+        .post_json(
+            "/api/v0/webhooks/subscriptions",
+            &owner,
+            &json!({"trigger_url": receiver.url, "event_id": "assign_task", "rate_limit": 5}),
+        )
+        .await;
+    let sub = &created.tree["response"]["subscription"];
+    assert_eq!(sub["rate_limit"], 5, "{:?}", created.tree);
+    let id =
+        webhooks_core::model::ids::SubscriptionId::parse(sub["subscription_id"].as_str().unwrap())
+            .unwrap();
+
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    let queue: Arc<dyn QueueReceiver> = if aws {
+        Arc::new(OneAtATime {
+            inner: platform.deliveries.receiver.clone(),
+            lock: lock.clone(),
+        })
+    } else {
+        platform.deliveries.receiver.clone()
+    };
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let d = &platform.deliverer;
+        let limiter: Arc<dyn RateLimiter> = if aws {
+            let sdk = webhooks_tests::moto::sdk_config().await;
+            let own: Arc<dyn RateLimiter> =
+                Arc::new(DynamoRateLimiter::from_sdk(&sdk, &rate_table));
+            Arc::new(OneAtATime {
+                inner: own,
+                lock: lock.clone(),
+            })
+        } else {
+            // One process: the memory counters are the process's.
+            d.limiter.clone()
+        };
+        let instance = Arc::new(webhooks_core::stages::delivery::Deliverer {
+            store: d.store.clone(),
+            log: d.log.clone(),
+            deliveries: d.deliveries.clone(),
+            dead_letters: d.dead_letters.clone(),
+            sender: d.sender.clone(),
+            sealer: d.sealer.clone(),
+            clock: d.clock.clone(),
+            settings: d.settings.clone(),
+            breaker: Default::default(),
+            operator: d.operator.clone(),
+            tokens: Default::default(),
+            limiter,
+        });
+        for _ in 0..4 {
+            workers.push(tokio::spawn(webhooks_core::stages::batch::consume(
+                queue.clone(),
+                instance.clone(),
+                stop.subscribe(),
+                "delivery instance",
+            )));
+        }
+    }
+
+    let key = webhooks_core::model::subscription::SubscriptionRef {
+        id: id.clone(),
+        owner: webhooks_core::model::identity::Owner {
+            deployment: webhooks_core::model::identity::Deployment::parse("hq").unwrap(),
+            user_id: 41,
+        },
+    };
+    let jobs: Vec<_> = (1..=40u64)
+        .map(|n| {
+            let job = DeliveryJob {
+                delivery_id: webhooks_core::model::job::delivery_id(&format!("burst-{n}"), &id),
+                subscription: key.clone(),
+                event_id: "assign_task".into(),
+                object_id: n,
+                resource_url: None,
+                occurred_at: "2026-12-06T18:00:00Z".into(),
+                attempt: 1,
+                due_at: None,
+                subject: None,
+            };
+            webhooks_core::ports::queue::OutgoingMessage::new(job.to_message())
+        })
+        .collect();
+    webhooks_core::ports::queue::send_all(platform.deliveries.sender.as_ref(), jobs, 4)
+        .await
+        .unwrap();
+
+    let got = receiver.wait_for(40, Duration::from_secs(40)).await;
+    assert_eq!(got.len(), 40);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = receiver.requests();
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (40, 40), "each job arrives once");
+    let mut per_second = std::collections::BTreeMap::<i64, usize>::new();
+    for r in &got {
+        let second: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+        *per_second.entry(second).or_default() += 1;
+    }
+    assert!(
+        per_second.values().all(|n| *n <= 5),
+        "at most 5 starts a second: {per_second:?}"
+    );
+    assert!(
+        per_second.len() >= 8,
+        "40 at 5 a second take 8 seconds: {per_second:?}"
+    );
+    let log = platform
+        .deliverer
+        .log
+        .page(&key, None, 100)
+        .await
+        .unwrap()
+        .attempts;
+    assert_eq!(log.len(), 40);
+    assert!(
+        log.iter()
+            .all(|a| a.attempt == 1 && a.outcome == AttemptOutcome::Delivered),
+        "waiting is no attempt and no failure"
+    );
+    let dead = platform
+        .deliveries_dead_letters
+        .receiver
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "nothing in the dead-letter queue");
+    stop.send(true).unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_instances_in_memory() {
+    a_rate_limit_holds_across_instances(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_instances_on_dynamodb() {
+    a_rate_limit_holds_across_instances(true).await;
+}
+
+/// Retries wait for a slot too, and a job put back is untried: its attempt number
+/// unchanged, nothing logged, no request, not a failed message; it comes back the next
+/// second and goes out then.
+#[tokio::test]
+async fn retries_wait_for_a_rate_limit_slot_untried() {
+    let kit = DeliveryKit::new();
+    let receiver = Receiver::start().await;
+    receiver.script(vec![Behaviour::Status(500)]);
+    let sub = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let sub = kit.set_rate_limit(&sub, 2).await;
+    // Early in a second, so the batches below stay in it.
+    kit.clock.set((kit.clock_secs() + 1) * 1000 + 100);
+    let first = kit.job(&sub, 1);
+    assert!(kit.run(&[first.clone(), kit.job(&sub, 2)]).await.is_empty());
+    receiver.wait_for(2, WAIT).await;
+    let (retry, _) = kit.queue.take_jobs().remove(0);
+    assert_eq!(retry.attempt, 2);
+    // The retry, due, in a second whose 2 slots are taken: back on the queue untried.
+    let second = kit.clock_secs();
+    let due_now = DeliveryJob {
+        due_at: None,
+        ..retry.clone()
+    };
+    assert!(kit.run(std::slice::from_ref(&due_now)).await.is_empty());
+    let back = kit.queue.take_jobs();
+    assert_eq!(back.len(), 1);
+    let (waiting, delay) = &back[0];
+    assert_eq!(
+        (waiting.attempt, *delay),
+        (2, 1),
+        "same attempt, a second later"
+    );
+    assert_eq!(waiting.due_at, Some((second + 1) * 1000));
+    assert_eq!(receiver.requests().len(), 2, "no request");
+    assert_eq!(kit.log_of(&sub).await.len(), 2, "nothing logged");
+    // The next second: it goes out, as attempt 2.
+    kit.clock.set((second + 1) * 1000 + 100);
+    assert!(kit.run(std::slice::from_ref(waiting)).await.is_empty());
+    receiver.wait_for(3, WAIT).await;
+    let log = kit.log_of(&sub).await;
+    assert_eq!(
+        (log[0].attempt, log[0].outcome),
+        (2, AttemptOutcome::Delivered)
+    );
+    // Without a limit, no slot is taken at all.
+    let plain = kit.subscribe(&receiver.url, ContentType::Form, None).await;
+    let before = kit.limiter.calls();
+    assert!(kit.run(&[kit.job(&plain, 9)]).await.is_empty());
+    assert_eq!(
+        kit.limiter.calls(),
+        before,
+        "an unlimited subscription takes no slot"
+    );
+}

@@ -164,6 +164,7 @@ async fn api_reads_are_bounded(backend: Backend) {
         breaker: Default::default(),
         operator: std::sync::Arc::new(webhooks_core::ports::operator::LogOnly),
         tokens: Default::default(),
+        limiter: d.limiter.clone(),
     });
     let app = App::new(
         settings.api,

@@ -128,7 +128,7 @@ async fn operate(kind: Kind) {
     for (body, sentence) in [
         (
             json!({}),
-            "nothing to change: send trigger_url, content_type, active, headers, retry_schedule or auth",
+            "nothing to change: send trigger_url, content_type, active, headers, retry_schedule, auth or rate_limit",
         ),
         (json!({"active": "maybe"}), "active must be true or false"),
         (

@@ -53,6 +53,7 @@ impl Route {
                 "headers",
                 "retry_schedule",
                 "auth",
+                "rate_limit",
             ],
             Self::UpdateSubscription(_) => &[
                 "trigger_url",
@@ -61,6 +62,7 @@ impl Route {
                 "headers",
                 "retry_schedule",
                 "auth",
+                "rate_limit",
             ],
             Self::RotateSecret(_) => &["secret"],
             Self::Recover(_) => &["since", "until"],
@@ -77,7 +79,8 @@ impl Route {
 
     /// The body fields only a JSON body carries (SPEC section 9): a form body naming one is
     /// refused ([`crate::input::Params::json_only`]).
-    pub const JSON_ONLY_FIELDS: &'static [&'static str] = &["headers", "retry_schedule", "auth"];
+    pub const JSON_ONLY_FIELDS: &'static [&'static str] =
+        &["headers", "retry_schedule", "auth", "rate_limit"];
 }
 
 pub const BASE: &str = "/api/v0";

@@ -456,6 +456,8 @@ pub struct DeliveryStageSettings {
     pub sealer: SecretSealer,
     pub subscriptions_table: String,
     pub delivery_log_table: String,
+    /// The rate-limit counters of subscriptions with a `rate_limit`.
+    pub rate_limit_table: String,
     /// The deliveries queue (retries) and its dead-letter queue (unreadable jobs).
     pub queues: QueueUrls,
     pub delivery: DeliverySettings,
@@ -472,6 +474,7 @@ impl FromEnv for DeliveryStageSettings {
             sealer: env.sealer()?,
             subscriptions_table: env.subscriptions_table(),
             delivery_log_table: env.delivery_log_table(),
+            rate_limit_table: env.text("WEBHOOKS_RATE_LIMIT_TABLE", "webhooks-rate-limit"),
             queues: env.queues(&[Queue::Deliveries, Queue::DeliveriesDeadLetters]),
             delivery: env.delivery()?,
             breaker: env.breaker()?,

@@ -4,7 +4,7 @@
 //! one secret, the sealing key, read from Secrets Manager) and with every AWS call checked
 //! against that function's own role. The test drives each path that touches AWS: a
 //! delivery, a retry, a hop past 15 minutes, 410 Gone, a timeout and its reset, the
-//! timeout limit, and an unreadable job.
+//! timeout limit, an unreadable job, and a rate-limited subscription's slots.
 
 use std::time::Duration;
 
@@ -50,6 +50,23 @@ async fn subscribe(client: &Client, user: u64, url: &str) -> SubscriptionId {
             "/api/v0/webhooks/subscriptions",
             &token(&claims(user, "hq")),
             &json!({"trigger_url": url, "event_id": "create_contact", "secret": "shh"}),
+        )
+        .await;
+    SubscriptionId::parse(
+        created.tree["response"]["subscription"]["subscription_id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Creates a subscription of `user` from `body` through the API; its id.
+async fn create(client: &Client, user: u64, body: Value) -> SubscriptionId {
+    let created = client
+        .post_json(
+            "/api/v0/webhooks/subscriptions",
+            &token(&claims(user, "hq")),
+            &body,
         )
         .await;
     SubscriptionId::parse(
@@ -199,6 +216,55 @@ async fn the_delivery_binary_posts_signed_webhooks_within_its_role() {
         )
         .await;
     assert_eq!(after.tree["meta"]["status"], "invalid_request");
+
+    // Subscriptions without a rate limit take no slot: no request for them.
+    let updates = |gate: &webhooks_tests::iam_gate::IamGate| {
+        gate.calls()
+            .iter()
+            .filter(|c| c.action == "dynamodb:UpdateItem")
+            .count()
+    };
+    assert_eq!(updates(&delivery.gate), 0, "no limit, no slot taken");
+    // A subscription limited to 2 a second: one UpdateItem takes the batch's block of 3;
+    // the jobs past the limit (or whose second passed) go back on the queue untried, as
+    // new delayed messages, none a failed message.
+    let limited_receiver = Receiver::start().await;
+    let limited = create(
+        client,
+        8,
+        json!({"trigger_url": limited_receiver.url, "event_id": "create_contact", "rate_limit": 2}),
+    )
+    .await;
+    let burst: Vec<IncomingMessage> = (1..=3)
+        .map(|n| {
+            message(
+                &format!("r-{n}"),
+                job(&limited, 8, &format!("msg_r{n}")).to_message(),
+            )
+        })
+        .collect();
+    let answer = delivery
+        .runtime
+        .invoke(serde_json::to_value(sqs_event(&burst)).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert_eq!(updates(&delivery.gate), 1, "one block for the batch");
+    let put_back = platform
+        .deliveries
+        .receiver
+        .receive(10, Duration::from_secs(4))
+        .await
+        .unwrap();
+    let sent = limited_receiver.requests().len();
+    assert!(sent <= 2, "at most 2 started in the second");
+    assert_eq!(sent + put_back.len(), 3, "each job sent or put back");
+    for m in &put_back {
+        assert_eq!(
+            DeliveryJob::from_message(&m.message.body).unwrap().attempt,
+            1,
+            "put back untried"
+        );
+    }
 
     delivery.assert_role_is_exact();
 }
@@ -438,7 +504,13 @@ async fn the_delivery_binary_disables_and_recovers_within_its_role() {
     let (platform, client) = (&stack.moto.platform, &stack.moto.client);
     let gone = Receiver::start().await;
     gone.always(Behaviour::Status(410));
-    let id = subscribe(client, 8, &gone.url).await;
+    // Rate limited too: its slot is taken within the same role.
+    let id = create(
+        client,
+        8,
+        json!({"trigger_url": gone.url, "event_id": "create_contact", "rate_limit": 100}),
+    )
+    .await;
     let mut delivery = stack
         .spawn(DELIVERY, &[("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8")])
         .await;

@@ -10,9 +10,11 @@ use webhooks_core::adapters::aws::Aws;
 use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
 use webhooks_core::adapters::aws::dynamodb_delivery_log::DynamoDeliveryLog;
 use webhooks_core::adapters::aws::dynamodb_idempotency::DynamoIdempotencyStore;
+use webhooks_core::adapters::aws::dynamodb_rate_limit::DynamoRateLimiter;
 use webhooks_core::adapters::aws::sqs::SqsQueue;
 use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::queue::MemoryQueue;
+use webhooks_core::adapters::memory::rate_limit::MemoryRateLimiter;
 use webhooks_core::adapters::memory::{
     MemoryDeliveryLog, MemoryIdempotencyStore, MemorySubscriptionStore,
 };
@@ -21,6 +23,7 @@ use webhooks_core::model::clock::{Clock, SystemClock};
 use webhooks_core::ports::delivery_log::DeliveryLog;
 use webhooks_core::ports::idempotency::IdempotencyStore;
 use webhooks_core::ports::queue::{QueueReceiver, QueueSender};
+use webhooks_core::ports::rate_limit::RateLimiter;
 use webhooks_core::ports::store::SubscriptionStore;
 use webhooks_core::stages::delivery::Deliverer;
 use webhooks_core::stages::fanout::{FanOut, FanOutSettings};
@@ -125,6 +128,7 @@ struct Parts {
     store: Arc<dyn SubscriptionStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     log: Arc<dyn DeliveryLog>,
+    limiter: Arc<dyn RateLimiter>,
     events: QueuePair,
     events_dead_letters: QueuePair,
     deliveries: QueuePair,
@@ -152,6 +156,7 @@ async fn memory_parts(visibility: Visibility) -> Parts {
         store: Arc::new(MemorySubscriptionStore::default()),
         idempotency: Arc::new(MemoryIdempotencyStore::default()),
         log: Arc::new(MemoryDeliveryLog::default()),
+        limiter: Arc::new(MemoryRateLimiter::default()),
         events,
         events_dead_letters,
         deliveries,
@@ -171,6 +176,8 @@ async fn aws_parts(
     idempotency.ensure_table().await?;
     let log = DynamoDeliveryLog::from_sdk(sdk, &settings.api.delivery_log_table);
     log.ensure_table().await?;
+    let limiter = DynamoRateLimiter::from_sdk(sdk, &settings.delivery.rate_limit_table);
+    limiter.ensure_table().await?;
     let client = SqsQueue::client(sdk);
     let prefix = settings.queue_prefix();
     let queue = |stage: &'static str, visibility: Duration| {
@@ -194,6 +201,7 @@ async fn aws_parts(
         store: Arc::new(store),
         idempotency: Arc::new(idempotency),
         log: Arc::new(log),
+        limiter: Arc::new(limiter),
         events,
         events_dead_letters,
         deliveries,
@@ -253,6 +261,7 @@ pub async fn compose_with(
         breaker: webhooks_core::policy::breaker::Breaker::new(settings.delivery.breaker),
         operator: parts.operator,
         tokens: Default::default(),
+        limiter: parts.limiter,
     });
     let ports = Ports {
         store: parts.store,

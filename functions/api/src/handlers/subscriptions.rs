@@ -1,7 +1,7 @@
 //! The subscription endpoints of SPEC sections 3, 7 and 9: input parsed into the core's
 //! types, the use case called (`core::service`), the answer shaped. A subscription's
-//! `headers`, `retry_schedule` and `auth` come in JSON bodies only; answers show every
-//! header name, sensitive values masked, and `auth` without its client secret.
+//! `headers`, `retry_schedule`, `auth` and `rate_limit` come in JSON bodies only; answers
+//! show every header name, sensitive values masked, and `auth` without its client secret.
 
 use serde_json::{Map, Value, json};
 use webhooks_core::model::identity::Caller;
@@ -83,6 +83,9 @@ pub fn render(app: &App, s: &Subscription) -> Result<Value, ApiError> {
         }
         body["auth"] = shown;
     }
+    if let Some(limit) = s.rate_limit {
+        body["rate_limit"] = json!(limit.per_second());
+    }
     Ok(body)
 }
 
@@ -121,6 +124,7 @@ pub async fn create(app: &App, caller: &Caller, params: &Params) -> Result<Reply
         headers: params.json_only("headers")?,
         retry_schedule: params.json_only("retry_schedule")?,
         auth: params.json_only("auth")?,
+        rate_limit: params.json_only("rate_limit")?,
     };
     let new = NewSubscription::parse(raw, &app.settings.catalogue, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
@@ -150,7 +154,7 @@ pub async fn delete(app: &App, caller: &Caller, raw_id: &str) -> Result<Reply, A
 }
 
 /// `PUT .../subscriptions/{id}`: `trigger_url`, `content_type`, `active`, `headers`,
-/// `retry_schedule`, `auth`, checked as on create; at least one.
+/// `retry_schedule`, `auth`, `rate_limit`, checked as on create; at least one.
 pub async fn update(
     app: &App,
     caller: &Caller,
@@ -160,7 +164,7 @@ pub async fn update(
     let id = subscription_id(raw_id)?;
     if params.json.as_ref().is_some_and(|v| !v.is_object()) {
         return Err(ApiError::invalid_request(
-            "send the changes as a JSON object with trigger_url, content_type, active, headers, retry_schedule or auth",
+            "send the changes as a JSON object with trigger_url, content_type, active, headers, retry_schedule, auth or rate_limit",
         ));
     }
     let raw = RawChanges {
@@ -170,6 +174,7 @@ pub async fn update(
         headers: params.json_only("headers")?,
         retry_schedule: params.json_only("retry_schedule")?,
         auth: params.json_only("auth")?,
+        rate_limit: params.json_only("rate_limit")?,
     };
     let changes = Changes::parse(raw, &app.settings.url_policy)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;

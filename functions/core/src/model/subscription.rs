@@ -1,10 +1,11 @@
 //! Subscriptions: what a user asked for, validated at the edge into types that cannot
 //! hold bad values.
 //!
-//! A subscription's own headers and retry schedule (SPEC section 9) are parsed here from
-//! the JSON values a request gave ([`AskedHeaders::parse`], [`RetrySchedule::parse`]);
-//! each refusal is a sentence that names the field and the rule. So is `auth`
-//! ([`AskedAuth::parse`]), whose client secret is never printed.
+//! A subscription's own headers, retry schedule and rate limit (SPEC section 9) are parsed
+//! here from the JSON values a request gave ([`AskedHeaders::parse`],
+//! [`RetrySchedule::parse`], [`RateLimit::parse`]); each refusal is a sentence that names
+//! the field and the rule. So is `auth` ([`AskedAuth::parse`]), whose client secret is
+//! never printed.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -37,6 +38,8 @@ pub const MASKED: &str = "********";
 pub const MAX_RETRY_DELAYS: usize = 20;
 /// The longest delay of a retry schedule, in seconds (a day).
 pub const MAX_RETRY_DELAY_SECS: u32 = 86_400;
+/// The highest rate limit, in deliveries per second.
+pub const MAX_RATE_LIMIT: u32 = 1_000;
 
 /// How a delivery body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -211,7 +214,11 @@ pub enum SubscriptionError {
     #[error("{0}")]
     InvalidAuth(String),
     #[error(
-        "nothing to change: send trigger_url, content_type, active, headers, retry_schedule or auth"
+        "rate_limit must be a whole number of deliveries per second from 1 to {MAX_RATE_LIMIT}"
+    )]
+    InvalidRateLimit,
+    #[error(
+        "nothing to change: send trigger_url, content_type, active, headers, retry_schedule, auth or rate_limit"
     )]
     NothingToChange,
 }
@@ -650,6 +657,40 @@ impl AskedAuth {
     }
 }
 
+/// A subscription's rate limit: at most this many of its deliveries start within one
+/// second of the platform's clock (see `policy::rate_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RateLimit(u32);
+
+impl RateLimit {
+    /// Reads the `rate_limit` field of a JSON body: a whole number from 1 to 1,000 (`5.0`
+    /// is 5; `5.5`, a string or a bool are refused).
+    pub fn parse(value: &Value) -> Result<Self, SubscriptionError> {
+        value
+            .as_u64()
+            .or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .filter(|n| (1..=u64::from(MAX_RATE_LIMIT)).contains(n))
+            .map(|n| Self(n as u32))
+            .ok_or(SubscriptionError::InvalidRateLimit)
+    }
+
+    /// For values read back from the store, which were validated when written.
+    pub fn from_stored(per_second: u32) -> Self {
+        Self(per_second)
+    }
+
+    /// Deliveries per second.
+    pub fn per_second(self) -> u32 {
+        self.0
+    }
+}
+
 /// An update request, validated: at least one field, each checked as on create.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
@@ -661,6 +702,7 @@ pub struct Changes {
     pub retry_schedule: Edit<RetrySchedule>,
     /// Without a client secret, keeps the stored one.
     pub auth: Edit<AskedAuth>,
+    pub rate_limit: Edit<RateLimit>,
 }
 
 /// The raw fields of an update request, as they came in.
@@ -674,6 +716,7 @@ pub struct RawChanges<'a> {
     pub headers: Option<&'a Value>,
     pub retry_schedule: Option<&'a Value>,
     pub auth: Option<&'a Value>,
+    pub rate_limit: Option<&'a Value>,
 }
 
 /// An optional JSON field of an update: absent keeps it, `null` removes it. (An empty
@@ -719,12 +762,14 @@ impl Changes {
         let headers = edit(raw.headers, AskedHeaders::parse)?;
         let retry_schedule = edit(raw.retry_schedule, RetrySchedule::parse)?;
         let auth = edit(raw.auth, |v| AskedAuth::parse(v, policy))?;
+        let rate_limit = edit(raw.rate_limit, RateLimit::parse)?;
         if trigger_url.is_none()
             && content_type.is_none()
             && active.is_none()
             && headers.is_keep()
             && retry_schedule.is_keep()
             && auth.is_keep()
+            && rate_limit.is_keep()
         {
             return Err(SubscriptionError::NothingToChange);
         }
@@ -735,6 +780,7 @@ impl Changes {
             headers,
             retry_schedule,
             auth,
+            rate_limit,
         })
     }
 }
@@ -750,6 +796,7 @@ pub struct NewSubscription {
     pub retry_schedule: Option<RetrySchedule>,
     /// With its client secret (a create has none stored to keep).
     pub auth: Option<AskedAuth>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The raw fields of a create request, as they came in.
@@ -763,6 +810,7 @@ pub struct RawSubscription<'a> {
     pub headers: Option<&'a Value>,
     pub retry_schedule: Option<&'a Value>,
     pub auth: Option<&'a Value>,
+    pub rate_limit: Option<&'a Value>,
 }
 
 impl NewSubscription {
@@ -799,6 +847,7 @@ impl NewSubscription {
                 return Err(authorization_beside_auth());
             }
         }
+        let rate_limit = optional(raw.rate_limit, RateLimit::parse)?;
         Ok(Self {
             event,
             trigger_url,
@@ -807,6 +856,7 @@ impl NewSubscription {
             headers,
             retry_schedule,
             auth,
+            rate_limit,
         })
     }
 }
@@ -842,6 +892,9 @@ pub struct Subscription {
     /// Its OAuth2 client, whose access token each delivery carries.
     #[serde(default)]
     pub auth: Option<Auth>,
+    /// Its own limit on deliveries per second, across every delivery instance.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A rotated-out secret, sealed like the current one, and when it stops signing.
@@ -1196,6 +1249,30 @@ mod tests {
             "headers: `X-Other` is \"********\", which keeps a stored value, and it has none; send its value"
         );
         assert!(nothing_to_keep.resolve(None).is_err(), "on create too");
+    }
+
+    #[test]
+    fn rate_limits_are_whole_numbers_from_1_to_1000() {
+        let parse = |v: Value| RateLimit::parse(&v).map(RateLimit::per_second);
+        assert_eq!(parse(serde_json::json!(1)), Ok(1));
+        assert_eq!(parse(serde_json::json!(1000)), Ok(1000));
+        assert_eq!(parse(serde_json::json!(5.0)), Ok(5));
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(1001),
+            serde_json::json!(-1),
+            serde_json::json!(2.5),
+            serde_json::json!("5"),
+            serde_json::json!(true),
+            serde_json::json!([5]),
+        ] {
+            let e = parse(bad.clone()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "rate_limit must be a whole number of deliveries per second from 1 to 1000",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

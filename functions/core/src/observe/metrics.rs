@@ -76,6 +76,22 @@ pub fn deferred(jobs: usize) {
     }
 }
 
+/// Jobs put back on the queue, not attempted, because their subscription's rate limit
+/// was reached in the second (see [`crate::policy::rate_limit`]): `DeliveriesRateLimited`,
+/// once per batch.
+pub fn rate_limited(jobs: usize) {
+    if jobs > 0 {
+        emit(
+            &[(
+                "DeliveriesRateLimited",
+                Sample::One(jobs as f64),
+                Unit::Count,
+            )],
+            &[],
+        );
+    }
+}
+
 /// The events of a batch fanned out: `FanoutJobs`, the jobs each one made (each page of
 /// one continued in a new message counts apart), as EMF's list of values (one document
 /// per 100 events).

@@ -122,6 +122,8 @@ pub struct Permit {
     id: SubscriptionId,
     started: Instant,
     done: bool,
+    /// This attempt is the probe of a breaker that was open.
+    probe: bool,
 }
 
 impl Breaker {
@@ -146,6 +148,7 @@ impl Breaker {
                 id: id.clone(),
                 started: now,
                 done: true,
+                probe: false,
             });
         }
         let state = states.entry(id.clone()).or_default();
@@ -167,7 +170,8 @@ impl Breaker {
         if let Some(wait) = defer {
             return Err(wait.max(Duration::from_secs(1)));
         }
-        if state.open_until.take().is_some() {
+        let probe = state.open_until.take().is_some();
+        if probe {
             state.probing = true;
         }
         // After the attempts that started no later (callers read the clock before the
@@ -179,7 +183,29 @@ impl Breaker {
             id: id.clone(),
             started: now,
             done: false,
+            probe,
         })
+    }
+
+    /// Gives back an admitted attempt that was not made (its job went back on the queue
+    /// untried): it leaves no trace, and a probe's turn passes to the next job.
+    pub fn withdraw(&self, mut permit: Permit) {
+        if permit.done {
+            return;
+        }
+        permit.done = true;
+        let mut states = self.states();
+        let Some(state) = states.get_mut(&permit.id) else {
+            return;
+        };
+        let i = state.in_flight.partition_point(|t| *t < permit.started);
+        if state.in_flight.get(i) == Some(&permit.started) {
+            state.in_flight.remove(i);
+        }
+        if permit.probe {
+            state.probing = false;
+            state.open_until = Some(permit.started);
+        }
     }
 
     /// Records how an admitted attempt ended, at `now`.
@@ -254,6 +280,27 @@ mod tests {
             busy_wait: Duration::from_secs(10),
             unproven_wait: Duration::from_secs(1),
         })
+    }
+
+    #[test]
+    fn a_withdrawn_attempt_leaves_no_trace_and_passes_the_probe_on() {
+        let b = breaker();
+        let t0 = Instant::now();
+        // Unproven, one in flight at most: a withdrawn attempt frees its place.
+        let p = b.admit(&id(1), t0).unwrap();
+        assert!(b.admit(&id(1), t0).is_err());
+        b.withdraw(p);
+        let p = b.admit(&id(1), t0).unwrap();
+        // A slow failure opens the breaker; after the cool-down, the probe is withdrawn,
+        // and the next job probes instead of waiting for an answer that never comes.
+        b.finish(p, Ended::TimedOut, t0 + Duration::from_secs(3));
+        let later = t0 + Duration::from_secs(40);
+        let probe = b.admit(&id(1), later).unwrap();
+        assert!(b.admit(&id(1), later).is_err());
+        b.withdraw(probe);
+        let probe = b.admit(&id(1), later).unwrap();
+        b.finish(probe, Ended::Delivered, later);
+        assert!(b.admit(&id(1), later).is_ok());
     }
 
     #[test]

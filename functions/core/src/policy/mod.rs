@@ -2,5 +2,6 @@
 
 pub mod after_attempt;
 pub mod breaker;
+pub mod rate_limit;
 pub mod retry;
 pub mod token;

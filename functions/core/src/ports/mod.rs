@@ -6,4 +6,5 @@ pub mod http;
 pub mod idempotency;
 pub mod operator;
 pub mod queue;
+pub mod rate_limit;
 pub mod store;

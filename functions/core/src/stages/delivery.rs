@@ -11,6 +11,14 @@
 //! remaining delay (at most 15 minutes a hop) without touching the store or the receiver.
 //! Every attempt lands in the delivery log, automatic deletions with their reason.
 //!
+//! A subscription's `rate_limit` holds across every delivery instance: before its jobs
+//! of a batch start, they take a block of slots of the current second from the shared
+//! [`RateLimiter`] (one call per limited subscription per batch, none for the others), and
+//! each job starts only within the second its slot is in. A job past the limit, or whose
+//! second passed before it started, goes back on the queue untried, like a deferred job
+//! (its attempt number unchanged, nothing logged), to come back in the second its place
+//! in the line falls in ([`crate::policy::rate_limit`]). `dispatch` is not limited.
+//!
 //! A batch is handled as a whole: its subscriptions are read at once, its attempts run
 //! together, and what they leave behind goes out together at the end: every message put
 //! back on the queue (retries, hops, deferred jobs) in shared send requests, every log
@@ -29,12 +37,13 @@ use crate::model::clock::{Clock, Millis};
 use crate::model::ids::SubscriptionId;
 use crate::model::job::DeliveryJob;
 use crate::model::random::random_u64;
-use crate::model::subscription::{OAuthClient, Subscription, SubscriptionRef};
+use crate::model::subscription::{OAuthClient, RateLimit, Subscription, SubscriptionRef};
 pub use crate::policy::after_attempt::Retries;
 use crate::policy::after_attempt::{
     Context, Decision, Next, OnRepeatedFailure, RowMark, Verdict, decide, timeout_rounds_of,
 };
-use crate::policy::breaker::{Breaker, Ended};
+use crate::policy::breaker::{Breaker, Ended, Permit};
+use crate::policy::rate_limit::Block;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::token::TokenError;
 use crate::ports::delivery_log::{Attempt, DeliveryLog};
@@ -43,6 +52,7 @@ use crate::ports::operator::{OperatorChannel, OperatorNotice};
 use crate::ports::queue::{
     IncomingMessage, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
 };
+use crate::ports::rate_limit::RateLimiter;
 use crate::ports::store::{StoreError, SubscriptionStore};
 use crate::security::crypto::{SealError, SecretSealer};
 use crate::security::signing::{self, SigningKey};
@@ -98,6 +108,8 @@ pub struct Deliverer {
     /// Access tokens of subscriptions with `auth`, kept across batches and warm
     /// invocations (see [`crate::stages::token`]).
     pub tokens: Tokens,
+    /// The slots of rate-limited subscriptions, shared by every delivery instance.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +168,9 @@ impl Deliverer {
         let keys = self
             .keys(subscription, self.clock.now_millis())
             .map_err(|source| DeliveryError::Secret { source })?;
+        let at = self.clock.now_millis();
         let Settled { record, requeue } = self
-            .try_once(job, subscription, &keys, retries, &alone)
+            .try_once(job, subscription, &keys, retries, &alone, at)
             .await?;
         crate::observe::metrics::delivery_attempts([(record.outcome, record.duration())]);
         if !requeue.is_empty() {
@@ -172,7 +185,7 @@ impl Deliverer {
 
     /// Prepare, call, and decide: the attempt made and what it leaves to send and write.
     /// `batch` holds what the batch's earlier attempts did, whose log lines are not
-    /// written yet.
+    /// written yet. `at` is when it starts.
     async fn try_once(
         &self,
         job: &DeliveryJob,
@@ -180,8 +193,8 @@ impl Deliverer {
         keys: &Keys,
         retries: Retries,
         batch: &BatchMarks,
+        at: Millis,
     ) -> Result<Settled, DeliveryError> {
-        let at = self.clock.now_millis();
         let started = Instant::now();
         let mut request = self.prepare(job, subscription, keys, at);
         // With `auth`, a token first; a failed token request is the attempt's failure.
@@ -673,18 +686,25 @@ impl Deliverer {
                 }
             }
         }
+        let (admitted, mut limited) = self.within_limits(admitted, requeue, &mut settled).await;
         let attempts = admitted
             .into_iter()
-            .map(|(message, job, subscription, permit)| {
+            .map(|((message, job, subscription, permit), slot)| {
                 // At debug: a span's fields are formatted when it opens, for every
                 // delivery, though a success writes no line. The attempt's lines at info
                 // and above carry `delivery_id` themselves.
                 let span = tracing::debug_span!("delivery", delivery_id = %job.delivery_id);
                 let keys = &keys[&subscription.id];
                 async move {
+                    let at = self.clock.now_millis();
+                    if slot.is_some_and(|second| second != at.div_euclid(1000)) {
+                        // Its slot's second passed before it started: it waits for another.
+                        self.breaker.withdraw(permit);
+                        return (message, Ran::PutBack(put_back(job, at.div_euclid(1000), 1)));
+                    }
                     let result = match keys {
                         Ok(keys) => {
-                            self.try_once(job, subscription, keys, Retries::Scheduled, marks)
+                            self.try_once(job, subscription, keys, Retries::Scheduled, marks, at)
                                 .await
                         }
                         Err(source) => Err(DeliveryError::Secret { source: *source }),
@@ -693,17 +713,28 @@ impl Deliverer {
                         self.breaker
                             .finish(permit, ended(&settled.record), Instant::now());
                     }
-                    (message, result)
+                    (message, Ran::Attempted(result))
                 }
                 .instrument(span)
             });
         // Polled only when woken (`join_all` of a few futures polls them all on every
         // wake-up), and each attempt drives its own connection.
-        let attempted: Vec<_> = attempts
+        let ran: Vec<_> = attempts
             .collect::<futures::stream::FuturesOrdered<_>>()
             .collect()
             .await;
+        let mut attempted = Vec::with_capacity(ran.len());
+        for (message, ran) in ran {
+            match ran {
+                Ran::Attempted(result) => attempted.push((message, result)),
+                Ran::PutBack(out) => {
+                    limited += 1;
+                    requeue.push((message, out));
+                }
+            }
+        }
         crate::observe::metrics::deferred(deferred);
+        crate::observe::metrics::rate_limited(limited);
         crate::observe::metrics::delivery_attempts(
             attempted
                 .iter()
@@ -712,6 +743,71 @@ impl Deliverer {
         );
         settled.extend(attempted);
         Ok(settled)
+    }
+
+    /// The admitted jobs of rate-limited subscriptions take their slots of the current
+    /// second: one block per subscription, all at once. Each job within its block's grant
+    /// comes back with the second its slot is in; the others go back on the queue
+    /// untried (added to `requeue`) for the second their place falls in. A block that
+    /// could not be taken fails its jobs (they are received again). Jobs of subscriptions
+    /// without a limit pass with no slot, at no cost. Answers the jobs that may start,
+    /// and how many went back.
+    async fn within_limits<'m, 'j>(
+        &self,
+        admitted: Vec<Admitted<'m, 'j>>,
+        requeue: &mut Vec<(&'m IncomingMessage, OutgoingMessage)>,
+        settled: &mut Vec<(&'m IncomingMessage, Result<Settled, DeliveryError>)>,
+    ) -> (Vec<(Admitted<'m, 'j>, Option<i64>)>, usize) {
+        let mut wanted: HashMap<&SubscriptionId, (&Subscription, RateLimit, u32)> = HashMap::new();
+        for (_, _, subscription, _) in &admitted {
+            if let Some(limit) = subscription.rate_limit {
+                wanted
+                    .entry(&subscription.id)
+                    .or_insert((subscription, limit, 0))
+                    .2 += 1;
+            }
+        }
+        if wanted.is_empty() {
+            return (admitted.into_iter().map(|a| (a, None)).collect(), 0);
+        }
+        let second = self.clock.now_secs();
+        let takes = wanted
+            .into_values()
+            .map(|(subscription, limit, n)| async move {
+                let taken = self.limiter.take(&subscription.key(), second, n).await;
+                let block = taken.map(|after| Block::of(n, after, limit.per_second()));
+                (&subscription.id, block)
+            });
+        let blocks: HashMap<&SubscriptionId, Result<Block, StoreError>> =
+            futures::future::join_all(takes).await.into_iter().collect();
+        let mut seen: HashMap<&SubscriptionId, u32> = HashMap::new();
+        let mut go = Vec::with_capacity(admitted.len());
+        let mut limited = 0;
+        for (message, job, subscription, permit) in admitted {
+            let Some(block) = blocks.get(&subscription.id) else {
+                go.push(((message, job, subscription, permit), None));
+                continue;
+            };
+            let i = seen.entry(&subscription.id).or_default();
+            let n = *i;
+            *i += 1;
+            match block {
+                Ok(block) if n < block.granted => {
+                    go.push(((message, job, subscription, permit), Some(second)));
+                }
+                Ok(block) => {
+                    self.breaker.withdraw(permit);
+                    limited += 1;
+                    requeue.push((message, put_back(job, second, block.wait(n).as_secs())));
+                }
+                Err(e) => {
+                    self.breaker.withdraw(permit);
+                    tracing::error!(error = %e, delivery_id = %job.delivery_id, "could not take a rate-limit slot; the job will be retried");
+                    settled.push((message, Err(DeliveryError::Store(e.clone()))));
+                }
+            }
+        }
+        (go, limited)
     }
 
     /// The log line of a job not sent because its subscription is inactive: `failed`,
@@ -795,6 +891,33 @@ struct Keys {
     current: Option<SigningKey>,
     previous: Option<SigningKey>,
     headers: Vec<(HeaderName, String)>,
+}
+
+/// A job admitted by the breaker, with its message, subscription and permit.
+type Admitted<'m, 'j> = (
+    &'m IncomingMessage,
+    &'j DeliveryJob,
+    &'j Subscription,
+    Permit,
+);
+
+/// What became of an admitted job: attempted, or put back untried because the second of
+/// its rate-limit slot passed before it started. (Unboxed: a box would be an allocation
+/// per attempt for a value that lives until the batch settles.)
+#[allow(clippy::large_enum_variant)]
+enum Ran {
+    Attempted(Result<Settled, DeliveryError>),
+    PutBack(OutgoingMessage),
+}
+
+/// The queue message of a job that waits for a rate-limit slot: untried, its attempt
+/// number unchanged, due `wait` seconds after the start of `second` and delayed as long.
+fn put_back(job: &DeliveryJob, second: i64, wait: u64) -> OutgoingMessage {
+    let later = DeliveryJob {
+        due_at: Some((second + wait as i64) * 1000),
+        ..job.clone()
+    };
+    delayed(&later, Duration::from_secs(wait))
 }
 
 /// One request made: when it started, how long it took, and what came back.

@@ -182,6 +182,7 @@ impl Subscriptions {
             sealed_headers,
             retry_schedule: new.retry_schedule,
             auth,
+            rate_limit: new.rate_limit,
         };
         self.store.put(&subscription).await?;
         tracing::info!(subscription_id = %subscription.id, event_id = %subscription.event_id, "subscription created");
@@ -287,6 +288,11 @@ impl Subscriptions {
             return Err(ServiceError::Invalid(
                 authorization_beside_auth().to_string(),
             ));
+        }
+        match changes.rate_limit {
+            Edit::Keep => {}
+            Edit::Remove => subscription.rate_limit = None,
+            Edit::Set(limit) => subscription.rate_limit = Some(limit),
         }
         self.replace(&subscription).await?;
         tracing::info!(subscription_id = %id, active = subscription.active, "subscription updated by its owner");

@@ -14,6 +14,7 @@
 //! | `headers` | when set: the subscription's own headers, sealed as one value like `secret` |
 //! | `retry_schedule` | when set: its own delays in seconds, a list of numbers |
 //! | `auth` | when set: a map of `token_url`, `client_id`, `scope` and `audience` (when set) and `client_secret`, sealed like `secret` |
+//! | `rate_limit` | when set: its own deliveries per second, a number |
 //!
 //! * get one: `GetItem(pk, sk)`; another owner's id is simply absent.
 //! * list by owner: `Query(pk)`, following `LastEvaluatedKey`.
@@ -39,8 +40,8 @@ use crate::adapters::aws::dynamodb_table::{self, TableSpec, unavailable};
 use crate::model::identity::{Deployment, Owner};
 use crate::model::ids::SubscriptionId;
 use crate::model::subscription::{
-    Auth, ContentType, OAuthClient, PreviousSecret, RetrySchedule, Subscription, SubscriptionRef,
-    TriggerUrl,
+    Auth, ContentType, OAuthClient, PreviousSecret, RateLimit, RetrySchedule, Subscription,
+    SubscriptionRef, TriggerUrl,
 };
 use crate::ports::store::{Page, StoreError, SubscriptionStore};
 
@@ -150,6 +151,12 @@ fn to_item(sub: &Subscription) -> Item {
         }
         item.insert("auth".into(), AttributeValue::M(map));
     }
+    if let Some(limit) = sub.rate_limit {
+        item.insert(
+            "rate_limit".into(),
+            AttributeValue::N(limit.per_second().to_string()),
+        );
+    }
     item
 }
 
@@ -172,6 +179,18 @@ fn auth(item: &Item) -> Result<Option<Auth>, StoreError> {
             }))
         }
         Some(_) => Err(StoreError::Corrupt("auth".into())),
+    }
+}
+
+/// The `rate_limit` attribute, when there is one.
+fn rate_limit(item: &Item) -> Result<Option<RateLimit>, StoreError> {
+    match item.get("rate_limit") {
+        None => Ok(None),
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map(|n| Some(RateLimit::from_stored(n)))
+            .map_err(|_| StoreError::Corrupt("rate_limit".into())),
+        Some(_) => Err(StoreError::Corrupt("rate_limit".into())),
     }
 }
 
@@ -239,6 +258,7 @@ fn from_item(item: &Item) -> Result<Subscription, StoreError> {
         sealed_headers: text(item, "headers").ok().map(str::to_owned),
         retry_schedule: retry_schedule(item)?,
         auth: auth(item)?,
+        rate_limit: rate_limit(item)?,
     })
 }
 

@@ -18,6 +18,7 @@
 pub mod dynamodb;
 pub mod dynamodb_delivery_log;
 pub mod dynamodb_idempotency;
+pub mod dynamodb_rate_limit;
 mod dynamodb_table;
 pub mod sns;
 pub mod sqs;
@@ -40,6 +41,7 @@ use base64::Engine;
 use self::dynamodb::DynamoSubscriptionStore;
 use self::dynamodb_delivery_log::DynamoDeliveryLog;
 use self::dynamodb_idempotency::DynamoIdempotencyStore;
+use self::dynamodb_rate_limit::DynamoRateLimiter;
 use self::sns::SnsTopic;
 use self::sqs::{Client as SqsClient, SqsQueue};
 use crate::adapters::http::ReqwestSender;
@@ -342,6 +344,7 @@ impl Aws {
                 sealer: &settings.sealer,
                 settings: &settings.delivery,
                 operator_topic: settings.operator_topic_arn.as_deref(),
+                rate_limit_table: Some(&settings.rate_limit_table),
             },
             deliveries,
             dead_letters,
@@ -368,6 +371,7 @@ impl Aws {
                 sealer: &settings.sealer,
                 settings: &settings.delivery,
                 operator_topic: settings.operator_topic_arn.as_deref(),
+                rate_limit_table: None,
             },
             deliveries,
             no_queue(),
@@ -394,6 +398,11 @@ impl Aws {
             breaker: Default::default(),
             operator: self.operator(parts.operator_topic),
             tokens: Default::default(),
+            limiter: match parts.rate_limit_table {
+                Some(table) => Arc::new(DynamoRateLimiter::from_sdk(&self.sdk, table)),
+                // `dispatch` is not rate limited: nothing takes a slot.
+                None => Arc::new(crate::adapters::memory::rate_limit::MemoryRateLimiter::default()),
+            },
         }
     }
 
@@ -414,4 +423,6 @@ pub struct DelivererParts<'a> {
     pub sealer: &'a SecretSealer,
     pub settings: &'a DeliverySettings,
     pub operator_topic: Option<&'a str>,
+    /// The table of rate-limit counters; `None` for `dispatch`, which is not limited.
+    pub rate_limit_table: Option<&'a str>,
 }

@@ -2,6 +2,7 @@
 //! runs against both).
 
 pub mod queue;
+pub mod rate_limit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
