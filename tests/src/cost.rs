@@ -126,7 +126,14 @@ pub struct Scenario {
     pub events: usize,
     pub subscribers: usize,
     pub goals: (f64, f64),
+    /// Each subscription's `rate_limit`, if any.
+    pub rate_limit: Option<u32>,
 }
+
+/// The rate limit of the rate-limited scenario: above what the bench reaches on moto, so
+/// it shows what a limit costs when nothing waits (a job put back costs one more send,
+/// receive and delete, like a deferred job).
+pub const BENCH_RATE_LIMIT: u32 = 1000;
 
 /// A priced line of the bill.
 #[derive(Debug, Clone)]
@@ -187,23 +194,56 @@ pub async fn report() -> Vec<Figures> {
             events: sizes.one_subscriber_events,
             subscribers: 1,
             goals: GOALS_ONE_SUBSCRIBER,
+            rate_limit: None,
         },
         Scenario {
             name: format!("{} subscribers per event", sizes.subscribers),
             events: sizes.many_subscriber_events,
             subscribers: sizes.subscribers,
             goals: GOALS_MANY_SUBSCRIBERS,
+            rate_limit: None,
+        },
+        Scenario {
+            name: format!("one subscriber per event, rate_limit {BENCH_RATE_LIMIT}"),
+            events: sizes.one_subscriber_events,
+            subscribers: 1,
+            goals: GOALS_ONE_SUBSCRIBER,
+            rate_limit: Some(BENCH_RATE_LIMIT),
         },
     ];
-    let mut all = Vec::new();
+    let mut all: Vec<Figures> = Vec::new();
     for scenario in scenarios {
         let measured = run(&scenario, &sizes, &log_bytes).await;
         let figures = bill(&scenario, &measured);
         print!("{}", render(&figures, &measured));
+        if scenario.rate_limit.is_none() {
+            println!(
+                "   rate-limit requests (UpdateItem on the rate-limit table) per delivery: {:.4} (no limit, no request)",
+                rate_limit_requests(&measured)
+            );
+        } else if let Some(plain) = all.first() {
+            println!(
+                "   the rate limit adds {:.4} AWS requests and ${:.4} per million deliveries ({:.4} UpdateItem per delivery: one per subscription per batch)",
+                figures.aws_requests_per_delivery - plain.aws_requests_per_delivery,
+                figures.dollars_per_million - plain.dollars_per_million,
+                rate_limit_requests(&measured),
+            );
+        }
         let _ = std::io::stdout().flush();
         all.push(figures);
     }
     all
+}
+
+/// `UpdateItem` requests on the rate-limit table, per delivery.
+fn rate_limit_requests(m: &Measured) -> f64 {
+    let requests: u64 = m
+        .tallies
+        .iter()
+        .filter(|(line, _)| rename(&m.names, &line.resource).starts_with(RATE_LIMIT_TABLE))
+        .map(|(_, tally)| tally.requests)
+        .sum();
+    requests as f64 / m.deliveries.max(1) as f64
 }
 
 /// A function composed in this process, with what its invocations took.
@@ -447,10 +487,13 @@ pub async fn run(scenario: &Scenario, sizes: &Sizes, logs: &LogCounter) -> Measu
 
     // Subscriptions, through the API (set-up: not on the bill).
     for user in 1..=scenario.subscribers as u64 {
-        let body = json!({
+        let mut body = json!({
             "trigger_url": receiver.url, "event_id": "create_task",
             "content_type": "application/json", "secret": "s3cret-of-the-receiver",
         });
+        if let Some(limit) = scenario.rate_limit {
+            body["rate_limit"] = json!(limit);
+        }
         let (status, answer) = call_api(
             &app,
             "/api/v0/webhooks/subscriptions",
@@ -792,6 +835,10 @@ fn physical_names(deployed: &Deployed) -> Vec<(String, String)> {
             var("WEBHOOKS_DELIVERY_LOG_TABLE"),
             "delivery log".to_owned(),
         ),
+        (
+            var("WEBHOOKS_RATE_LIMIT_TABLE"),
+            RATE_LIMIT_TABLE.to_owned(),
+        ),
     ];
     for q in [
         Queue::Events,
@@ -819,6 +866,8 @@ fn rename(names: &[(String, String)], resource: &str) -> String {
 
 /// What the bill calls the delivery log table.
 const LOG_TABLE: &str = "delivery log";
+/// What the bill calls the rate-limit table.
+const RATE_LIMIT_TABLE: &str = "rate limit";
 
 /// Dollars per million writes of one unit on provisioned capacity kept at the target use.
 pub fn provisioned_write_unit_per_million() -> f64 {
