@@ -396,16 +396,30 @@ def scenario(driver, base, receiver, publisher, args):
     assert sent.get("x-api-key") == "key-panel-1" and sent.get("x-plain") == "plain-2", sent
     stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
     assert stored["retry_schedule"] == [1, 3], stored
-    # Both removed: no header rows, an empty schedule.
+    # A rate limit: a refused one is explained under its field, then 5 a second is kept.
+    open_settings()
+    rate = settings().find_element(By.CSS_SELECTOR, "[data-rate-limit-input]")
+    rate.send_keys("0")
+    settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_of(f"rate-error-{sub_id}", "rate_limit must be a whole number of deliveries per second")
+    rate.clear()
+    rate.send_keys("5")
+    settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: card_text("[data-rate-limit]") == "5 deliveries a second")
+    stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
+    assert stored["rate_limit"] == 5 and stored["retry_schedule"] == [1, 3], stored
+    # All removed: no header rows, an empty schedule, no rate limit.
     open_settings()
     for _ in range(2):
         header_row(0).find_element(By.XPATH, ".//button[normalize-space()='Remove']").click()
     settings().find_element(By.CSS_SELECTOR, "[data-retry-schedule-input]").clear()
+    settings().find_element(By.CSS_SELECTOR, "[data-rate-limit-input]").clear()
     settings().find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: card_text("[data-retry-schedule]") == "the installation's")
     assert card_text("[data-headers]") == "none of its own"
+    assert card_text("[data-rate-limit]") == "none"
     stored = api(base, publisher, "GET", f"/subscriptions/{sub_id}")["response"]["subscription"]
-    assert "headers" not in stored and "retry_schedule" not in stored, stored
+    assert "headers" not in stored and "retry_schedule" not in stored and "rate_limit" not in stored, stored
 
     # OAuth2 client credentials: set on the card, the secret never shown and kept when
     # left empty, the token sent as a Bearer on dispatch, then removed.
