@@ -78,6 +78,7 @@ impl Kit {
             catalogue: Catalogue::default(),
             clock: Arc::new(clock.clone()),
             settings,
+            access: None,
         };
         Self {
             fanout,

@@ -1480,6 +1480,7 @@ async fn store_failures_are_server_errors_on_memory_too() {
             deliveries: platform.deliveries.sender.clone(),
             clock: Arc::new(webhooks_core::model::clock::SystemClock),
             deliverer: platform.deliverer.clone(),
+            access: None,
         },
     );
     let running = webhooks_local::serve(

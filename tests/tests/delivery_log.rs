@@ -174,6 +174,7 @@ async fn api_reads_are_bounded(backend: Backend) {
             deliveries: platform.deliveries.sender.clone(),
             clock: platform.app.clock.clone(),
             deliverer,
+            access: None,
         },
     );
     let alice = token(&claims(5, "hq"));

@@ -341,6 +341,7 @@ async fn aws_requests_per_event_stay_at_one_query_and_one_send_per_ten_jobs() {
         catalogue: Default::default(),
         clock: Arc::new(clock.clone()),
         settings: FanOutSettings::default(),
+        access: None,
     };
     let mut report = HashMap::new();
     for (n, event_id) in [(1usize, "create_contact"), (100, "update_contact")] {

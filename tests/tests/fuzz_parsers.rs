@@ -252,6 +252,7 @@ fn valid_event() -> impl Strategy<Value = ValidEvent> {
                         occurred_at,
                         exclude_subscription: None,
                         resume_after: None,
+                        check_retry: None,
                     },
                 }
             },

@@ -8,6 +8,7 @@ use webhooks_core::model::clock::Clock;
 use webhooks_core::model::ids::IdGenerator;
 use webhooks_core::ports::queue::QueueSender;
 use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::stages::access::AccessCheck;
 use webhooks_core::stages::delivery::Deliverer;
 use webhooks_core::stages::service::{ServiceSettings, Subscriptions};
 
@@ -24,6 +25,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// The delivery stage, for `dispatch`, and its log.
     pub deliverer: Arc<Deliverer>,
+    /// The product's access check, when the settings name one.
+    pub access: Option<Arc<AccessCheck>>,
 }
 
 impl Ports {
@@ -40,6 +43,10 @@ impl Ports {
             deliveries: deliveries.clone(),
             clock: Arc::new(webhooks_core::model::clock::SystemClock),
             deliverer: Arc::new(aws.dispatcher(settings, deliveries)),
+            access: settings
+                .access_check
+                .as_ref()
+                .map(|check| aws.access_check(check, &settings.url_policy.network)),
         }
     }
 }
@@ -74,6 +81,7 @@ impl App {
                 resource_url_template: settings.resource_url_template.clone(),
                 log_retention: settings.delivery.log_retention,
             },
+            access: ports.access,
         };
         Self {
             settings,

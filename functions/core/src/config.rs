@@ -14,7 +14,8 @@ use std::time::Duration;
 use crate::model::catalogue::Catalogue;
 use crate::model::identity::Deployment;
 use crate::model::network::{IpRange, NetworkPolicy};
-use crate::model::subscription::UrlPolicy;
+use crate::model::subscription::{TriggerUrl, UrlPolicy};
+use crate::policy::access::CheckSecret;
 use crate::policy::after_attempt::OnRepeatedFailure;
 use crate::policy::breaker::BreakerSettings;
 use crate::policy::retry::RetryPolicy;
@@ -33,6 +34,29 @@ pub const DEV_SECRET_KEY: &str = "6465762d6f6e6c792d7365616c696e672d6b65792d6e6f
 /// its ARN in `{NAME}_ARN`; locally the variable itself holds the value.
 pub const SECRET_KEY: &str = "WEBHOOKS_SECRET_KEY";
 pub const JWT_SECRET: &str = "WEBHOOKS_JWT_SECRET";
+
+/// The product's access check (SPEC section 5): its URL, and its secret, given in
+/// `WEBHOOKS_ACCESS_CHECK_SECRET` or, on AWS, kept in Secrets Manager at
+/// `WEBHOOKS_ACCESS_CHECK_SECRET_ARN` and read at the first question.
+pub const ACCESS_CHECK_URL: &str = "WEBHOOKS_ACCESS_CHECK_URL";
+pub const ACCESS_CHECK_SECRET: &str = "WEBHOOKS_ACCESS_CHECK_SECRET";
+pub const ACCESS_CHECK_SECRET_ARN: &str = "WEBHOOKS_ACCESS_CHECK_SECRET_ARN";
+
+/// The access check an installation names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessCheckSettings {
+    /// Its form checked here (the rules of a `trigger_url`); its address at every question.
+    pub url: TriggerUrl,
+    pub secret: CheckSecretSource,
+}
+
+/// Where the access check's secret is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckSecretSource {
+    Given(CheckSecret),
+    /// A Secrets Manager secret, read at the first question.
+    Arn(String),
+}
 
 /// The default resource URL template: the Accelo API's shape.
 pub const DEFAULT_RESOURCE_URL_TEMPLATE: &str =
@@ -127,6 +151,56 @@ impl<'a> Env<'a> {
         })
     }
 
+    /// The access check, when [`ACCESS_CHECK_URL`] is set; its secret must be set with it,
+    /// and not without it.
+    fn access_check(&self) -> Result<Option<AccessCheckSettings>, ConfigError> {
+        let url = self.var(ACCESS_CHECK_URL).filter(|u| !u.trim().is_empty());
+        let arn = self
+            .var(ACCESS_CHECK_SECRET_ARN)
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty());
+        let given = self
+            .var(ACCESS_CHECK_SECRET)
+            .filter(|v| !v.trim().is_empty());
+        let Some(url) = url else {
+            if arn.is_some() || given.is_some() {
+                return Err(err(
+                    ACCESS_CHECK_SECRET,
+                    "is set without WEBHOOKS_ACCESS_CHECK_URL: set both, or neither",
+                ));
+            }
+            return Ok(None);
+        };
+        let url = TriggerUrl::parse_field(url.trim(), &self.url_policy()?, ACCESS_CHECK_URL)
+            .map_err(|e| err(ACCESS_CHECK_URL, e))?;
+        let secret = match (arn, given) {
+            (Some(arn), _) => CheckSecretSource::Arn(arn),
+            (None, Some(given)) => CheckSecretSource::Given(
+                CheckSecret::parse(&given).map_err(|rule| err(ACCESS_CHECK_SECRET, rule))?,
+            ),
+            (None, None) => {
+                return Err(err(
+                    ACCESS_CHECK_SECRET,
+                    "is required with WEBHOOKS_ACCESS_CHECK_URL (on AWS, WEBHOOKS_ACCESS_CHECK_SECRET_ARN)",
+                ));
+            }
+        };
+        Ok(Some(AccessCheckSettings { url, secret }))
+    }
+
+    /// The delivery schedule (`WEBHOOKS_RETRY_SCHEDULE`), which failed access check
+    /// questions follow too.
+    fn retry_policy(&self) -> Result<RetryPolicy, ConfigError> {
+        Ok(match self.var("WEBHOOKS_RETRY_SCHEDULE") {
+            Some(schedule) => RetryPolicy {
+                schedule: RetryPolicy::parse_schedule(&schedule)
+                    .map_err(|e| err("WEBHOOKS_RETRY_SCHEDULE", e))?,
+                ..RetryPolicy::default()
+            },
+            None => RetryPolicy::default(),
+        })
+    }
+
     fn network(&self) -> Result<NetworkPolicy, ConfigError> {
         let allowed = match self.var("WEBHOOKS_ALLOW_NETWORKS") {
             Some(list) => {
@@ -170,7 +244,7 @@ impl<'a> Env<'a> {
     }
 
     fn delivery(&self) -> Result<DeliverySettings, ConfigError> {
-        let mut delivery = DeliverySettings {
+        let delivery = DeliverySettings {
             timeout: Duration::from_secs(self.number("WEBHOOKS_DELIVERY_TIMEOUT_SECS", 10)?.max(1)),
             timeout_limit: self
                 .number("WEBHOOKS_TIMEOUT_LIMIT", 5)?
@@ -185,15 +259,9 @@ impl<'a> Env<'a> {
                     err("WEBHOOKS_ON_REPEATED_FAILURE", "must be delete or disable")
                 })?,
             },
+            retry: self.retry_policy()?,
             ..DeliverySettings::default()
         };
-        if let Some(schedule) = self.var("WEBHOOKS_RETRY_SCHEDULE") {
-            delivery.retry = RetryPolicy {
-                schedule: RetryPolicy::parse_schedule(&schedule)
-                    .map_err(|e| err("WEBHOOKS_RETRY_SCHEDULE", e))?,
-                ..RetryPolicy::default()
-            };
-        }
         Ok(delivery)
     }
 
@@ -325,6 +393,9 @@ pub struct ApiSettings {
     pub delivery: DeliverySettings,
     /// The SNS topic the operator hears of removals on (a `dispatch` can remove), if any.
     pub operator_topic_arn: Option<String>,
+    /// The product's access check, if any: `trigger` and `dispatch` ask it, and
+    /// `"visible_to": "check"` is refused without it.
+    pub access_check: Option<AccessCheckSettings>,
 }
 
 impl FromEnv for ApiSettings {
@@ -381,6 +452,7 @@ impl FromEnv for ApiSettings {
             ),
             delivery: env.delivery()?,
             operator_topic_arn: env.operator_topic_arn(),
+            access_check: env.access_check()?,
         })
     }
 }
@@ -413,10 +485,15 @@ impl ApiSettings {
     }
 }
 
-/// What the fan-out function reads: no secret at all.
+/// What the fan-out function reads: of the secrets, only the access check's, when one is
+/// configured.
 #[derive(Debug, Clone)]
 pub struct FanoutSettings {
     pub catalogue: Catalogue,
+    /// The product's access check, if any, and the address ranges it may be in (beyond
+    /// the public internet).
+    pub access_check: Option<AccessCheckSettings>,
+    pub network: NetworkPolicy,
     pub subscriptions_table: String,
     pub idempotency_table: String,
     /// The deliveries queue (jobs), the events queue (continuations) and its dead-letter
@@ -436,10 +513,13 @@ impl FromEnv for FanoutSettings {
                 "WEBHOOKS_FANOUT_PAGES_PER_MESSAGE",
                 default.max_pages_per_message as u64,
             )? as usize,
+            check_retry: env.retry_policy()?,
             ..default
         };
         Ok(Self {
             catalogue: env.catalogue()?,
+            access_check: env.access_check()?,
+            network: env.network()?,
             subscriptions_table: env.subscriptions_table(),
             idempotency_table: env.text("WEBHOOKS_IDEMPOTENCY_TABLE", "webhooks-idempotency"),
             queues: env.queues(&[Queue::Events, Queue::EventsDeadLetters, Queue::Deliveries]),

@@ -1,5 +1,6 @@
 //! The fan-out Lambda: clients built once per instance, then every SQS batch goes through
-//! the core's fan-out stage. It reads no secret.
+//! the core's fan-out stage. Of the secrets it reads only the access check's, at its first
+//! question, when one is configured.
 
 use std::sync::Arc;
 

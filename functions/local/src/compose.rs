@@ -18,13 +18,15 @@ use webhooks_core::adapters::memory::rate_limit::MemoryRateLimiter;
 use webhooks_core::adapters::memory::{
     MemoryDeliveryLog, MemoryIdempotencyStore, MemorySubscriptionStore,
 };
-use webhooks_core::config::Settings;
+use webhooks_core::config::{CheckSecretSource, Settings};
 use webhooks_core::model::clock::{Clock, SystemClock};
 use webhooks_core::ports::delivery_log::DeliveryLog;
 use webhooks_core::ports::idempotency::IdempotencyStore;
 use webhooks_core::ports::queue::{QueueReceiver, QueueSender};
 use webhooks_core::ports::rate_limit::RateLimiter;
+use webhooks_core::ports::secret::GivenSecret;
 use webhooks_core::ports::store::SubscriptionStore;
+use webhooks_core::stages::access::AccessCheck;
 use webhooks_core::stages::delivery::Deliverer;
 use webhooks_core::stages::fanout::{FanOut, FanOutSettings};
 
@@ -236,6 +238,27 @@ pub async fn compose_with(
         Backend::Aws(sdk) => aws_parts(sdk, &settings, visibility).await?,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // One access check for the fan-out and the API, as the two functions each build one.
+    let access = match &settings.fanout.access_check {
+        None => None,
+        Some(check) => {
+            let network = &settings.fanout.network;
+            Some(match (backend, &check.secret) {
+                (_, CheckSecretSource::Given(secret)) => Arc::new(AccessCheck::new(
+                    check.url.as_str().to_owned(),
+                    Arc::new(GivenSecret::new(secret.expose())),
+                    Arc::new(ReqwestSender::new(network.clone())),
+                    clock.clone(),
+                )),
+                (Backend::Aws(sdk), _) => Aws::new((**sdk).clone()).access_check(check, network),
+                // A secret in Secrets Manager is read from there on either backend.
+                (Backend::Memory, CheckSecretSource::Arn(_)) => {
+                    Aws::new(webhooks_core::adapters::aws::sdk_config().await)
+                        .access_check(check, network)
+                }
+            })
+        }
+    };
     let fanout = FanOut {
         store: parts.store.clone(),
         idempotency: parts.idempotency,
@@ -248,6 +271,7 @@ pub async fn compose_with(
             claim_lease: lease_within(visibility.events, settings.fanout.stage.claim_lease),
             ..settings.fanout.stage.clone()
         },
+        access: access.clone(),
     };
     let deliverer = Arc::new(Deliverer {
         store: parts.store.clone(),
@@ -269,6 +293,7 @@ pub async fn compose_with(
         deliveries: parts.deliveries.sender.clone(),
         clock,
         deliverer: deliverer.clone(),
+        access,
     };
     Ok(Platform {
         app: Arc::new(App::new(settings.api, ports)),

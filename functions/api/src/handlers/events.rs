@@ -3,9 +3,12 @@
 //! the fan-out picks them up.
 
 use serde_json::{Value, json};
-use webhooks_core::model::event::{Event, EventOrigin, MAX_EVENT_BYTES, parse_object_id_param};
+use webhooks_core::model::event::{
+    Event, EventOrigin, MAX_EVENT_BYTES, Visibility, parse_object_id_param,
+};
 use webhooks_core::model::identity::{Caller, PUBLISH_SCOPE};
 use webhooks_core::ports::queue::{OutgoingMessage, send_each};
+use webhooks_core::stages::fanout::NO_ACCESS_CHECK;
 
 use crate::app::App;
 use crate::envelope::{ApiError, Reply, Status};
@@ -53,6 +56,9 @@ pub async fn publish(app: &App, caller: &Caller, params: &Params) -> Result<Repl
                 now,
             };
             let event = Event::parse(item, &app.settings.catalogue, &origin).map_err(|e| e.0)?;
+            if event.visible_to == Visibility::check() && app.settings.access_check.is_none() {
+                return Err(NO_ACCESS_CHECK.to_owned());
+            }
             let message = event.to_message();
             if message.len() > MAX_EVENT_BYTES {
                 return Err(format!("an event must be at most {MAX_EVENT_BYTES} bytes; list fewer users in visible_to or use \"all\""));

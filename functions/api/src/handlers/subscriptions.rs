@@ -13,7 +13,7 @@ use webhooks_core::ports::store::StoreError;
 use webhooks_core::stages::service::{ServiceError, Window};
 
 use crate::app::App;
-use crate::envelope::{ApiError, Reply};
+use crate::envelope::{ApiError, Reply, Status};
 use crate::input::Params;
 use crate::routes::{no_such_subscription, subscription_id};
 
@@ -30,6 +30,14 @@ pub fn failed(raw_id: &str) -> impl Fn(ServiceError) -> ApiError + '_ {
     move |e| match e {
         ServiceError::NotFound => no_such_subscription(raw_id),
         ServiceError::Invalid(sentence) => ApiError::invalid_request(sentence),
+        ServiceError::NotPermitted(sentence) => ApiError::new(Status::InvalidPermission, sentence),
+        ServiceError::AccessCheck(e) => {
+            tracing::error!(error_kind = %e.kind(), reason = %e, "dispatch: the access check did not answer");
+            ApiError::new(
+                Status::ServerError,
+                format!("the product's access check did not answer, so nothing was sent: {e}"),
+            )
+        }
         other => {
             tracing::error!(error = %other, "request failed");
             ApiError::server_error()

@@ -26,6 +26,8 @@ pub const MAX_EVENT_BYTES: usize = 200 * 1024;
 pub enum Visibility {
     /// `"all"`
     All(AllMarker),
+    /// `"check"`: the product's access check names them (SPEC section 5).
+    Check(CheckMarker),
     Users(BTreeSet<UserId>),
 }
 
@@ -35,14 +37,40 @@ pub enum AllMarker {
     All,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckMarker {
+    Check,
+}
+
+/// Where an event's access check stopped: the owners whose question failed (asked again
+/// alone), how many times they were asked, when they are asked next, and why the last
+/// question failed. Only the platform writes it, on the events queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRetry {
+    pub users: BTreeSet<UserId>,
+    /// Questions asked about them so far.
+    pub attempt: u32,
+    /// When to ask again, ms since the epoch.
+    pub due_at: Millis,
+    pub reason: String,
+}
+
 impl Visibility {
     pub fn all() -> Self {
         Self::All(AllMarker::All)
     }
 
+    pub fn check() -> Self {
+        Self::Check(CheckMarker::Check)
+    }
+
+    /// Whether `user` may view the object, as far as the event says: never for
+    /// `"check"`, whose answers come from the product.
     pub fn allows(&self, user: UserId) -> bool {
         match self {
             Self::All(_) => true,
+            Self::Check(_) => false,
             Self::Users(users) => users.contains(&user),
         }
     }
@@ -70,6 +98,9 @@ pub struct Event {
     /// Where a large fan-out resumes (a store cursor), on continuation messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_after: Option<String>,
+    /// The owners still to ask about, on an access check's retry messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_retry: Option<CheckRetry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,6 +218,14 @@ impl Event {
             Some(Value::String(cursor)) => Some(cursor.clone()),
             Some(_) => return Err(bad("resume_after must be a string")),
         };
+        let check_retry = match field("check_retry") {
+            None => None,
+            Some(v) if visible_to == Visibility::check() => Some(
+                serde_json::from_value::<CheckRetry>(v.clone())
+                    .map_err(|e| bad(format!("check_retry: {e}")))?,
+            ),
+            Some(_) => return Err(bad("check_retry needs visible_to \"check\"")),
+        };
         Ok(Self {
             event_uid,
             deployment,
@@ -198,6 +237,7 @@ impl Event {
             occurred_at,
             exclude_subscription,
             resume_after,
+            check_retry,
         })
     }
 
@@ -273,9 +313,10 @@ fn parse_resource_url(u: &str) -> Result<String, EventError> {
 fn parse_visibility(v: Option<&Value>) -> Result<Visibility, EventError> {
     match v {
         None | Some(Value::Null) => Err(bad(
-            "visible_to is required: the ids of the users who may view the object, or \"all\"",
+            "visible_to is required: the ids of the users who may view the object, \"all\" or \"check\"",
         )),
         Some(Value::String(s)) if s == "all" => Ok(Visibility::all()),
+        Some(Value::String(s)) if s == "check" => Ok(Visibility::check()),
         Some(Value::Array(items)) => {
             if items.len() > MAX_VISIBLE_TO {
                 return Err(bad(format!(
@@ -293,7 +334,9 @@ fn parse_visibility(v: Option<&Value>) -> Result<Visibility, EventError> {
                 .map(Visibility::Users)
                 .ok_or_else(|| bad("visible_to must list numeric user ids"))
         }
-        _ => Err(bad("visible_to must be a list of user ids or \"all\"")),
+        _ => Err(bad(
+            "visible_to must be a list of user ids, \"all\" or \"check\"",
+        )),
     }
 }
 
@@ -414,11 +457,26 @@ mod tests {
             occurred_at: "2026-11-27T20:00:00Z".into(),
             exclude_subscription: Some(SubscriptionId::parse("6553f10134bb64841fe84d38").unwrap()),
             resume_after: Some("cursor".into()),
+            check_retry: None,
         };
         let message = event.to_message();
         assert_eq!(
             Event::from_message(&message, &Catalogue::default(), "other", 0).unwrap(),
             event
+        );
+        let retry = Event {
+            visible_to: Visibility::check(),
+            check_retry: Some(CheckRetry {
+                users: [3, 9].into(),
+                attempt: 2,
+                due_at: 1_700_000_000_000,
+                reason: "the access check answered HTTP 500".into(),
+            }),
+            ..event
+        };
+        assert_eq!(
+            Event::from_message(&retry.to_message(), &Catalogue::default(), "other", 0).unwrap(),
+            retry
         );
     }
 
@@ -517,8 +575,12 @@ mod tests {
         e["event_uid"] = json!("evt_chosen");
         e["resume_after"] = json!("cursor");
         e["exclude_subscription"] = json!("6553f10134bb64841fe84d38");
+        e["visible_to"] = json!("check");
+        e["check_retry"] = json!({"users": [1], "attempt": 1, "due_at": 0, "reason": "r"});
         let over_http = Event::parse(&e, &Catalogue::default(), &origin(Some(&hq))).unwrap();
         assert_eq!(over_http.event_uid, "uid-1");
+        assert_eq!(over_http.visible_to, Visibility::check());
+        assert_eq!(over_http.check_retry, None);
         assert_eq!(
             (over_http.resume_after, over_http.exclude_subscription),
             (None, None)
@@ -548,6 +610,7 @@ mod tests {
                 "exclude_subscription:",
             ),
             ("resume_after", json!({"k": 1}), "resume_after must be"),
+            ("check_retry", json!({"users": [1]}), "check_retry needs"),
         ] {
             let mut e = example("hq", "assign_task", 1, json!("all"));
             e[k] = v.clone();

@@ -51,6 +51,11 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A number uniform in [0, 1), from [`random_u64`].
+pub fn random_unit() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
 //! What the stages count: deliveries by outcome and their duration, jobs per fan-out,
+//! failed access check questions,
 //! events accepted and refused.
 //!
 //! A measurement is a CloudWatch embedded metric format (EMF) document emitted as a
@@ -103,6 +104,23 @@ pub fn fanned_out(jobs_per_event: &[usize]) {
     for chunk in values.chunks(MAX_VALUES) {
         emit(&[("FanoutJobs", Sample::Many(chunk), Unit::Count)], &[]);
     }
+}
+
+/// Questions to the product's access check that failed (not 2xx, wrong shape, too
+/// large, too slow, a refused address): `AccessCheckFailures`. Their log lines carry the
+/// event's `event_uid` and `object_id`.
+pub fn access_check_failures(questions: usize) {
+    if questions == 0 {
+        return;
+    }
+    emit(
+        &[(
+            "AccessCheckFailures",
+            Sample::One(questions as f64),
+            Unit::Count,
+        )],
+        &[],
+    );
 }
 
 /// Events offered by producers: `EventsAccepted` and `EventsRefused`, by `Source`

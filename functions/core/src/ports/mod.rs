@@ -7,4 +7,5 @@ pub mod idempotency;
 pub mod operator;
 pub mod queue;
 pub mod rate_limit;
+pub mod secret;
 pub mod store;

@@ -36,7 +36,7 @@ use tracing::Instrument;
 use crate::model::clock::{Clock, Millis};
 use crate::model::ids::SubscriptionId;
 use crate::model::job::DeliveryJob;
-use crate::model::random::random_u64;
+use crate::model::random::random_unit;
 use crate::model::subscription::{OAuthClient, RateLimit, Subscription, SubscriptionRef};
 pub use crate::policy::after_attempt::Retries;
 use crate::policy::after_attempt::{
@@ -143,10 +143,6 @@ fn ended(attempt: &Attempt) -> Ended {
     } else {
         Ended::Failed
     }
-}
-
-fn random_unit() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How many of a subscription's latest attempts the timeout count reads, after a

@@ -28,6 +28,15 @@
 //!   [`FanOutSettings::audience_limit`] across its group) reads only those users'
 //!   subscriptions to it; an event for `"all"` or a long list pages through every
 //!   subscription to its type and filters.
+//! * An event for `"check"` (SPEC section 5) reaches only the owners the product's access
+//!   check names, asked about the owners of the subscriptions read, 100 a question
+//!   (`stages::access`). Owners whose question failed are asked again alone, in a new
+//!   message on the events queue ([`CheckRetry`]) delayed on the delivery schedule; after
+//!   the schedule that message is parked on the dead-letter queue with the reason. Owners
+//!   already answered for are not asked again, nobody is delivered to on a guess, and the
+//!   delivery ids are those the first message would have made. Questions not started
+//!   within the time budget go to such a message at once, not counted as an attempt.
+//!   Without an access check configured, a `"check"` event is parked with the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -36,18 +45,23 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::model::catalogue::Catalogue;
-use crate::model::clock::Clock;
-use crate::model::event::{Event, Visibility};
+use crate::model::clock::{Clock, Millis};
+use crate::model::event::{CheckRetry, Event, Visibility};
 use crate::model::identity::{Owner, UserId};
 use crate::model::job::DeliveryJob;
+use crate::model::random::random_unit;
 use crate::model::subscription::SubscriptionRef;
+use crate::policy::access::{AfterFailure, Subject, after_failure};
+use crate::policy::retry::RetryPolicy;
 use crate::ports::idempotency::{
     Claim, ClaimTimes, Claimant, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyStore,
 };
 use crate::ports::queue::{
-    IncomingMessage, MAX_BATCH, OutgoingMessage, QueueError, QueueSender, send_all, send_each,
+    IncomingMessage, MAX_BATCH, MAX_DELAY_SECS, OutgoingMessage, QueueError, QueueSender, send_all,
+    send_each,
 };
 use crate::ports::store::{StoreError, SubscriptionStore};
+use crate::stages::access::{AccessCheck, Answers};
 use crate::stages::batch::BatchHandler;
 
 #[derive(Debug, Clone)]
@@ -70,6 +84,8 @@ pub struct FanOutSettings {
     /// together) reads those users' subscriptions to it, one lookup each, instead of
     /// every subscription to it. 0: always read every subscription.
     pub audience_limit: usize,
+    /// When an access check's failed question is asked again (the delivery schedule).
+    pub check_retry: RetryPolicy,
 }
 
 impl Default for FanOutSettings {
@@ -81,6 +97,7 @@ impl Default for FanOutSettings {
             send_concurrency: 16,
             claim_lease: Duration::from_secs(120),
             audience_limit: AUDIENCE_LIMIT,
+            check_retry: RetryPolicy::default(),
         }
     }
 }
@@ -103,6 +120,8 @@ pub struct FanOut {
     pub catalogue: Catalogue,
     pub clock: Arc<dyn Clock>,
     pub settings: FanOutSettings,
+    /// The product's access check, when the installation has one.
+    pub access: Option<Arc<AccessCheck>>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -128,9 +147,16 @@ pub enum Outcome {
     /// Another copy of this keyed event is fanning out now; nothing was sent. The message
     /// must stay on the queue, to be tried again after the visibility timeout.
     InProgress,
-    /// Invalid; parked on the dead-letter queue with this reason.
+    /// Invalid, or its access check gave up; parked on the dead-letter queue with this
+    /// reason.
     Parked(String),
+    /// An access check's retry received before it is due: sent back with the rest of its
+    /// delay (SQS delays at most 15 minutes).
+    NotDue,
 }
+
+/// Why a `"check"` event is refused without an access check.
+pub const NO_ACCESS_CHECK: &str = "visible_to \"check\" needs the product's access check, and this installation has none (WEBHOOKS_ACCESS_CHECK_URL)";
 
 /// The message attribute that says why a message was parked.
 pub const PARKED_REASON_ATTRIBUTE: &str = "webhooks_reason";
@@ -147,6 +173,8 @@ struct GroupEnd {
     reads: usize,
     /// Where the rest of the index starts, when a continuation carries it.
     next: Option<String>,
+    /// Per member: the access check's answers, for `"check"` members.
+    checks: Vec<Option<Answers>>,
 }
 
 impl FanOut {
@@ -169,6 +197,17 @@ impl FanOut {
         let mut events = Vec::new();
         for (i, message) in messages.iter().enumerate() {
             match Event::from_message(&message.body, &self.catalogue, &message.message_id, now) {
+                Ok(event) if event.visible_to == Visibility::check() && self.access.is_none() => {
+                    results[i] = Some(self.park(message, NO_ACCESS_CHECK.into()).await);
+                }
+                Ok(event)
+                    if event
+                        .check_retry
+                        .as_ref()
+                        .is_some_and(|r| r.due_at - now > 1000) =>
+                {
+                    results[i] = Some(self.not_due(&event, now).await);
+                }
                 Ok(event) => {
                     readable.push(i);
                     events.push(event);
@@ -213,6 +252,14 @@ impl FanOut {
             .insert("webhooks_message_id".into(), message.message_id.clone());
         send_all(self.dead_letters.as_ref(), vec![parked], 1).await?;
         Ok(Outcome::Parked(reason))
+    }
+
+    /// An access check's retry that is not due yet, back on the events queue for the rest
+    /// of its delay.
+    async fn not_due(&self, event: &Event, now: Millis) -> Result<Outcome, FanOutError> {
+        let due_at = event.check_retry.as_ref().map_or(now, |r| r.due_at);
+        send_all(self.events.as_ref(), vec![delayed(event, due_at - now)], 1).await?;
+        Ok(Outcome::NotDue)
     }
 
     /// One event on its own (a batch of one).
@@ -260,6 +307,7 @@ impl FanOut {
         let mut jobs = vec![0usize; events.len()];
         let mut reads = vec![0usize; events.len()];
         let mut next: Vec<Option<&str>> = vec![None; events.len()];
+        let mut checks: Vec<Option<&Answers>> = vec![None; events.len()];
         for ((_, members), end) in groups.iter().zip(&ends) {
             for (k, &i) in members.iter().enumerate() {
                 results[i] = match end {
@@ -267,6 +315,7 @@ impl FanOut {
                         jobs[i] = end.jobs[k];
                         reads[i] = end.reads;
                         next[i] = end.next.as_deref();
+                        checks[i] = end.checks[k].as_ref();
                         unsent
                             .get(&i)
                             .map(|&n| Err(QueueError::Partial(n, end.jobs[k]).into()))
@@ -292,6 +341,27 @@ impl FanOut {
         for (&i, ok) in going_on.iter().zip(sent) {
             if !ok {
                 results[i] = Some(Err(QueueError::Partial(1, 1).into()));
+            }
+        }
+
+        // Owners of `"check"` events still without an answer, in messages of their own.
+        let now = self.clock.now_millis();
+        let (mut again, mut parked) = (Vec::new(), Vec::new());
+        for (i, answers) in checks.iter().enumerate() {
+            if let (None, Some(answers)) = (&results[i], answers) {
+                let (a, p) = self.check_leftovers(&events[i], answers, now);
+                again.extend(a.into_iter().map(|m| (i, m)));
+                parked.extend(p.into_iter().map(|m| (i, m)));
+            }
+        }
+        for (queue, leftovers) in [(&self.events, again), (&self.dead_letters, parked)] {
+            let (owners, messages): (Vec<usize>, Vec<OutgoingMessage>) =
+                leftovers.into_iter().unzip();
+            let sent = send_each(queue.as_ref(), &messages, 4).await;
+            for (i, ok) in owners.into_iter().zip(sent) {
+                if !ok {
+                    results[i] = Some(Err(QueueError::Partial(1, 1).into()));
+                }
             }
         }
 
@@ -353,7 +423,8 @@ impl FanOut {
         let Some(key) = &event.idempotency_key else {
             return Ok(None);
         };
-        if event.resume_after.is_some() {
+        // A continuation or an access check's retry carries on a claimed event.
+        if event.resume_after.is_some() || event.check_retry.is_some() {
             return Ok(None);
         }
         let claimant = Claimant {
@@ -389,15 +460,129 @@ impl FanOut {
     fn audience(&self, members: &[usize], events: &[Event]) -> Option<BTreeSet<UserId>> {
         let mut users = BTreeSet::new();
         for &i in members {
-            match &events[i].visible_to {
-                Visibility::Users(list) => users.extend(list.iter().copied()),
-                Visibility::All(_) => return None,
+            match (&events[i].visible_to, &events[i].check_retry) {
+                (Visibility::Users(list), _) => users.extend(list.iter().copied()),
+                // A retry asks about its owners alone: only theirs are read.
+                (Visibility::Check(_), Some(retry)) => users.extend(retry.users.iter().copied()),
+                (Visibility::Check(_), None) | (Visibility::All(_), _) => return None,
             }
             if users.len() > self.settings.audience_limit {
                 return None;
             }
         }
         Some(users)
+    }
+
+    /// For each `"check"` member, the access check's answers about the owners of
+    /// `subscriptions` (those a retry is for, on a retry; a trigger's own subscription
+    /// left out); `None` for the other members.
+    async fn check(
+        &self,
+        members: &[usize],
+        events: &[Event],
+        subscriptions: &[SubscriptionRef],
+        deadline: Instant,
+    ) -> Vec<Option<Answers>> {
+        let Some(access) = &self.access else {
+            return vec![None; members.len()];
+        };
+        futures::future::join_all(members.iter().map(|&i| async move {
+            let event = &events[i];
+            if event.visible_to != Visibility::check() {
+                return None;
+            }
+            let candidates: BTreeSet<UserId> = subscriptions
+                .iter()
+                .filter(|s| event.exclude_subscription.as_ref() != Some(&s.id))
+                .map(|s| s.owner.user_id)
+                .filter(|user| {
+                    event
+                        .check_retry
+                        .as_ref()
+                        .is_none_or(|retry| retry.users.contains(user))
+                })
+                .collect();
+            let subject = Subject {
+                deployment: event.deployment.as_str(),
+                event_id: &event.event_id,
+                object_id: event.object_id,
+                resource_url: event.resource_url.as_deref(),
+                event_uid: &event.event_uid,
+            };
+            Some(access.ask_all(&subject, &candidates, Some(deadline)).await)
+        }))
+        .await
+    }
+
+    /// The messages that carry on a `"check"` event's owners without an answer: those not
+    /// asked in time at once, those whose question failed after the delivery schedule's
+    /// next delay (or, after the schedule, parked with the reason). `(to the events queue,
+    /// to the dead-letter queue)`.
+    fn check_leftovers(
+        &self,
+        event: &Event,
+        answers: &Answers,
+        now: Millis,
+    ) -> (Vec<OutgoingMessage>, Vec<OutgoingMessage>) {
+        let (mut again, mut parked) = (Vec::new(), Vec::new());
+        let asked_before = event.check_retry.as_ref().map_or(0, |r| r.attempt);
+        let carry = |users: BTreeSet<UserId>, attempt: u32, due_at: Millis, reason: String| {
+            let mut rest = event.clone();
+            rest.resume_after = None;
+            rest.check_retry = Some(CheckRetry {
+                users,
+                attempt,
+                due_at,
+                reason,
+            });
+            rest
+        };
+        if !answers.unasked.is_empty() {
+            let rest = carry(
+                answers.unasked.clone(),
+                asked_before,
+                now,
+                "not asked yet: the fan-out's time budget ran out".into(),
+            );
+            again.push(OutgoingMessage::new(rest.to_message()));
+        }
+        let Some((_, first)) = answers.failed.first() else {
+            return (again, parked);
+        };
+        let attempt = asked_before + 1;
+        let users = answers.failed_users();
+        for (group, e) in &answers.failed {
+            tracing::warn!(
+                event_uid = %event.event_uid,
+                event_id = %event.event_id,
+                object_id = event.object_id,
+                owners = group.len(),
+                attempt,
+                error_kind = %e.kind(),
+                reason = %e,
+                "an access check question failed; its owners are asked again later"
+            );
+        }
+        crate::observe::metrics::access_check_failures(answers.failed.len());
+        match after_failure(&self.settings.check_retry, attempt, random_unit()) {
+            AfterFailure::AskAgain { delay } => {
+                let wait = delay.as_millis() as Millis;
+                let rest = carry(users, attempt, now + wait, first.to_string());
+                again.push(delayed(&rest, wait));
+            }
+            AfterFailure::GiveUp => {
+                let reason =
+                    format!("the access check did not answer after {attempt} questions: {first}");
+                tracing::error!(event_uid = %event.event_uid, event_id = %event.event_id, object_id = event.object_id, owners = users.len(), reason = %reason, "event parked on the dead-letter queue");
+                let rest = carry(users, attempt, now, first.to_string());
+                let mut message = OutgoingMessage::new(rest.to_message());
+                message
+                    .attributes
+                    .insert(PARKED_REASON_ATTRIBUTE.into(), reason);
+                parked.push(message);
+            }
+        }
+        (again, parked)
     }
 
     /// Reads the subscriptions of one group and queues its members' jobs.
@@ -411,6 +596,8 @@ impl FanOut {
         let mut jobs = vec![0usize; members.len()];
         // The group's key was taken from its members: they share this deployment.
         let deployment = &events[members[0]].deployment;
+        let started = Instant::now();
+        let deadline = started + self.settings.time_budget;
         if cursor.is_none()
             && let Some(users) = self.audience(members, events)
         {
@@ -426,18 +613,20 @@ impl FanOut {
             for found in lookups {
                 subscriptions.extend(found?);
             }
+            let checks = self.check(members, events, &subscriptions, deadline).await;
             outbox
-                .push(jobs_for(members, events, subscriptions, &mut jobs))
+                .push(jobs_for(members, events, subscriptions, &checks, &mut jobs))
                 .await;
             return Ok(GroupEnd {
                 jobs,
                 reads: users.len(),
                 next: None,
+                checks,
             });
         }
-        let started = Instant::now();
         let mut cursor = cursor.map(str::to_owned);
         let mut reads = 0usize;
+        let mut checks: Vec<Option<Answers>> = vec![None; members.len()];
         loop {
             let page = self
                 .store
@@ -449,14 +638,24 @@ impl FanOut {
                 )
                 .await?;
             reads += 1;
+            let answers = self.check(members, events, &page.items, deadline).await;
             outbox
-                .push(jobs_for(members, events, page.items, &mut jobs))
+                .push(jobs_for(members, events, page.items, &answers, &mut jobs))
                 .await;
+            for (all, page) in checks.iter_mut().zip(answers) {
+                if let Some(page) = page {
+                    let all = all.get_or_insert_with(Answers::default);
+                    all.named.extend(page.named);
+                    all.failed.extend(page.failed);
+                    all.unasked.extend(page.unasked);
+                }
+            }
             let Some(next) = page.next else {
                 return Ok(GroupEnd {
                     jobs,
                     reads,
                     next: None,
+                    checks,
                 });
             };
             let out_of_pages = self.settings.max_pages_per_message > 0
@@ -466,6 +665,7 @@ impl FanOut {
                     jobs,
                     reads,
                     next: Some(next),
+                    checks,
                 });
             }
             cursor = Some(next);
@@ -474,21 +674,25 @@ impl FanOut {
 }
 
 /// The jobs of a group's members for these subscriptions: one per subscription whose
-/// owner may view the member's object (a trigger's own subscription excepted), counted
-/// per member.
+/// owner may view the member's object (for a `"check"` member, whom its access check
+/// named; a trigger's own subscription excepted), counted per member.
 fn jobs_for(
     members: &[usize],
     events: &[Event],
     subscriptions: Vec<SubscriptionRef>,
+    checks: &[Option<Answers>],
     jobs: &mut [usize],
 ) -> Vec<(usize, OutgoingMessage)> {
     let mut out = Vec::new();
     for subscription in subscriptions {
         for (k, &i) in members.iter().enumerate() {
             let event = &events[i];
-            if event.visible_to.allows(subscription.owner.user_id)
-                && event.exclude_subscription.as_ref() != Some(&subscription.id)
-            {
+            let user = subscription.owner.user_id;
+            let allowed = match &checks[k] {
+                Some(answers) => answers.named.contains(&user),
+                None => event.visible_to.allows(user),
+            };
+            if allowed && event.exclude_subscription.as_ref() != Some(&subscription.id) {
                 jobs[k] += 1;
                 let job = DeliveryJob::for_event(event, subscription.clone());
                 out.push((i, OutgoingMessage::new(job.to_message())));
@@ -496,6 +700,15 @@ fn jobs_for(
         }
     }
     out
+}
+
+/// `event` as a message on the events queue, visible in `wait_ms` (SQS delays whole
+/// seconds, at most 15 minutes: a later retry is sent back until it is due).
+fn delayed(event: &Event, wait_ms: Millis) -> OutgoingMessage {
+    let mut message = OutgoingMessage::new(event.to_message());
+    let secs = (wait_ms.max(0) as u64).div_ceil(1000);
+    message.delay_secs = secs.min(MAX_DELAY_SECS as u64) as u32;
+    message
 }
 
 /// Jobs of a whole batch on their way to the deliveries queue: held until there are

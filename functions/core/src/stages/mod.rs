@@ -2,6 +2,7 @@
 //! queues feed ([`batch`]), the owner's subscription service, the operational notices
 //! both raise, and the recovery tasks they share.
 
+pub mod access;
 pub mod batch;
 pub mod delivery;
 pub mod fanout;

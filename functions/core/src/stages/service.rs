@@ -37,10 +37,12 @@ use crate::model::subscription::{
     Auth, Changes, Edit, Headers, NewSubscription, PreviousSecret, Secret, Subscription,
     SubscriptionRef, authorization_beside_auth,
 };
+use crate::policy::access::{CheckError, Subject};
 use crate::ports::delivery_log::{Attempt, LogCursor};
 use crate::ports::queue::{OutgoingMessage, QueueError, QueueSender, send_all};
 use crate::ports::store::{StoreError, SubscriptionStore};
 use crate::security::crypto::{SealError, SecretSealer};
+use crate::stages::access::AccessCheck;
 use crate::stages::delivery::{Deliverer, DeliveryError, Retries};
 use crate::stages::recovery::{LOG_PAGE, RecoverTask, again};
 
@@ -61,6 +63,12 @@ pub enum ServiceError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    /// The caller may not do this; the sentence says why.
+    #[error("{0}")]
+    NotPermitted(String),
+    /// The product's access check gave no usable answer.
+    #[error(transparent)]
+    AccessCheck(CheckError),
     #[error("a subscription's sealed headers cannot be opened with this installation's key")]
     Unsealable {
         #[source]
@@ -92,6 +100,9 @@ pub struct Subscriptions {
     pub clock: Arc<dyn Clock>,
     pub ids: IdGenerator,
     pub settings: ServiceSettings,
+    /// The product's access check, when the installation has one: `trigger` leaves the
+    /// audience to it and `dispatch` asks it about the caller.
+    pub access: Option<Arc<AccessCheck>>,
 }
 
 /// A recover request's window, parsed at the edge: `until` defaults to now.
@@ -336,7 +347,8 @@ impl Subscriptions {
     }
 
     /// Queues an event for this object to the owner's other subscriptions to the same
-    /// event (the caller is the only known viewer); answers its uid.
+    /// event (the caller is the only known viewer), or, with an access check, to the other
+    /// subscriptions of the owners it names; answers its uid.
     pub async fn trigger(
         &self,
         caller: &Caller,
@@ -350,11 +362,15 @@ impl Subscriptions {
             event_id: subscription.event_id.clone(),
             object_id,
             resource_url: self.resource_url(&subscription, object_id),
-            visible_to: Visibility::Users([caller.user_id].into()),
+            visible_to: match self.access {
+                Some(_) => Visibility::check(),
+                None => Visibility::Users([caller.user_id].into()),
+            },
             idempotency_key: None,
             occurred_at: format_millis(self.clock.now_millis()),
             exclude_subscription: Some(subscription.id.clone()),
             resume_after: None,
+            check_retry: None,
         };
         send_all(
             self.events.as_ref(),
@@ -367,7 +383,8 @@ impl Subscriptions {
     }
 
     /// Delivers one object to this subscription now, logged like any attempt and not
-    /// retried (the caller has the answer).
+    /// retried (the caller has the answer). With an access check, only when it names the
+    /// caller; nothing is sent when it does not answer.
     pub async fn dispatch(
         &self,
         owner: &Owner,
@@ -375,12 +392,33 @@ impl Subscriptions {
         object_id: u64,
     ) -> Result<Attempt, ServiceError> {
         let subscription = self.get(owner, id).await?;
+        let delivery_id = random_id("msg_");
+        let resource_url = self.resource_url(&subscription, object_id);
+        if let Some(access) = &self.access {
+            let caller = [owner.user_id].into();
+            let subject = Subject {
+                deployment: owner.deployment.as_str(),
+                event_id: &subscription.event_id,
+                object_id,
+                resource_url: resource_url.as_deref(),
+                event_uid: &delivery_id,
+            };
+            let named = access
+                .ask(&subject, &caller)
+                .await
+                .map_err(ServiceError::AccessCheck)?;
+            if named.is_empty() {
+                return Err(ServiceError::NotPermitted(format!(
+                    "the product's access check does not name you among the users who may view object {object_id}"
+                )));
+            }
+        }
         let job = DeliveryJob {
-            delivery_id: random_id("msg_"),
+            delivery_id,
             subscription: subscription.key(),
             event_id: subscription.event_id.clone(),
             object_id,
-            resource_url: self.resource_url(&subscription, object_id),
+            resource_url,
             occurred_at: format_millis(self.clock.now_millis()),
             attempt: 1,
             due_at: None,

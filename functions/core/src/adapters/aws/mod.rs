@@ -45,12 +45,17 @@ use self::dynamodb_rate_limit::DynamoRateLimiter;
 use self::sns::SnsTopic;
 use self::sqs::{Client as SqsClient, SqsQueue};
 use crate::adapters::http::ReqwestSender;
-use crate::config::{ApiSettings, DeliveryStageSettings, FanoutSettings, Queue, QueueUrls};
+use crate::config::{
+    ACCESS_CHECK_SECRET_ARN, AccessCheckSettings, ApiSettings, CheckSecretSource,
+    DeliveryStageSettings, FanoutSettings, Queue, QueueUrls,
+};
 use crate::model::clock::SystemClock;
 use crate::model::network::NetworkPolicy;
 use crate::ports::operator::{LogOnly, OperatorChannel};
 use crate::ports::queue::{OutgoingMessage, QueueError, QueueSender};
+use crate::ports::secret::{GivenSecret, SecretReadError, SecretSource};
 use crate::security::crypto::SecretSealer;
+use crate::stages::access::AccessCheck;
 use crate::stages::delivery::{Deliverer, DeliverySettings};
 use crate::stages::fanout::FanOut;
 
@@ -178,6 +183,30 @@ pub struct SecretError {
     pub variable: String,
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// A secret in Secrets Manager, read when first asked for (one `GetSecretValue`).
+struct ManagedSecret {
+    client: aws_sdk_secretsmanager::Client,
+    variable: &'static str,
+    arn: String,
+}
+
+#[async_trait]
+impl SecretSource for ManagedSecret {
+    async fn read(&self) -> Result<String, SecretReadError> {
+        let value = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.arn)
+            .send()
+            .await
+            .map_err(|e| SecretReadError {
+                name: self.variable.to_owned(),
+                source: Box::new(e),
+            })?;
+        Ok(value.secret_string().unwrap_or_default().trim().to_owned())
+    }
 }
 
 /// The process environment, with the secrets fetched at start laid over it.
@@ -324,7 +353,34 @@ impl Aws {
             catalogue: settings.catalogue.clone(),
             clock: Arc::new(SystemClock),
             settings: settings.stage.clone(),
+            access: settings
+                .access_check
+                .as_ref()
+                .map(|check| self.access_check(check, &settings.network)),
         })
+    }
+
+    /// The access check of `settings`, its secret read at the first question (from
+    /// Secrets Manager when given as an ARN), its questions sent under `network`.
+    pub fn access_check(
+        &self,
+        settings: &AccessCheckSettings,
+        network: &NetworkPolicy,
+    ) -> Arc<AccessCheck> {
+        let secret: Arc<dyn SecretSource> = match &settings.secret {
+            CheckSecretSource::Given(secret) => Arc::new(GivenSecret::new(secret.expose())),
+            CheckSecretSource::Arn(arn) => Arc::new(ManagedSecret {
+                client: aws_sdk_secretsmanager::Client::new(&self.sdk),
+                variable: ACCESS_CHECK_SECRET_ARN,
+                arn: arn.clone(),
+            }),
+        };
+        Arc::new(AccessCheck::new(
+            settings.url.as_str().to_owned(),
+            secret,
+            Arc::new(ReqwestSender::new(network.clone())),
+            Arc::new(SystemClock),
+        ))
     }
 
     /// The delivery stage of the delivery function, with its queues.
