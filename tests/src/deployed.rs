@@ -36,7 +36,8 @@ pub struct Running {
 
 impl Deployed {
     /// A fresh stack; `parameters` override the template's defaults (`JwtSecret` is
-    /// the tests' HS256 secret unless given).
+    /// the tests' HS256 secret unless given). The secrets the parameters put in Secrets
+    /// Manager (`JwtSecret`, `AccessCheckSecret`) are made there in moto.
     pub async fn start(parameters: &[(&str, &str)], platform: &[(&str, &str)]) -> Deployed {
         let mut vars = vec![("WEBHOOKS_SECRET_KEY", SEALING_KEY)];
         vars.extend_from_slice(platform);
@@ -46,12 +47,16 @@ impl Deployed {
         };
         let mut params: Vec<(&str, &str)> = vec![("JwtSecret", DEV_JWT_SECRET)];
         params.extend_from_slice(parameters);
-        let jwt = params
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == "JwtSecret")
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_default();
+        let param = |name: &str| {
+            params
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        let jwt = param("JwtSecret");
+        let access_check = param("AccessCheckSecret");
 
         let var = |name: &str| {
             moto.env()
@@ -90,6 +95,12 @@ impl Deployed {
             resources.insert(
                 "JwtSigningSecret".to_owned(),
                 secret(crate::unique("jwt-secret"), &jwt).await,
+            );
+        }
+        if !access_check.is_empty() {
+            resources.insert(
+                "AccessCheckSigningSecret".to_owned(),
+                secret(crate::unique("access-check-secret"), &access_check).await,
             );
         }
         for (logical, queue) in [

@@ -6,7 +6,7 @@
 //! check the template's `Rules` for those parameters as CloudFormation would.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -21,27 +21,35 @@ pub fn transformed() -> &'static Value {
     static TEMPLATE: OnceLock<Value> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let python = std::env::var("SAM_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join(".venv/sam/bin/python"));
-        let out = Command::new(&python)
-            .arg(root.join("infra/scripts/sam-transform.py"))
-            .arg(root.join("template.yaml"))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("SAM_CLI_TELEMETRY", "0")
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {python:?} ({e}); run infra/scripts/test.sh, which installs the SAM CLI")
-            });
-        assert!(
-            out.status.success(),
-            "the SAM transform failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("the transform prints JSON")
+        transform(&root.join("template.yaml"))
     })
+}
+
+/// What SAM makes of the template at `path`.
+pub fn transform(path: &Path) -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var("SAM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv/sam/bin/python"));
+    let out = Command::new(&python)
+        .arg(root.join("infra/scripts/sam-transform.py"))
+        .arg(path)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {python:?} ({e}); run infra/scripts/test.sh, which installs the SAM CLI"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "the SAM transform failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the transform prints JSON")
 }
 
 /// A resource the test made, as `Ref` and `Fn::GetAtt` see it.
@@ -151,6 +159,38 @@ impl Stack {
         }
     }
 
+    /// The template for these parameters with every resource standing for itself, for
+    /// tests of what parameters change: a resource's `Ref` is its logical id, its `Arn`
+    /// `arn:aws:test:::{logical}` and its `QueueName` its logical id.
+    pub fn symbolic(parameters: &[(&str, &str)]) -> Stack {
+        let resources = transformed()["Resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|logical| {
+                let physical = Physical {
+                    reference: logical.clone(),
+                    attributes: HashMap::from([
+                        ("Arn".to_owned(), format!("arn:aws:test:::{logical}")),
+                        ("QueueName".to_owned(), logical.clone()),
+                    ]),
+                };
+                (logical.clone(), physical)
+            })
+            .collect();
+        Stack::new(parameters, resources)
+    }
+
+    /// Every resource as created (`None`: not created), by logical id.
+    pub fn all_created(&self) -> HashMap<String, Option<Value>> {
+        self.template["Resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|logical| (logical.clone(), self.created(logical)))
+            .collect()
+    }
+
     /// The `AssertDescription` of every assertion of the template's `Rules` that these
     /// parameters fail, as CloudFormation checks them before it creates anything: empty
     /// when the stack may be made.
@@ -201,8 +241,8 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// A function's execution role, `{function}Role`: made by SAM, or written in the
-    /// template (the API's and the delivery function's, see `template.yaml`).
+    /// A function's execution role, `{function}Role`, written in the template (see
+    /// `template.yaml` for why) or made by SAM.
     pub fn role(&self, function: &str) -> Role {
         let name = format!("{function}Role");
         let props = self.eval(&self.resource(&name)["Properties"]);

@@ -1,59 +1,52 @@
 //! Fixed source addresses (SPEC section 9), as CloudFormation would create `template.yaml`
 //! after SAM's transform: with `SubnetIds` and `SecurityGroupIds`, the functions that call
-//! receivers (delivery, and the API for `dispatch`) run in the installation's VPC and their
-//! roles carry Lambda's VPC access policy; the fan-out, which calls no receiver, stays out.
-//! Left empty, every resource is what it was. The template's `Rules` refuse subnets
-//! without security groups (and the reverse) before anything is created.
+//! out of AWS (delivery, the API for `dispatch`, and the fan-out when the access check of
+//! SPEC section 5 is set, since it then asks the product's endpoint) run in the
+//! installation's VPC and their roles carry Lambda's VPC access policy; the fan-out
+//! without an access check calls nothing outside AWS and stays out. Left empty, every
+//! resource is what it was. The template's `Rules` refuse subnets without security groups
+//! (and the reverse) before anything is created.
 //!
 //! cfn-lint checks both cases too (`infra/scripts/check-template.sh`).
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
-use webhooks_tests::stack::{Physical, Stack, transformed};
+use webhooks_tests::stack::{Stack, transform};
 
 const SUBNETS: &str = "subnet-0123456789abcdef0,subnet-0fedcba9876543210";
 const GROUPS: &str = "sg-0123456789abcdef0";
 /// A stack needs a way to verify tokens (the `TokensCanBeVerified` rule).
 const JWT: (&str, &str) = ("JwtSecret", "a-shared-secret-of-at-least-32-characters");
+/// The product's access check (both parameters, as the Rules want).
+const ACCESS_CHECK: [(&str, &str); 2] = [
+    ("AccessCheckUrl", "https://hq.example.com/webhooks/access"),
+    (
+        "AccessCheckSecret",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ),
+];
 const VPC_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
 /// The functions that call receivers.
 const CALLERS: [&str; 2] = ["ApiFunction", "DeliveryFunction"];
+/// With an access check, the fan-out calls out too.
+const CALLERS_WITH_CHECK: [&str; 3] = ["ApiFunction", "DeliveryFunction", "FanoutFunction"];
+/// Every function, each with a role written in the template.
+const FUNCTIONS: [&str; 3] = ["ApiFunction", "FanoutFunction", "DeliveryFunction"];
 
 /// The template for these parameters, every resource standing for itself.
 fn stack(parameters: &[(&str, &str)]) -> Stack {
-    let resources = transformed()["Resources"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|logical| {
-            let physical = Physical {
-                reference: logical.clone(),
-                attributes: HashMap::from([
-                    ("Arn".to_owned(), format!("arn:aws:test:::{logical}")),
-                    ("QueueName".to_owned(), logical.clone()),
-                ]),
-            };
-            (logical.clone(), physical)
-        })
-        .collect();
     let mut all = vec![JWT];
     all.extend_from_slice(parameters);
-    Stack::new(&all, resources)
+    Stack::symbolic(&all)
+}
+
+fn with_subnets(parameters: &[(&str, &str)]) -> Stack {
+    let mut all = vec![("SubnetIds", SUBNETS), ("SecurityGroupIds", GROUPS)];
+    all.extend_from_slice(parameters);
+    stack(&all)
 }
 
 fn in_vpc() -> Stack {
-    stack(&[("SubnetIds", SUBNETS), ("SecurityGroupIds", GROUPS)])
-}
-
-/// Every resource as created (`None`: not created), by logical id.
-fn created(stack: &Stack) -> HashMap<String, Option<Value>> {
-    transformed()["Resources"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|logical| (logical.clone(), stack.created(logical)))
-        .collect()
+    with_subnets(&[])
 }
 
 fn managed_policies(stack: &Stack, function: &str) -> Vec<String> {
@@ -66,107 +59,177 @@ fn managed_policies(stack: &Stack, function: &str) -> Vec<String> {
         .collect()
 }
 
+fn assert_in_vpc(stack: &Stack, function: &str) {
+    let props = stack.created(function).unwrap();
+    assert_eq!(
+        props["VpcConfig"],
+        json!({
+            "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+            "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        }),
+        "{function}"
+    );
+    assert!(
+        managed_policies(stack, function).contains(&VPC_POLICY.to_owned()),
+        "{function}'s role lets Lambda make its network interfaces"
+    );
+    let grants: Vec<String> = stack
+        .role(function)
+        .managed
+        .iter()
+        .flat_map(|s| s.actions.clone())
+        .collect();
+    assert!(
+        grants.contains(&"ec2:CreateNetworkInterface".to_owned()),
+        "{grants:?}"
+    );
+}
+
+fn assert_outside_any_vpc(stack: &Stack, function: &str) {
+    assert!(
+        stack.created(function).unwrap().get("VpcConfig").is_none(),
+        "{function}"
+    );
+    assert!(
+        !managed_policies(stack, function).contains(&VPC_POLICY.to_owned()),
+        "{function}"
+    );
+    let role = stack.role(function);
+    assert!(
+        !role
+            .inline
+            .iter()
+            .chain(&role.managed)
+            .flat_map(|s| &s.actions)
+            .any(|a| a.starts_with("ec2:")),
+        "{function}: {role:?}"
+    );
+}
+
 #[test]
 fn with_subnets_the_functions_that_call_receivers_run_in_the_vpc() {
     let stack = in_vpc();
     for function in CALLERS {
-        let props = stack.created(function).unwrap();
-        assert_eq!(
-            props["VpcConfig"],
-            json!({
-                "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
-                "SecurityGroupIds": ["sg-0123456789abcdef0"],
-            }),
-            "{function}"
-        );
-        assert!(
-            managed_policies(&stack, function).contains(&VPC_POLICY.to_owned()),
-            "{function}'s role lets Lambda make its network interfaces"
-        );
-        let grants: Vec<String> = stack
-            .role(function)
-            .managed
-            .iter()
-            .flat_map(|s| s.actions.clone())
-            .collect();
-        assert!(
-            grants.contains(&"ec2:CreateNetworkInterface".to_owned()),
-            "{grants:?}"
-        );
+        assert_in_vpc(&stack, function);
     }
-    // The fan-out calls no receiver.
-    assert!(
-        stack
-            .created("FanoutFunction")
-            .unwrap()
-            .get("VpcConfig")
-            .is_none()
-    );
-    assert!(!managed_policies(&stack, "FanoutFunction").contains(&VPC_POLICY.to_owned()));
+    // Without an access check, the fan-out calls nothing outside AWS.
+    assert_outside_any_vpc(&stack, "FanoutFunction");
+}
+
+#[test]
+fn with_subnets_and_an_access_check_the_fanout_runs_in_the_vpc_too() {
+    let stack = with_subnets(&ACCESS_CHECK);
+    for function in CALLERS_WITH_CHECK {
+        assert_in_vpc(&stack, function);
+    }
 }
 
 #[test]
 fn without_subnets_no_function_is_in_a_vpc_or_may_make_network_interfaces() {
-    let stack = stack(&[]);
-    for function in ["ApiFunction", "FanoutFunction", "DeliveryFunction"] {
-        assert!(
-            stack.created(function).unwrap().get("VpcConfig").is_none(),
-            "{function}"
-        );
-        assert!(
-            !managed_policies(&stack, function).contains(&VPC_POLICY.to_owned()),
-            "{function}"
-        );
-        let role = stack.role(function);
-        assert!(
-            !role
-                .inline
-                .iter()
-                .chain(&role.managed)
-                .flat_map(|s| &s.actions)
-                .any(|a| a.starts_with("ec2:")),
-            "{function}: {role:?}"
-        );
+    for stack in [stack(&[]), stack(&ACCESS_CHECK)] {
+        for function in FUNCTIONS {
+            assert_outside_any_vpc(&stack, function);
+        }
     }
 }
 
 /// Subnets add the callers' `VpcConfig` and their roles' VPC policy, and nothing else:
-/// taken away, every resource is exactly the one made without subnets.
+/// taken away, every resource is exactly the one made without subnets (with and without
+/// an access check).
 #[test]
 fn subnets_change_nothing_but_the_vpc_config_and_its_policy() {
-    let mut with = created(&in_vpc());
-    let without = created(&stack(&[]));
-    for function in CALLERS {
-        let props = with.get_mut(function).unwrap().as_mut().unwrap();
-        assert!(props.as_object_mut().unwrap().remove("VpcConfig").is_some());
-        let role = with.get_mut(&format!("{function}Role")).unwrap();
-        let arns = role.as_mut().unwrap()["ManagedPolicyArns"]
-            .as_array_mut()
-            .unwrap();
-        let before = arns.len();
-        arns.retain(|arn| arn != VPC_POLICY);
-        assert_eq!(arns.len(), before - 1, "{function}Role");
-    }
-    assert_eq!(with.len(), without.len());
-    for (logical, resource) in &without {
-        assert_eq!(&with[logical], resource, "{logical}");
+    /// Parameters besides the subnets, and the functions the subnets then put in the VPC.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 2] = [(&[], &CALLERS), (&ACCESS_CHECK, &CALLERS_WITH_CHECK)];
+    for (parameters, callers) in cases {
+        let mut with = with_subnets(parameters).all_created();
+        let without = stack(parameters).all_created();
+        for function in callers {
+            let props = with.get_mut(*function).unwrap().as_mut().unwrap();
+            assert!(props.as_object_mut().unwrap().remove("VpcConfig").is_some());
+            let role = with.get_mut(&format!("{function}Role")).unwrap();
+            let arns = role.as_mut().unwrap()["ManagedPolicyArns"]
+                .as_array_mut()
+                .unwrap();
+            let before = arns.len();
+            arns.retain(|arn| arn != VPC_POLICY);
+            assert_eq!(arns.len(), before - 1, "{function}Role");
+        }
+        assert_eq!(with.len(), without.len());
+        for (logical, resource) in &without {
+            assert_eq!(&with[logical], resource, "{logical} ({parameters:?})");
+        }
     }
 }
 
+/// What SAM makes for a function of its own (no `Role`) with the template's tracing and,
+/// when `sqs`, an SQS event source: its role's properties, evaluated.
+fn role_sam_makes(sqs: bool) -> Value {
+    let events = if sqs {
+        json!({"Jobs": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["Jobs", "Arn"]}}}})
+    } else {
+        json!({})
+    };
+    let template = json!({
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Parameters": {"TracingMode": {"Type": "String", "Default": "PassThrough"}},
+        "Resources": {
+            "Jobs": {"Type": "AWS::SQS::Queue"},
+            "Function": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Runtime": "provided.al2023",
+                    "Handler": "bootstrap",
+                    "CodeUri": ".",
+                    "Tracing": {"Ref": "TracingMode"},
+                    "Policies": [{"Statement": [
+                        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"}
+                    ]}],
+                    "Events": events,
+                },
+            },
+        },
+    });
+    let path = std::env::temp_dir().join(format!("{}.json", webhooks_tests::unique("sam-role")));
+    std::fs::write(&path, template.to_string()).unwrap();
+    let transformed = transform(&path);
+    std::fs::remove_file(&path).unwrap();
+    let role = &transformed["Resources"]["FunctionRole"];
+    assert_eq!(role["Type"], "AWS::IAM::Role", "{transformed}");
+    let mut props = role["Properties"].clone();
+    let arns: Vec<Value> = props["ManagedPolicyArns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arn| match arn.get("Fn::Sub").and_then(Value::as_str) {
+            Some(sub) => Value::from(sub.replace("${AWS::Partition}", "aws")),
+            None => arn.clone(),
+        })
+        .collect();
+    props["ManagedPolicyArns"] = Value::from(arns);
+    props
+}
+
 /// SAM attaches `AWSLambdaVPCAccessExecutionRole` to a function whose `VpcConfig` is an
-/// `Fn::If`, whatever the condition says, so the two callers' roles are written in the
-/// template. They must stay what SAM makes: the same trust policy, tag and managed
-/// policies as the fan-out's role, which SAM makes (the API's without the SQS poller's).
+/// `Fn::If`, whatever the condition says, so the three functions' roles are written in
+/// the template. Without subnets they must stay what SAM would make: the same trust
+/// policy, tag, managed policies and policy name as SAM gives a function of its own with
+/// the same tracing and event source (an SQS one for the fan-out and delivery).
 #[test]
-fn the_callers_roles_are_the_roles_sam_would_make() {
+fn the_written_roles_are_the_roles_sam_would_make() {
     let stack = stack(&[]);
-    let sam = stack.created("FanoutFunctionRole").unwrap();
-    let sam_managed = managed_policies(&stack, "FanoutFunction");
-    for function in CALLERS {
+    let (with_sqs, without_sqs) = (role_sam_makes(true), role_sam_makes(false));
+    for function in FUNCTIONS {
+        let sam = if function == "ApiFunction" {
+            &without_sqs
+        } else {
+            &with_sqs
+        };
         let role = stack.created(&format!("{function}Role")).unwrap();
-        for property in ["AssumeRolePolicyDocument", "Tags"] {
+        for property in ["AssumeRolePolicyDocument", "Tags", "ManagedPolicyArns"] {
             assert_eq!(role[property], sam[property], "{function}Role {property}");
         }
+        assert_eq!(sam["Policies"][0]["PolicyName"], "FunctionRolePolicy0");
         let policies = role["Policies"].as_array().unwrap();
         assert_eq!(policies.len(), 1);
         assert_eq!(policies[0]["PolicyName"], format!("{function}RolePolicy0"));
@@ -176,12 +239,6 @@ fn the_callers_roles_are_the_roles_sam_would_make() {
             format!("arn:aws:test:::{function}Role")
         );
     }
-    assert_eq!(managed_policies(&stack, "DeliveryFunction"), sam_managed);
-    let without_poller: Vec<String> = sam_managed
-        .into_iter()
-        .filter(|arn| !arn.ends_with("/AWSLambdaSQSQueueExecutionRole"))
-        .collect();
-    assert_eq!(managed_policies(&stack, "ApiFunction"), without_poller);
 }
 
 #[test]
