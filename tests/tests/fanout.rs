@@ -524,3 +524,107 @@ async fn a_send_that_fails_retries_only_the_events_whose_jobs_did_not_go() {
     );
     assert_eq!(drain_jobs(kit.deliveries.as_ref()).await.len(), 10);
 }
+
+/// An access check that always answers 500.
+struct Answering500;
+
+#[async_trait::async_trait]
+impl webhooks_core::ports::http::HttpSender for Answering500 {
+    async fn post(
+        &self,
+        _: &webhooks_core::ports::http::OutgoingRequest,
+    ) -> Result<webhooks_core::ports::http::HttpResponse, webhooks_core::ports::http::SendError>
+    {
+        Ok(webhooks_core::ports::http::HttpResponse {
+            status: 500,
+            retry_after: None,
+            body: String::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_check_event_without_an_access_check_is_parked_with_the_reason() {
+    let kit = Kit::new(FanOutSettings::default());
+    kit.subscribe("hq", 1, "create_quote").await;
+    let outcome = kit
+        .fanout
+        .handle_message(&message(
+            "m-1",
+            event_body("hq", "create_quote", 7, json!("check")),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Parked(ref r) if r.contains("WEBHOOKS_ACCESS_CHECK_URL")),
+        "{outcome:?}"
+    );
+    assert!(drain_jobs(kit.deliveries.as_ref()).await.is_empty());
+    let parked = drain(kit.dead_letters.as_ref()).await;
+    assert!(parked[0].attributes[PARKED_REASON_ATTRIBUTE].contains("access check"));
+}
+
+#[tokio::test]
+async fn a_check_event_whose_questions_keep_failing_is_parked_after_the_schedule() {
+    use webhooks_core::model::event::Event;
+    let mut kit = Kit::new(FanOutSettings {
+        check_retry: webhooks_core::policy::retry::RetryPolicy {
+            schedule: vec![std::time::Duration::from_secs(1)],
+            jitter: 0.0,
+            ..Default::default()
+        },
+        ..FanOutSettings::default()
+    });
+    kit.fanout.access = Some(Arc::new(webhooks_core::stages::access::AccessCheck::new(
+        "https://product.example/access".into(),
+        Arc::new(webhooks_core::ports::secret::GivenSecret::new(format!(
+            "whsec_{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32])
+        ))),
+        Arc::new(Answering500),
+        Arc::new(kit.clock.clone()),
+    )));
+    kit.subscribe("hq", 1, "create_quote").await;
+    kit.subscribe("hq", 2, "create_quote").await;
+    let first = kit
+        .fanout
+        .handle_message(&message(
+            "m-1",
+            event_body("hq", "create_quote", 7, json!("check")),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, Outcome::FannedOut { jobs: 0, .. }),
+        "{first:?}"
+    );
+    // Asked again alone, after the schedule's delay, in a message of its own.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = drain(kit.events.as_ref()).await;
+    assert_eq!(again.len(), 1);
+    let retry = Event::from_message(&again[0].body, &Default::default(), "x", 0).unwrap();
+    let state = retry.check_retry.clone().expect("where it stopped");
+    assert_eq!((state.users, state.attempt), ([1, 2].into(), 1));
+    assert_eq!(state.reason, "the access check answered HTTP 500");
+    assert_eq!(
+        retry.event_uid, "m-1",
+        "the same event, so the same delivery ids"
+    );
+
+    let second = kit.fanout.handle_message(&again[0]).await.unwrap();
+    assert!(
+        matches!(second, Outcome::FannedOut { jobs: 0, .. }),
+        "{second:?}"
+    );
+    assert!(drain(kit.events.as_ref()).await.is_empty());
+    assert!(
+        drain_jobs(kit.deliveries.as_ref()).await.is_empty(),
+        "nobody on a guess"
+    );
+    let parked = drain(kit.dead_letters.as_ref()).await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        parked[0].attributes[PARKED_REASON_ATTRIBUTE],
+        "the access check did not answer after 2 questions: the access check answered HTTP 500"
+    );
+}

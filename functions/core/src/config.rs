@@ -764,4 +764,62 @@ mod tests {
         .unwrap_err();
         assert!(e.problem.starts_with("`10.2.0.0/99` is not"), "{e}");
     }
+
+    #[test]
+    fn the_access_check_needs_its_url_and_its_secret_together() {
+        let secret = format!(
+            "whsec_{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 24])
+        );
+        let parse =
+            |vars: &[(&str, &str)]| FanoutSettings::from_lookup(&Defaults::lambda(), lookup(vars));
+        assert_eq!(parse(&[]).unwrap().access_check, None);
+        let given = parse(&[
+            (ACCESS_CHECK_URL, "https://product.example/access"),
+            (ACCESS_CHECK_SECRET, &secret),
+        ])
+        .unwrap()
+        .access_check
+        .unwrap();
+        assert_eq!(given.url.as_str(), "https://product.example/access");
+        assert!(matches!(given.secret, CheckSecretSource::Given(_)));
+        let arn = "arn:aws:secretsmanager:eu-west-1:1:secret:check";
+        let managed = parse(&[
+            (ACCESS_CHECK_URL, "https://product.example/access"),
+            (ACCESS_CHECK_SECRET_ARN, arn),
+        ])
+        .unwrap()
+        .access_check
+        .unwrap();
+        assert_eq!(managed.secret, CheckSecretSource::Arn(arn.into()));
+        for (vars, named) in [
+            (
+                vec![(ACCESS_CHECK_URL, "https://product.example/access")],
+                ACCESS_CHECK_SECRET,
+            ),
+            (
+                vec![(ACCESS_CHECK_SECRET, secret.as_str())],
+                ACCESS_CHECK_SECRET,
+            ),
+            (
+                vec![
+                    (ACCESS_CHECK_URL, "https://product.example/a"),
+                    (ACCESS_CHECK_SECRET, "whsec_c2hvcnQ="),
+                ],
+                ACCESS_CHECK_SECRET,
+            ),
+            // The rules of a trigger_url: https only on AWS.
+            (
+                vec![
+                    (ACCESS_CHECK_URL, "http://product.example/a"),
+                    (ACCESS_CHECK_SECRET, secret.as_str()),
+                ],
+                ACCESS_CHECK_URL,
+            ),
+        ] {
+            let e = parse(&vars).unwrap_err().to_string();
+            assert!(e.contains(named), "{vars:?}: {e}");
+            assert!(!e.contains(&secret[6..]), "no secret in errors: {e}");
+        }
+    }
 }
