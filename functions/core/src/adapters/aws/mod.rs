@@ -7,7 +7,9 @@
 //! those the binary names ([`SecretArns`]), each once, and hands them to the settings
 //! parser as if they were variables. A binary names only the secrets it uses and reads
 //! them when it first needs them (the delivery function at init, the API at its first
-//! request); the value is never logged.
+//! request); the value is never logged. The access check's secret
+//! (`WEBHOOKS_ACCESS_CHECK_SECRET_ARN`) is read apart, at the first question
+//! ([`Aws::access_check`]), so a fan-out without `"check"` events never reads it.
 //!
 //! The SDK's HTTP client ([`sdk_config`]) reads the system's root certificates at its
 //! first `https://` request, not when the clients are built: the SDK's own default reads
