@@ -260,7 +260,6 @@ impl<'a> Env<'a> {
                 })?,
             },
             retry: self.retry_policy()?,
-            ..DeliverySettings::default()
         };
         Ok(delivery)
     }
