@@ -2,8 +2,8 @@
 //! DynamoDB and SQS in moto, configured only by the environment `template.yaml` gives the
 //! API function (secrets read from Secrets Manager) and with every AWS call checked
 //! against that function's own role. The test drives each endpoint that touches AWS:
-//! create, list, get, delete, trigger, dispatch (delivered, timed out, 410), the delivery
-//! log, and keyed and unkeyed events.
+//! create, list, get, delete, trigger, dispatch (delivered, timed out, 410; with an access
+//! check, refused, failed and delivered), the delivery log, and keyed and unkeyed events.
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,8 +1,10 @@
 //! The `fanout` binary as Lambda runs it: SQS events through the Runtime API, on DynamoDB
 //! and SQS in moto, configured only by the environment `template.yaml` gives the fan-out
-//! function (no secret at all), and with every AWS call checked against that function's
-//! own role. The test drives each path that touches AWS: unkeyed and keyed events, a
-//! continuation of a large fan-out, and a poison message.
+//! function (no secret at all, or with an access check its secret, read from Secrets
+//! Manager at the first question), and with every AWS call checked against that function's
+//! own role. The tests drive each path that touches AWS: unkeyed and keyed events, a
+//! continuation of a large fan-out, a poison message, `"check"` without an access check;
+//! and with one, questions answered, failed and asked again.
 
 use std::time::Duration;
 
