@@ -16,6 +16,14 @@ use crate::stack::{Physical, Stack};
 /// that sets things up uses too, so both open the same sealed secrets).
 pub const SEALING_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
+/// The test-only settings that let a function reach servers on 127.0.0.1 over http
+/// (receivers, token servers, an access check): the Lambda defaults call only public
+/// https addresses.
+pub const LOOPBACK: &[(&str, &str)] = &[
+    ("WEBHOOKS_ALLOW_HTTP", "true"),
+    ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
+];
+
 /// A function of the template and the binary that implements it.
 #[derive(Debug, Clone, Copy)]
 pub struct Function {
@@ -137,6 +145,14 @@ impl Deployed {
     /// `function`'s environment as the template sets it.
     pub fn environment(&self, function: Function) -> Vec<(String, String)> {
         self.stack.environment(function.logical_id)
+    }
+
+    /// The value the template gives `function`'s variable `name`, if any.
+    pub fn variable(&self, function: Function, name: &str) -> Option<String> {
+        self.environment(function)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     async fn spawn_at(

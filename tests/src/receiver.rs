@@ -92,6 +92,18 @@ impl Recorded {
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The headers as a `HeaderMap` (for verifiers such as the `standardwebhooks` crate).
+    pub fn header_map(&self) -> hyper::HeaderMap {
+        let mut map = hyper::HeaderMap::new();
+        for (name, value) in &self.headers {
+            map.append(
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                value.parse().expect("a header value"),
+            );
+        }
+        map
+    }
 }
 
 struct State {

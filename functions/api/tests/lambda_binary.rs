@@ -2,15 +2,15 @@
 //! DynamoDB and SQS in moto, configured only by the environment `template.yaml` gives the
 //! API function (secrets read from Secrets Manager) and with every AWS call checked
 //! against that function's own role. The test drives each endpoint that touches AWS:
-//! create, list, get, delete, trigger, dispatch (delivered, timed out, 410), the delivery
-//! log, and keyed and unkeyed events.
+//! create, list, get, delete, trigger, dispatch (delivered, timed out, 410; with an access
+//! check, refused, failed and delivered), the delivery log, and keyed and unkeyed events.
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use webhooks_tests::client::{claims, token};
-use webhooks_tests::deployed::{Deployed, Function};
+use webhooks_tests::deployed::{Deployed, Function, LOOPBACK};
 use webhooks_tests::lambda_events::{API_FIXTURE, api_request, list_subscriptions_request};
 use webhooks_tests::receiver::{Behaviour, Receiver};
 
@@ -253,15 +253,7 @@ async fn the_api_binary_serves_every_endpoint_within_its_role() {
 #[tokio::test]
 async fn the_api_binary_seals_masks_and_sends_own_headers() {
     let stack = Deployed::start(&[], &[]).await;
-    let mut api = stack
-        .spawn(
-            API,
-            &[
-                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
-                ("WEBHOOKS_ALLOW_HTTP", "true"),
-            ],
-        )
-        .await;
+    let mut api = stack.spawn(API, LOOPBACK).await;
     let mut call = async |method: &str, path: &str, body: Option<Value>| {
         let user = token(&claims(5, "hq"));
         envelope(&api.runtime.invoke(event(method, path, &user, body)).await)
@@ -375,15 +367,7 @@ async fn the_api_binary_seals_masks_and_sends_own_headers() {
 async fn the_api_binary_fetches_tokens_for_auth() {
     use base64::Engine;
     let stack = Deployed::start(&[], &[]).await;
-    let mut api = stack
-        .spawn(
-            API,
-            &[
-                ("WEBHOOKS_ALLOW_NETWORKS", "127.0.0.0/8"),
-                ("WEBHOOKS_ALLOW_HTTP", "true"),
-            ],
-        )
-        .await;
+    let mut api = stack.spawn(API, LOOPBACK).await;
     let mut call = async |method: &str, path: &str, body: Option<Value>| {
         let user = token(&claims(6, "hq"));
         envelope(&api.runtime.invoke(event(method, path, &user, body)).await)
@@ -641,5 +625,122 @@ async fn an_unusable_secret_is_a_server_error_and_not_read_again() {
         reads, 2,
         "each secret read once: nothing it read can change"
     );
+    api.gate.assert_nothing_refused();
+}
+
+/// `dispatch` with the access check of SPEC section 5 through the binary, deployed with
+/// `AccessCheckUrl` and `AccessCheckSecret`: it asks about the caller alone, in a
+/// question that verifies with the `standardwebhooks` crate under the installation
+/// secret; not named is `invalid_permission` and a product that does not answer is
+/// `server_error`, both sending nothing; named, it delivers. The secret is read from
+/// Secrets Manager once, at the first question, within the API's role.
+#[tokio::test]
+async fn the_api_binary_dispatches_only_when_the_access_check_names_the_caller() {
+    const CHECK_SECRET: &str = "whsec_4vM6xHkqw2MxYqeMxh31GOH3etPeiwFGltpYhfSBerc=";
+    let names = |ids: &str| Behaviour::Respond {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: format!(r#"{{"visible_to": [{ids}]}}"#),
+    };
+    let (check, receiver) = (Receiver::start().await, Receiver::start().await);
+    check.always(names(r#""13", 14"#));
+    // The access check is on 127.0.0.1 over http: let through as for the receivers of the
+    // other tests (the template's pattern for AccessCheckUrl, https, is not applied here).
+    let stack = Deployed::start(
+        &[
+            ("AccessCheckUrl", check.url.as_str()),
+            ("AccessCheckSecret", CHECK_SECRET),
+        ],
+        &[],
+    )
+    .await;
+    let secret_arn = stack
+        .variable(API, "WEBHOOKS_ACCESS_CHECK_SECRET_ARN")
+        .expect("the template gives the API the secret's ARN");
+    let mut api = stack.spawn(API, LOOPBACK).await;
+    let owner = token(&claims(12, "hq"));
+    let created = stack
+        .moto
+        .client
+        .post_json(
+            "/api/v0/webhooks/subscriptions",
+            &owner,
+            &json!({"trigger_url": receiver.url, "event_id": "create_quote"}),
+        )
+        .await;
+    let id = created.tree["response"]["subscription"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch = format!("/api/v0/webhooks/subscriptions/{id}/dispatch");
+    let mut call = async |object_id: u64| {
+        envelope(
+            &api.runtime
+                .invoke(event(
+                    "POST",
+                    &dispatch,
+                    &owner,
+                    Some(json!({ "object_id": object_id })),
+                ))
+                .await,
+        )
+    };
+
+    // Not named: refused, nothing sent.
+    let (status, refused) = call(41).await;
+    assert_eq!(
+        (status, refused["meta"]["status"].as_str()),
+        (403, Some("invalid_permission")),
+        "{refused}"
+    );
+    assert_eq!(receiver.count(), 0);
+    let asked = &check.requests()[0];
+    standardwebhooks::Webhook::new(CHECK_SECRET)
+        .unwrap()
+        .verify(&asked.body, &asked.header_map())
+        .expect("the question verifies under the installation secret");
+    let question: Value = serde_json::from_slice(&asked.body).unwrap();
+    assert_eq!(
+        (&question["object_id"], &question["users"]),
+        (&json!(41), &json!([12])),
+        "about the caller alone: {question}"
+    );
+
+    // No usable answer: a server error that says so, nothing sent.
+    check.script(vec![Behaviour::Status(500)]);
+    let (status, failed) = call(42).await;
+    assert_eq!(
+        (status, failed["meta"]["status"].as_str()),
+        (500, Some("server_error")),
+        "{failed}"
+    );
+    assert!(
+        failed["meta"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("access check did not answer"),
+        "{failed}"
+    );
+    assert_eq!(receiver.count(), 0);
+
+    // Named (as a numeric string): delivered.
+    check.always(names(r#""12""#));
+    let (status, sent) = call(43).await;
+    assert_eq!(
+        (status, sent["response"]["status"].as_u64()),
+        (200, Some(200)),
+        "{sent}"
+    );
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(check.count(), 3);
+
+    let reads: Vec<bool> = api
+        .gate
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == "secretsmanager:GetSecretValue" && c.resource == secret_arn)
+        .map(|c| c.allowed)
+        .collect();
+    assert_eq!(reads, [true], "the access check's secret, read once");
     api.gate.assert_nothing_refused();
 }
