@@ -47,7 +47,8 @@
 //! absolute path, such as `$PWD/target/profiling/webhooks-local` to profile it with
 //! perf), `FIGURES_CALLGRIND_EVENTS` (5000), and `FIGURES_SKIP` (any of `lambda`,
 //! `init`, `latency`, `instructions`, `cost`, comma-separated). The cost report (`webhooks_tests::cost`, the
-//! same as `--bench cost`) takes its sizes from `COST_EVENTS_ONE` and `COST_EVENTS_MANY`.
+//! same as `--bench cost`) takes its sizes from `COST_EVENTS_ONE`, `COST_EVENTS_MANY` and
+//! `COST_READ_TYPES` (the fan-out's reads for full batches of narrow events).
 //!
 //! `cargo bench -p webhooks-tests --bench figures` (it builds the binaries itself; the
 //! Lambda parts need moto, as the tests do).
@@ -1305,7 +1306,8 @@ async fn main() {
     // The bill and the AWS requests per delivery, through the real adapters on moto
     // (`--bench cost` alone prints its full table; sizes from its `COST_*` variables).
     if !skipped("cost") {
-        for figures in webhooks_tests::cost::report().await {
+        let report = webhooks_tests::cost::report().await;
+        for figures in report.scenarios {
             let (dollars_goal, requests_goal) = figures.scenario.goals;
             table.add(
                 format!("cost, {}", figures.scenario.name),
@@ -1321,6 +1323,24 @@ async fn main() {
                 format!("AWS requests per delivery, {}", figures.scenario.name),
                 format!("{:.3}", figures.aws_requests_per_delivery),
                 format!("goal <= {requests_goal:.2} (besides Lambda's polling)"),
+            );
+            table.add(
+                format!("fan-out RRU per event, {}", figures.scenario.name),
+                format!(
+                    "{:.3}",
+                    figures.fanout_reads.read_units() / figures.scenario.events.max(1) as f64
+                ),
+                "read units of its index Queries, full batches",
+            );
+        }
+        for r in report.reads {
+            table.add(
+                format!(
+                    "fan-out RRU per event, {} narrow events, {} subscriptions over {} users",
+                    r.events, r.subscriptions, r.users
+                ),
+                format!("{:.3}", r.read_units_per_event()),
+                "each event visible to one user; goal <= 1 per audience user",
             );
         }
     }

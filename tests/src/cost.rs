@@ -14,7 +14,10 @@
 //! `BatchSize` their event source mapping has in the template, and the delivery stage
 //! POSTs to a local receiver answering 200. Each handler call is timed: Lambda GB-seconds
 //! are at those measured durations (rounded up to the millisecond, as Lambda bills) and at
-//! the template's `MemorySize` and architecture.
+//! the template's `MemorySize` and architecture. The events of the one-subscriber
+//! scenario list their user; those of the many-subscriber one say `"all"`. Then
+//! [`reads`]: the fan-out alone, one full batch of events each visible to one user, in
+//! types of [`Sizes::read_types`] subscriptions.
 //!
 //! Measured: the functions' own AWS requests and their units, Lambda invocations and their
 //! durations, API Gateway requests, the bytes the functions log. Estimated (printed apart
@@ -48,6 +51,8 @@ use crate::deployed::Deployed;
 use crate::iam_gate::IamGate;
 use crate::receiver::Receiver;
 use crate::stack::transformed;
+
+pub mod reads;
 
 /// us-east-1 list prices, as of [`prices::AS_OF`]; `docs/cost.md` says where each comes from.
 pub mod prices {
@@ -99,6 +104,9 @@ pub struct Sizes {
     pub publish_batch: usize,
     /// `COST_KEYED_PERCENT` [0]: the share of events carrying an `idempotency_key`.
     pub keyed_percent: usize,
+    /// `COST_READ_TYPES` [1920,100000]: the sizes of the type in the fan-out's read
+    /// runs ([`reads`]), comma-separated; empty: none.
+    pub read_types: Vec<usize>,
 }
 
 impl Sizes {
@@ -115,6 +123,11 @@ impl Sizes {
             subscribers: var("COST_SUBSCRIBERS", 100).max(1),
             publish_batch: var("COST_PUBLISH_BATCH", 10).clamp(1, 100),
             keyed_percent: var("COST_KEYED_PERCENT", 0).min(100),
+            read_types: std::env::var("COST_READ_TYPES")
+                .unwrap_or_else(|_| "1920,100000".into())
+                .split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect(),
         }
     }
 }
@@ -125,6 +138,8 @@ pub struct Scenario {
     pub name: String,
     pub events: usize,
     pub subscribers: usize,
+    /// Events say `"visible_to": "all"` rather than list the subscribers.
+    pub all: bool,
     pub goals: (f64, f64),
     /// Each subscription's `rate_limit`, if any.
     pub rate_limit: Option<u32>,
@@ -173,11 +188,21 @@ pub struct Figures {
     /// [`prices::PROVISIONED_TARGET_USE`] (`DeliveryLogCapacity=provisioned`), under steady
     /// load: an estimate from the same units, not a measurement.
     pub provisioned_log_dollars_per_million: f64,
+    /// The fan-out's index reads.
+    pub fanout_reads: reads::FanoutReads,
 }
 
-/// Runs both scenarios at the sizes the environment asks for, prints their bills, and
-/// returns the figures.
-pub async fn report() -> Vec<Figures> {
+/// Everything a report measured.
+pub struct Report {
+    pub scenarios: Vec<Figures>,
+    /// The fan-out's reads for full batches of narrow events, per size of the type.
+    pub reads: Vec<reads::NarrowReads>,
+}
+
+/// Runs the scenarios at the sizes the environment asks for (a scenario of no events is
+/// left out), prints their bills, then the fan-out's reads for full batches of narrow
+/// events, and returns the figures.
+pub async fn report() -> Report {
     let sizes = Sizes::from_env();
     let log_bytes = count_logs();
     println!(
@@ -193,6 +218,7 @@ pub async fn report() -> Vec<Figures> {
             name: "one subscriber per event".into(),
             events: sizes.one_subscriber_events,
             subscribers: 1,
+            all: false,
             goals: GOALS_ONE_SUBSCRIBER,
             rate_limit: None,
         },
@@ -200,6 +226,7 @@ pub async fn report() -> Vec<Figures> {
             name: format!("{} subscribers per event", sizes.subscribers),
             events: sizes.many_subscriber_events,
             subscribers: sizes.subscribers,
+            all: true,
             goals: GOALS_MANY_SUBSCRIBERS,
             rate_limit: None,
         },
@@ -207,12 +234,13 @@ pub async fn report() -> Vec<Figures> {
             name: format!("one subscriber per event, rate_limit {BENCH_RATE_LIMIT}"),
             events: sizes.one_subscriber_events,
             subscribers: 1,
+            all: false,
             goals: GOALS_ONE_SUBSCRIBER,
             rate_limit: Some(BENCH_RATE_LIMIT),
         },
     ];
     let mut all: Vec<Figures> = Vec::new();
-    for scenario in scenarios {
+    for scenario in scenarios.into_iter().filter(|s| s.events > 0) {
         let measured = run(&scenario, &sizes, &log_bytes).await;
         let figures = bill(&scenario, &measured);
         print!("{}", render(&figures, &measured));
@@ -232,7 +260,17 @@ pub async fn report() -> Vec<Figures> {
         let _ = std::io::stdout().flush();
         all.push(figures);
     }
-    all
+    let mut narrow = Vec::new();
+    for &size in &sizes.read_types {
+        narrow.push(reads::narrow(size, &log_bytes).await);
+    }
+    if !narrow.is_empty() {
+        print!("{}", reads::render(&narrow));
+    }
+    Report {
+        scenarios: all,
+        reads: narrow,
+    }
 }
 
 /// `UpdateItem` requests on the rate-limit table, per delivery.
@@ -529,7 +567,11 @@ pub async fn run(scenario: &Scenario, sizes: &Sizes, logs: &LogCounter) -> Measu
     let mut publisher = claims(900_000, "hq");
     publisher.scope = Some("webhooks:publish".into());
     let publisher = token(&publisher);
-    let visible_to: Vec<u64> = (1..=scenario.subscribers as u64).collect();
+    let visible_to = if scenario.all {
+        json!("all")
+    } else {
+        json!((1..=scenario.subscribers as u64).collect::<Vec<_>>())
+    };
     let mut api_gateway_requests = 0;
     let run_id = webhooks_core::model::random::random_u64();
     for first in (0..scenario.events).step_by(sizes.publish_batch) {
@@ -1023,6 +1065,7 @@ pub fn bill(scenario: &Scenario, m: &Measured) -> Figures {
         polling_requests_per_delivery: per(polling_requests as f64),
         polling,
         logs,
+        fanout_reads: reads::FanoutReads::of(&m.tallies),
     }
 }
 
@@ -1039,6 +1082,16 @@ fn render(f: &Figures, m: &Measured) -> String {
         m.expected,
         m.deliveries,
         m.took.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "   visible_to {}; fan-out reads: {}",
+        if s.all {
+            "\"all\""
+        } else {
+            "lists the subscribers"
+        },
+        f.fanout_reads.per_event(s.events)
     );
     if m.deliveries != m.expected || m.failed_messages > 0 {
         let _ = writeln!(

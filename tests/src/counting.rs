@@ -19,6 +19,9 @@ pub struct Counts {
     pub queries: AtomicUsize,
     /// Per-user lookups of the audience path (`list_by_owner_event`).
     pub audience_queries: AtomicUsize,
+    /// Those lookups in flight now, and the most that were at once.
+    pub audience_in_flight: AtomicUsize,
+    pub audience_peak: AtomicUsize,
     pub batch_gets: AtomicUsize,
     pub sends: AtomicUsize,
     pub messages: AtomicUsize,
@@ -39,6 +42,8 @@ impl Counts {
         for c in [
             &self.queries,
             &self.audience_queries,
+            &self.audience_in_flight,
+            &self.audience_peak,
             &self.batch_gets,
             &self.sends,
             &self.messages,
@@ -90,8 +95,15 @@ impl SubscriptionStore for CountingStore {
         o: &Owner,
         e: &str,
     ) -> Result<Vec<SubscriptionRef>, StoreError> {
-        self.counts.audience_queries.fetch_add(1, Ordering::SeqCst);
-        self.inner.list_by_owner_event(o, e).await
+        let counts = &self.counts;
+        counts.audience_queries.fetch_add(1, Ordering::SeqCst);
+        let now = counts.audience_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        counts.audience_peak.fetch_max(now, Ordering::SeqCst);
+        // A request takes a while: the lookups started beside this one get to start too.
+        tokio::task::yield_now().await;
+        let found = self.inner.list_by_owner_event(o, e).await;
+        counts.audience_in_flight.fetch_sub(1, Ordering::SeqCst);
+        found
     }
     async fn page_by_event(
         &self,

@@ -97,6 +97,20 @@ impl Kit {
         self.store.put(&sub).await.unwrap();
         sub
     }
+
+    /// `count` subscriptions of `deployment` to `event_id` spread over users 0 to
+    /// `users - 1` in turn (not stored).
+    pub fn spread(
+        &self,
+        deployment: &str,
+        event_id: &str,
+        count: u64,
+        users: u64,
+    ) -> Vec<Subscription> {
+        (0..count)
+            .map(|n| subscription(&self.ids, &self.clock, deployment, n % users, event_id))
+            .collect()
+    }
 }
 
 pub fn owner(deployment: &str, user_id: u64) -> Owner {

@@ -1,6 +1,6 @@
 //! The fan-out stage on in-memory adapters: who gets a job, poison messages, crashes and
 //! replays, two copies of a keyed event at once (also with the idempotency table on
-//! moto), and an event with 10,000 matching subscriptions.
+//! moto), an event with 10,000 matching subscriptions, and reads that follow the audience.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +14,9 @@ use webhooks_core::model::job::DeliveryJob;
 use webhooks_core::ports::idempotency::IdempotencyStore;
 use webhooks_core::ports::queue::QueueReceiver;
 use webhooks_core::stages::batch::BatchHandler;
-use webhooks_core::stages::fanout::{FanOutSettings, Outcome, PARKED_REASON_ATTRIBUTE};
+use webhooks_core::stages::fanout::{
+    AUDIENCE_CONCURRENCY, FanOutSettings, Outcome, PARKED_REASON_ATTRIBUTE,
+};
 use webhooks_tests::counting::{AfterClaims, FailingAfter};
 use webhooks_tests::fanout_kit::{Kit, drain, drain_jobs, message};
 use webhooks_tests::lambda_events::sqs_event;
@@ -347,6 +349,14 @@ fn job_ids(jobs: &[DeliveryJob]) -> Vec<(String, String)> {
     ids
 }
 
+/// A kit's store reads so far: (audience lookups, pages of the type's index).
+fn reads(kit: &Kit) -> (usize, usize) {
+    (
+        kit.counts.audience_queries.load(SeqCst),
+        kit.counts.queries.load(SeqCst),
+    )
+}
+
 #[tokio::test]
 async fn an_event_for_a_few_users_reads_their_subscriptions_only_and_sends_the_same_jobs() {
     let audience = Kit::new(FanOutSettings::default());
@@ -355,14 +365,7 @@ async fn an_event_for_a_few_users_reads_their_subscriptions_only_and_sends_the_s
         ..Default::default()
     });
     // 3,000 subscriptions to one type over 300 users, the same in both stores.
-    for n in 0..3000u64 {
-        let sub = webhooks_tests::fanout_kit::subscription(
-            &audience.ids,
-            &audience.clock,
-            "hq",
-            n % 300,
-            "assign_task",
-        );
+    for sub in audience.spread("hq", "assign_task", 3000, 300) {
         audience.store.put(&sub).await.unwrap();
         catalogue.store.put(&sub).await.unwrap();
     }
@@ -393,23 +396,15 @@ async fn an_event_for_a_few_users_reads_their_subscriptions_only_and_sends_the_s
     );
     assert_eq!(job_ids(&from_audience), job_ids(&from_catalogue));
     assert_eq!(
-        (
-            audience.counts.audience_queries.load(SeqCst),
-            audience.counts.queries.load(SeqCst)
-        ),
+        reads(&audience),
         (4, 0),
         "one lookup per user listed, no index page"
     );
-    assert_eq!(
-        (
-            catalogue.counts.audience_queries.load(SeqCst),
-            catalogue.counts.queries.load(SeqCst)
-        ),
-        (0, 1)
-    );
+    assert_eq!(reads(&catalogue), (0, 1));
 
     // A list longer than the limit, or "all", reads every subscription to the type.
     let many: Vec<u64> = (0..=FanOutSettings::default().audience_limit as u64).collect();
+    let subscribed = many.iter().filter(|&&user| user < 300).count();
     audience.counts.reset();
     for (id, visible_to) in [("long", json!(many)), ("all", json!("all"))] {
         let body = event_body("hq", "assign_task", 43, visible_to);
@@ -419,17 +414,71 @@ async fn an_event_for_a_few_users_reads_their_subscriptions_only_and_sends_the_s
             .await
             .unwrap();
     }
-    assert_eq!(
-        (
-            audience.counts.audience_queries.load(SeqCst),
-            audience.counts.queries.load(SeqCst)
-        ),
-        (0, 2)
-    );
+    assert_eq!(reads(&audience), (0, 2));
     assert_eq!(
         drain_jobs(audience.deliveries.as_ref()).await.len(),
-        10 * many.len() + 3000
+        10 * subscribed + 3000
     );
+}
+
+#[tokio::test]
+async fn a_full_batch_of_narrow_events_reads_its_users_keys_and_not_the_types_index() {
+    let kit = Kit::new(FanOutSettings::default());
+    // 100,000 subscriptions to one type over 25,000 users, 4 each.
+    for sub in kit.spread("hq", "assign_task", 100_000, 25_000) {
+        kit.store.put(&sub).await.unwrap();
+    }
+    // A full batch (the template's BatchSize), each event visible to one different user.
+    let users: Vec<u64> = (0..100).map(|n| n * 250 + 7).collect();
+    let messages: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(n, &user)| {
+            let body = event_body("hq", "assign_task", 1000 + n as u64, json!([user]));
+            message(&format!("m{n}"), body)
+        })
+        .collect();
+    kit.counts.reset();
+    let answer = webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(&messages)).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(
+        reads(&kit),
+        (100, 0),
+        "one lookup per audience user, no page of the type's index"
+    );
+    assert_eq!(
+        kit.counts.audience_peak.load(SeqCst),
+        AUDIENCE_CONCURRENCY,
+        "the lookups run together, a bounded number at once"
+    );
+    // Each event reached its user's four subscriptions, and nobody else's.
+    let jobs = drain_jobs(kit.deliveries.as_ref()).await;
+    assert_eq!(jobs.len(), 400);
+    let mut owners: HashMap<u64, Vec<u64>> = HashMap::new();
+    for job in &jobs {
+        owners
+            .entry(job.object_id)
+            .or_default()
+            .push(job.subscription.owner.user_id);
+    }
+    for (n, &user) in users.iter().enumerate() {
+        assert_eq!(owners[&(1000 + n as u64)], vec![user; 4]);
+    }
+
+    // A full batch of events naming ten users each: 1,000 users, still one lookup each.
+    let messages: Vec<_> = (0..100u64)
+        .map(|n| {
+            let named: Vec<u64> = (0..10).map(|k| n * 10 + k).collect();
+            let body = event_body("hq", "assign_task", 2000 + n, json!(named));
+            message(&format!("w{n}"), body)
+        })
+        .collect();
+    kit.counts.reset();
+    let answer = webhooks_sqs_lambda::handle(&kit.fanout, sqs_event(&messages)).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(reads(&kit), (1000, 0));
+    assert_eq!(kit.counts.audience_peak.load(SeqCst), AUDIENCE_CONCURRENCY);
+    assert_eq!(drain_jobs(kit.deliveries.as_ref()).await.len(), 4000);
 }
 
 #[tokio::test]

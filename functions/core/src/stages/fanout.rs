@@ -24,10 +24,12 @@
 //!   the jobs of every event share send requests (ten jobs each). An event is done only
 //!   when all its jobs (and its continuation) went out; otherwise its message is retried
 //!   and sends them again, with the same delivery ids.
-//! * Reads follow the audience: an event that few users may see (at most
-//!   [`FanOutSettings::audience_limit`] across its group) reads only those users'
-//!   subscriptions to it; an event for `"all"` or a long list pages through every
-//!   subscription to its type and filters.
+//! * Reads follow the audience: events that few users may see (at most
+//!   [`FanOutSettings::audience_limit`] distinct users across their group, enough for a
+//!   full batch of events naming ten each) read only those users' subscriptions to the
+//!   event, one lookup per user, at most [`AUDIENCE_CONCURRENCY`] in flight across the
+//!   batch; `"all"`, longer lists and continuations page through every subscription to
+//!   the type and filter.
 //! * An event for `"check"` (SPEC section 5) reaches only the owners the product's access
 //!   check names, asked about the owners of the subscriptions read, 100 a question
 //!   (`stages::access`). Owners whose question failed are asked again alone, in a new
@@ -80,9 +82,9 @@ pub struct FanOutSettings {
     /// fan-out keeps it; shorter than the events queue's visibility timeout (360 s), so a
     /// copy left on the queue comes back after it has ended.
     pub claim_lease: Duration,
-    /// An event visible to at most this many users (all events of its group in a batch
-    /// together) reads those users' subscriptions to it, one lookup each, instead of
-    /// every subscription to it. 0: always read every subscription.
+    /// Events visible to at most this many distinct users (all events of a group in a
+    /// batch together) read those users' subscriptions to them, one lookup each, instead
+    /// of every subscription to the type. 0: always read every subscription.
     pub audience_limit: usize,
     /// When an access check's failed question is asked again (the delivery schedule).
     pub check_retry: RetryPolicy,
@@ -102,12 +104,24 @@ impl Default for FanOutSettings {
     }
 }
 
-/// The default [`FanOutSettings::audience_limit`]. A lookup per user costs at least half a
-/// read unit (DynamoDB rounds each up to 4 KB) and a request; a keys-only index page
-/// costs half a unit per ~50 subscriptions. Sixteen users cost at most 8 units and
-/// requests that run at once, and pay off as soon as the event's type has more than ~800
-/// subscriptions, which is when reading them all starts to hurt.
-pub const AUDIENCE_LIMIT: usize = 16;
+/// The default [`FanOutSettings::audience_limit`]: a full batch (the template's
+/// `BatchSize` of 100) of events that each name up to 10 users. A lookup is a `Query` of
+/// one user's keys, half a read unit (eventually consistent, up to 4 KB: some 40 of
+/// that user's subscriptions to the event), so the audience path costs half a unit per
+/// user named, whatever the size of the type; reading the type costs half a unit per
+/// ~75 of its subscriptions, and grows with the deployment. It is cheaper only for a
+/// type of fewer than ~75 subscriptions per user named, where both are a few units
+/// (100 users, 1,920 subscriptions: 50 units against 13, six millionths of a dollar
+/// against two). The choice is by count, not by estimated units: a cold instance does
+/// not know the size of a type without reading it.
+pub const AUDIENCE_LIMIT: usize = 1000;
+
+/// Audience lookups in flight at once, across a batch's groups. Each holds a connection
+/// of the SDK's pool (and a file descriptor, of Lambda's 1,024) beside the send requests;
+/// each reads its own key of the index, so DynamoDB spreads them. At ~5 ms a `Query`, 32
+/// at once read a full batch's 1,000 users in about 0.2 s, well inside
+/// [`FanOutSettings::time_budget`]; more would add connections for little time saved.
+pub const AUDIENCE_CONCURRENCY: usize = 32;
 
 pub struct FanOut {
     pub store: Arc<dyn SubscriptionStore>,
@@ -295,12 +309,12 @@ impl FanOut {
             }
         }
         let outbox = Outbox::new(self.deliveries.as_ref(), self.settings.send_concurrency);
-        let ends = futures::future::join_all(
-            groups
-                .iter()
-                .map(|(key, members)| self.fan_out_group(*key, members, events, &outbox)),
-        )
-        .await;
+        let lookups = tokio::sync::Semaphore::new(AUDIENCE_CONCURRENCY);
+        let ends =
+            futures::future::join_all(groups.iter().map(|(key, members)| {
+                self.fan_out_group(*key, members, events, &outbox, &lookups)
+            }))
+            .await;
         outbox.flush().await;
         let unsent = outbox.unsent();
 
@@ -585,13 +599,15 @@ impl FanOut {
         (again, parked)
     }
 
-    /// Reads the subscriptions of one group and queues its members' jobs.
+    /// Reads the subscriptions of one group and queues its members' jobs; its audience
+    /// lookups each hold one of `lookups`' permits.
     async fn fan_out_group(
         &self,
         (_, event_id, cursor): GroupKey<'_>,
         members: &[usize],
         events: &[Event],
         outbox: &Outbox<'_>,
+        lookups: &tokio::sync::Semaphore,
     ) -> Result<GroupEnd, FanOutError> {
         let mut jobs = vec![0usize; members.len()];
         // The group's key was taken from its members: they share this deployment.
@@ -601,18 +617,18 @@ impl FanOut {
         if cursor.is_none()
             && let Some(users) = self.audience(members, events)
         {
-            let lookups = futures::future::join_all(users.iter().map(|&user_id| {
+            let found = futures::future::try_join_all(users.iter().map(|&user_id| {
                 let owner = Owner {
                     deployment: deployment.clone(),
                     user_id,
                 };
-                async move { self.store.list_by_owner_event(&owner, event_id).await }
+                async move {
+                    let _permit = lookups.acquire().await.expect("never closed");
+                    self.store.list_by_owner_event(&owner, event_id).await
+                }
             }))
-            .await;
-            let mut subscriptions = Vec::new();
-            for found in lookups {
-                subscriptions.extend(found?);
-            }
+            .await?;
+            let subscriptions: Vec<SubscriptionRef> = found.into_iter().flatten().collect();
             let checks = self.check(members, events, &subscriptions, deadline).await;
             outbox
                 .push(jobs_for(members, events, subscriptions, &checks, &mut jobs))

@@ -84,7 +84,9 @@ fn parse_owner_pk(pk: &str) -> Result<Owner, StoreError> {
     })
 }
 
-fn to_item(sub: &Subscription) -> Item {
+/// The item a subscription is stored as (benches write many at once, with
+/// `BatchWriteItem`).
+pub fn to_item(sub: &Subscription) -> Item {
     let mut item = key(&sub.owner, &sub.id);
     // Only an active subscription is in the fan-out's indexes: a paused one costs nothing
     // per event.
