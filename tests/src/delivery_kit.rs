@@ -14,9 +14,9 @@ use webhooks_core::model::identity::{Deployment, Owner};
 use webhooks_core::model::ids::IdGenerator;
 use webhooks_core::model::job::{DeliveryJob, delivery_id};
 use webhooks_core::model::network::{IpRange, NetworkPolicy};
-use webhooks_core::model::subscription::{
-    AskedHeaders, ContentType, RateLimit, RetrySchedule, Subscription, SubscriptionRef, TriggerUrl,
-};
+use webhooks_core::model::receiver::{AskedHeaders, RateLimit, RetrySchedule};
+use webhooks_core::model::subscription::{ContentType, Subscription, SubscriptionRef};
+use webhooks_core::model::url::TriggerUrl;
 use webhooks_core::policy::breaker::{Breaker, BreakerSettings};
 use webhooks_core::policy::retry::RetryPolicy;
 use webhooks_core::ports::delivery_log::{Attempt, DeliveryLog};
@@ -264,15 +264,15 @@ impl DeliveryKit {
     /// Gives `sub` an `auth` (a JSON object with its client secret, checked as the API
     /// checks it, loopback token URLs allowed), sealed and stored as the API stores it.
     pub async fn set_auth(&self, sub: &Subscription, auth: serde_json::Value) -> Subscription {
-        let policy = webhooks_core::model::subscription::UrlPolicy {
+        let policy = webhooks_core::model::url::UrlPolicy {
             allow_http: true,
             network: NetworkPolicy::allowing(webhooks_core::model::network::IpRange::loopback()),
         };
-        let asked = webhooks_core::model::subscription::AskedAuth::parse(&auth, &policy)
-            .expect("a valid auth");
+        let asked =
+            webhooks_core::model::receiver::AskedAuth::parse(&auth, &policy).expect("a valid auth");
         let secret = asked.client_secret.expect("a client secret");
         let changed = Subscription {
-            auth: Some(webhooks_core::model::subscription::Auth {
+            auth: Some(webhooks_core::model::receiver::Auth {
                 client: asked.client,
                 sealed_client_secret: self.sealer.seal_client_secret(secret.expose(), &sub.key()),
             }),

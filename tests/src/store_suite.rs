@@ -3,10 +3,11 @@
 use webhooks_core::model::clock::ManualClock;
 use webhooks_core::model::identity::{Deployment, Owner};
 use webhooks_core::model::ids::{IdGenerator, SubscriptionId};
+use webhooks_core::model::receiver::{Auth, OAuthClient, RateLimit, RetrySchedule};
 use webhooks_core::model::subscription::{
-    Auth, ContentType, OAuthClient, PreviousSecret, RateLimit, RetrySchedule, Subscription,
-    SubscriptionRef, TriggerUrl,
+    ContentType, PreviousSecret, Subscription, SubscriptionRef,
 };
+use webhooks_core::model::url::TriggerUrl;
 use webhooks_core::ports::store::{Page, StoreError, SubscriptionStore};
 
 fn owner(deployment: &str, user_id: u64) -> Owner {

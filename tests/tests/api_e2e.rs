@@ -1614,7 +1614,8 @@ async fn object_ids_of_the_wrong_json_type_are_refused() {
 async fn dispatch_without_an_http_answer_says_which_coarse_kind() {
     use std::sync::Arc;
     use webhooks_core::model::identity::Deployment;
-    use webhooks_core::model::subscription::{ContentType, Subscription, TriggerUrl};
+    use webhooks_core::model::subscription::{ContentType, Subscription};
+    use webhooks_core::model::url::TriggerUrl;
     use webhooks_tests::receiver::{Behaviour, Receiver, refused_url};
 
     let platform = webhooks_local::compose(

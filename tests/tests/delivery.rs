@@ -1083,7 +1083,7 @@ async fn the_owner_hears_of_removals_and_give_ups_and_never_in_a_loop() {
     let notified = Receiver::start().await;
     let mut listening = removed_listener.clone();
     listening.trigger_url =
-        webhooks_core::model::subscription::TriggerUrl::from_stored(notified.url.clone());
+        webhooks_core::model::url::TriggerUrl::from_stored(notified.url.clone());
     kit.store.put(&listening).await.unwrap();
     kit.run(std::slice::from_ref(job)).await;
     let got = notified.wait_for(1, WAIT).await;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::model::catalogue::Catalogue;
 use crate::model::identity::Deployment;
 use crate::model::network::{IpRange, NetworkPolicy};
-use crate::model::subscription::{TriggerUrl, UrlPolicy};
+use crate::model::url::{TriggerUrl, UrlPolicy};
 use crate::policy::access::CheckSecret;
 use crate::policy::after_attempt::OnRepeatedFailure;
 use crate::policy::breaker::BreakerSettings;

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value, json};
 use webhooks_core::model::identity::Caller;
+use webhooks_core::model::receiver::OAUTH2_CLIENT_CREDENTIALS;
 use webhooks_core::model::subscription::{
-    Changes, NewSubscription, OAUTH2_CLIENT_CREDENTIALS, RawChanges, RawSubscription, Secret,
-    Subscription,
+    Changes, NewSubscription, RawChanges, RawSubscription, Secret, Subscription,
 };
 use webhooks_core::ports::store::StoreError;
 use webhooks_core::stages::service::{ServiceError, Window};

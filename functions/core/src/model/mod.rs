@@ -1,6 +1,7 @@
 //! The domain's values and rules, without I/O: who owns what ([`identity`]), ids and the
 //! randomness they are drawn from, the platform's clock, the event catalogue, events,
-//! subscriptions, delivery jobs, and the address rules receivers must meet ([`network`]).
+//! subscriptions with their receiver URLs ([`url`]) and settings ([`receiver`]), delivery
+//! jobs, and the address rules receivers must meet ([`network`]).
 
 pub mod catalogue;
 pub mod clock;
@@ -10,4 +11,6 @@ pub mod ids;
 pub mod job;
 pub mod network;
 pub mod random;
+pub mod receiver;
 pub mod subscription;
+pub mod url;

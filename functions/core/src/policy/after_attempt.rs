@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use crate::model::clock::Millis;
-use crate::model::subscription::RetrySchedule;
+use crate::model::receiver::RetrySchedule;
 use crate::policy::retry::{RetryPolicy, parse_retry_after};
 use crate::ports::delivery_log::{Attempt, AttemptOutcome};
 use crate::ports::http::{HttpResponse, SendError};

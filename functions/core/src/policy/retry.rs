@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::model::subscription::RetrySchedule;
+use crate::model::receiver::RetrySchedule;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {

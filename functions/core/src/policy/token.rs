@@ -17,7 +17,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
 use crate::model::clock::Millis;
-use crate::model::subscription::OAuthClient;
+use crate::model::receiver::OAuthClient;
 use crate::ports::http::{HttpResponse, OutgoingRequest, SendError};
 
 /// The limit on a token request.
@@ -210,7 +210,7 @@ pub fn reuse_until(fetched_at: Millis, expires_in: Option<u64>) -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::subscription::TriggerUrl;
+    use crate::model::url::TriggerUrl;
 
     fn answer(status: u16, body: &str) -> Result<HttpResponse, SendError> {
         Ok(HttpResponse {

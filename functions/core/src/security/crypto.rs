@@ -20,7 +20,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::model::random::random_bytes;
-use crate::model::subscription::{Headers, SubscriptionRef};
+use crate::model::receiver::Headers;
+use crate::model::subscription::SubscriptionRef;
 
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     HmacKey::new(key).sha256(&[data]).to_vec()
@@ -314,7 +315,7 @@ mod tests {
     fn headers_seal_for_their_subscription_and_purpose_alone() {
         let sealer = SecretSealer::ephemeral();
         let sub = subscription("hq", 7, A);
-        let asked = crate::model::subscription::AskedHeaders::parse(&serde_json::json!({
+        let asked = crate::model::receiver::AskedHeaders::parse(&serde_json::json!({
             "X-Api-Key": "key-value-1"
         }))
         .unwrap();

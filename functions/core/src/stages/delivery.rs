@@ -37,7 +37,8 @@ use crate::model::clock::{Clock, Millis};
 use crate::model::ids::SubscriptionId;
 use crate::model::job::DeliveryJob;
 use crate::model::random::random_unit;
-use crate::model::subscription::{OAuthClient, RateLimit, Subscription, SubscriptionRef};
+use crate::model::receiver::{OAuthClient, RateLimit};
+use crate::model::subscription::{Subscription, SubscriptionRef};
 pub use crate::policy::after_attempt::Retries;
 use crate::policy::after_attempt::{
     Context, Decision, Next, OnRepeatedFailure, RowMark, Verdict, decide, timeout_rounds_of,

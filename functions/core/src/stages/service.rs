@@ -33,9 +33,9 @@ use crate::model::identity::{Caller, Owner};
 use crate::model::ids::{IdGenerator, SubscriptionId};
 use crate::model::job::DeliveryJob;
 use crate::model::random::random_id;
+use crate::model::receiver::{Auth, Headers, authorization_beside_auth};
 use crate::model::subscription::{
-    Auth, Changes, Edit, Headers, NewSubscription, PreviousSecret, Secret, Subscription,
-    SubscriptionRef, authorization_beside_auth,
+    Changes, Edit, NewSubscription, PreviousSecret, Secret, Subscription, SubscriptionRef,
 };
 use crate::policy::access::{CheckError, Subject};
 use crate::ports::delivery_log::{Attempt, LogCursor};

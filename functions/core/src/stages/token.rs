@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_lc_rs::digest;
 
 use crate::model::clock::{Clock, Millis};
-use crate::model::subscription::OAuthClient;
+use crate::model::receiver::OAuthClient;
 use crate::policy::token::{self, AccessToken, TokenError};
 use crate::ports::http::HttpSender;
 
@@ -136,7 +136,7 @@ impl Tokens {
 mod tests {
     use super::*;
     use crate::model::clock::ManualClock;
-    use crate::model::subscription::TriggerUrl;
+    use crate::model::url::TriggerUrl;
     use crate::ports::http::{HttpResponse, OutgoingRequest, SendError};
     use async_trait::async_trait;
     use std::sync::atomic::AtomicUsize;

@@ -39,10 +39,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use crate::adapters::aws::dynamodb_table::{self, TableSpec, unavailable};
 use crate::model::identity::{Deployment, Owner};
 use crate::model::ids::SubscriptionId;
-use crate::model::subscription::{
-    Auth, ContentType, OAuthClient, PreviousSecret, RateLimit, RetrySchedule, Subscription,
-    SubscriptionRef, TriggerUrl,
-};
+use crate::model::receiver::{Auth, OAuthClient, RateLimit, RetrySchedule};
+use crate::model::subscription::{ContentType, PreviousSecret, Subscription, SubscriptionRef};
+use crate::model::url::TriggerUrl;
 use crate::ports::store::{Page, StoreError, SubscriptionStore};
 
 pub const BY_EVENT_INDEX: &str = "by_event";
