@@ -59,7 +59,7 @@ Environment:
     WEBHOOKS_SUBSCRIPTIONS_TABLE, WEBHOOKS_IDEMPOTENCY_TABLE, WEBHOOKS_DELIVERY_LOG_TABLE,
     WEBHOOKS_QUEUE_PREFIX    names of the tables and queues on the aws backend
     RUST_LOG                 log filter (default info)
-    TOKIO_WORKER_THREADS     threads running the platform (default: two per core); 1 spends
+    TOKIO_WORKER_THREADS     threads running the platform (default: one per core); 1 spends
                              less CPU per delivery, at a lower top rate (docs/design.md)";
 
 #[derive(Parser)]
@@ -165,32 +165,8 @@ fn visibility(text: &str) -> Result<Visibility, webhooks_local::InvalidVisibilit
     Visibility::from_setting(Some(text))
 }
 
-/// Tokio workers per core when `TOKIO_WORKER_THREADS` is not set. Two, not tokio's one:
-/// on a host whose cores are busy with other work too, a worker the OS has descheduled
-/// leaves its tasks to the others. Figures bench (issue 20, 2 shared cores, load 4-5), the
-/// runner's rate over bare reqwest's, runs alternated: median 0.582 over 9 runs against
-/// 0.534 over 16 with one per core (+9 %); CPU per delivery no higher (1.90 against 2.23
-/// x bare reqwest's, medians). docs/performance.md, "Tried and measured".
-const WORKERS_PER_CORE: usize = 2;
-
-/// The multi-threaded runtime, with [`WORKERS_PER_CORE`] unless `TOKIO_WORKER_THREADS` says.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        builder.worker_threads(cores * WORKERS_PER_CORE);
-    }
-    builder.build()
-}
-
-fn main() -> anyhow::Result<()> {
-    runtime()
-        .context("cannot start the async runtime")?
-        .block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env(&Defaults::local()).context("invalid configuration")?;
     let secret = settings
