@@ -34,7 +34,7 @@
 //!
 //! Time is [`tokio::time::Instant`], so a test may pause and advance it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -63,8 +63,8 @@ struct Stored {
 
 #[derive(Default)]
 struct State {
-    /// By arrival sequence number.
-    messages: BTreeMap<u64, Stored>,
+    /// By arrival sequence number (looked up, never walked in order: `by_visibility` orders).
+    messages: HashMap<u64, Stored>,
     /// Every message's (visible_at, seq): the visible ones are a prefix.
     by_visibility: BTreeSet<(Instant, u64)>,
     next_seq: u64,
