@@ -176,6 +176,8 @@ fn pem(certificate: &[u8]) -> Vec<u8> {
 pub struct Aws {
     pub sdk: aws_config::SdkConfig,
     sqs: SqsClient,
+    /// One DynamoDB client for every table the process uses (clones share it).
+    dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// A secret named by an `_ARN` variable could not be read.
@@ -266,7 +268,8 @@ impl QueueSender for MissingQueue {
 impl Aws {
     pub fn new(sdk: aws_config::SdkConfig) -> Self {
         let sqs = SqsQueue::client(&sdk);
-        Self { sdk, sqs }
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        Self { sdk, sqs, dynamodb }
     }
 
     /// The process environment plus `secrets` (setting names such as
@@ -309,15 +312,15 @@ impl Aws {
     }
 
     pub fn store(&self, table: &str) -> DynamoSubscriptionStore {
-        DynamoSubscriptionStore::from_sdk(&self.sdk, table)
+        DynamoSubscriptionStore::new(self.dynamodb.clone(), table)
     }
 
     pub fn idempotency(&self, table: &str) -> DynamoIdempotencyStore {
-        DynamoIdempotencyStore::from_sdk(&self.sdk, table)
+        DynamoIdempotencyStore::new(self.dynamodb.clone(), table)
     }
 
     pub fn delivery_log(&self, table: &str) -> DynamoDeliveryLog {
-        DynamoDeliveryLog::from_sdk(&self.sdk, table)
+        DynamoDeliveryLog::new(self.dynamodb.clone(), table)
     }
 
     /// The queue at its URL setting or, without one, by its default name.
@@ -457,7 +460,7 @@ impl Aws {
             operator: self.operator(parts.operator_topic),
             tokens: Default::default(),
             limiter: match parts.rate_limit_table {
-                Some(table) => Arc::new(DynamoRateLimiter::from_sdk(&self.sdk, table)),
+                Some(table) => Arc::new(DynamoRateLimiter::new(self.dynamodb.clone(), table)),
                 // `dispatch` is not rate limited: nothing takes a slot.
                 None => Arc::new(crate::adapters::memory::rate_limit::MemoryRateLimiter::default()),
             },
