@@ -275,7 +275,7 @@ fn keyed_uid(deployment: &Deployment, key: &str) -> String {
     ctx.update(deployment.as_str().as_bytes());
     ctx.update(b"\0");
     ctx.update(key.as_bytes());
-    format!("key_{}", hex::encode(&ctx.finish().as_ref()[..16]))
+    crate::model::ids::digest_id("key_", ctx.finish().as_ref())
 }
 
 fn parse_object_id(v: Option<&Value>) -> Result<u64, EventError> {

@@ -87,10 +87,36 @@ impl IdGenerator {
     }
 }
 
+/// `prefix` and the first 16 bytes of `digest` as 32 lowercase hex digits: the delivery,
+/// question and keyed event ids, which must never change for a given digest.
+pub fn digest_id(prefix: &str, digest: &[u8]) -> String {
+    let first: [u8; 16] = digest[..16]
+        .try_into()
+        .expect("a digest of at least 16 bytes");
+    format!("{prefix}{:032x}", u128::from_be_bytes(first))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::clock::ManualClock;
+
+    #[test]
+    fn digest_ids_are_the_first_16_bytes_in_padded_lowercase_hex() {
+        let bytes: Vec<u8> = (0u8..20).collect();
+        assert_eq!(
+            digest_id("msg_", &bytes),
+            format!("msg_{}", hex::encode(&bytes[..16]))
+        );
+        assert_eq!(
+            digest_id("key_", &[0; 32]),
+            format!("key_{}", "0".repeat(32))
+        );
+        assert_eq!(
+            digest_id("", &[0xab; 16]),
+            "abababababababababababababababab"
+        );
+    }
 
     #[test]
     fn ids_are_24_hex_and_time_ordered() {

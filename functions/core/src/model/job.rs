@@ -45,7 +45,7 @@ pub fn delivery_id(event_uid: &str, subscription: &SubscriptionId) -> String {
     ctx.update(event_uid.as_bytes());
     ctx.update(b"\0");
     ctx.update(subscription.as_str().as_bytes());
-    format!("msg_{}", hex::encode(&ctx.finish().as_ref()[..16]))
+    crate::model::ids::digest_id("msg_", ctx.finish().as_ref())
 }
 
 impl DeliveryJob {

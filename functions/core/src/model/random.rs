@@ -42,7 +42,7 @@ fn pooled_random_bytes(out: &mut [u8]) {
 pub fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     pooled_random_bytes(&mut bytes);
-    format!("{prefix}{}", hex::encode(bytes))
+    format!("{prefix}{:032x}", u128::from_be_bytes(bytes))
 }
 
 pub fn random_u64() -> u64 {

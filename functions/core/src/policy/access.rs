@@ -106,7 +106,7 @@ pub fn question_id(event_uid: &str, users: &BTreeSet<UserId>) -> String {
         ctx.update(b"\0");
         ctx.update(user.to_string().as_bytes());
     }
-    format!("msg_{}", hex::encode(&ctx.finish().as_ref()[..16]))
+    crate::model::ids::digest_id("msg_", ctx.finish().as_ref())
 }
 
 /// Why a question got no usable answer. Says nothing of what came back beyond its status.

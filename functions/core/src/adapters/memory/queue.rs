@@ -148,19 +148,16 @@ impl Ids {
     /// A fresh message id, shaped like a version 4 UUID, as SQS message ids are.
     fn message_id(&self) -> String {
         let [a, b] = self.next();
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&a.to_be_bytes());
-        bytes[8..].copy_from_slice(&b.to_be_bytes());
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let h = hex::encode(bytes);
+        // Version 4 in the 13th hex digit, the variant in the 17th.
+        let random = (u128::from(a) << 64) | u128::from(b);
+        let v = (random & !((0xf000 << 64) | (0xc000 << 48))) | (0x4000 << 64) | (0x8000 << 48);
         format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            v >> 96,
+            (v >> 80) & 0xffff,
+            (v >> 64) & 0xffff,
+            (v >> 48) & 0xffff,
+            v & 0xffff_ffff_ffff
         )
     }
 
