@@ -172,13 +172,16 @@ async fn aws_parts(
     settings: &Settings,
     visibility: Visibility,
 ) -> Result<Parts, LocalError> {
-    let store = DynamoSubscriptionStore::from_sdk(sdk, &settings.api.subscriptions_table);
+    // One DynamoDB client for every table, as the Lambda functions share one (`Aws::new`).
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let store = DynamoSubscriptionStore::new(dynamodb.clone(), &settings.api.subscriptions_table);
     store.ensure_table().await?;
-    let idempotency = DynamoIdempotencyStore::from_sdk(sdk, &settings.fanout.idempotency_table);
+    let idempotency =
+        DynamoIdempotencyStore::new(dynamodb.clone(), &settings.fanout.idempotency_table);
     idempotency.ensure_table().await?;
-    let log = DynamoDeliveryLog::from_sdk(sdk, &settings.api.delivery_log_table);
+    let log = DynamoDeliveryLog::new(dynamodb.clone(), &settings.api.delivery_log_table);
     log.ensure_table().await?;
-    let limiter = DynamoRateLimiter::from_sdk(sdk, &settings.delivery.rate_limit_table);
+    let limiter = DynamoRateLimiter::new(dynamodb, &settings.delivery.rate_limit_table);
     limiter.ensure_table().await?;
     let client = SqsQueue::client(sdk);
     let prefix = settings.queue_prefix();
