@@ -7,10 +7,6 @@ use std::time::Duration;
 use webhooks_api::App;
 use webhooks_api::app::Ports;
 use webhooks_core::adapters::aws::Aws;
-use webhooks_core::adapters::aws::dynamodb::DynamoSubscriptionStore;
-use webhooks_core::adapters::aws::dynamodb_delivery_log::DynamoDeliveryLog;
-use webhooks_core::adapters::aws::dynamodb_idempotency::DynamoIdempotencyStore;
-use webhooks_core::adapters::aws::dynamodb_rate_limit::DynamoRateLimiter;
 use webhooks_core::adapters::aws::sqs::SqsQueue;
 use webhooks_core::adapters::http::ReqwestSender;
 use webhooks_core::adapters::memory::queue::MemoryQueue;
@@ -172,16 +168,15 @@ async fn aws_parts(
     settings: &Settings,
     visibility: Visibility,
 ) -> Result<Parts, LocalError> {
-    // One DynamoDB client for every table, as the Lambda functions share one (`Aws::new`).
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let store = DynamoSubscriptionStore::new(dynamodb.clone(), &settings.api.subscriptions_table);
+    // The adapters the Lambda functions build, sharing one DynamoDB client.
+    let aws = Aws::new(sdk.clone());
+    let store = aws.store(&settings.api.subscriptions_table);
     store.ensure_table().await?;
-    let idempotency =
-        DynamoIdempotencyStore::new(dynamodb.clone(), &settings.fanout.idempotency_table);
+    let idempotency = aws.idempotency(&settings.fanout.idempotency_table);
     idempotency.ensure_table().await?;
-    let log = DynamoDeliveryLog::new(dynamodb.clone(), &settings.api.delivery_log_table);
+    let log = aws.delivery_log(&settings.api.delivery_log_table);
     log.ensure_table().await?;
-    let limiter = DynamoRateLimiter::new(dynamodb, &settings.delivery.rate_limit_table);
+    let limiter = aws.rate_limiter(&settings.delivery.rate_limit_table);
     limiter.ensure_table().await?;
     let client = SqsQueue::client(sdk);
     let prefix = settings.queue_prefix();
@@ -211,7 +206,7 @@ async fn aws_parts(
         events_dead_letters,
         deliveries,
         deliveries_dead_letters,
-        operator: Aws::new(sdk.clone()).operator(settings.delivery.operator_topic_arn.as_deref()),
+        operator: aws.operator(settings.delivery.operator_topic_arn.as_deref()),
     })
 }
 

@@ -323,6 +323,10 @@ impl Aws {
         DynamoDeliveryLog::new(self.dynamodb.clone(), table)
     }
 
+    pub fn rate_limiter(&self, table: &str) -> DynamoRateLimiter {
+        DynamoRateLimiter::new(self.dynamodb.clone(), table)
+    }
+
     /// The queue at its URL setting or, without one, by its default name.
     pub async fn queue(&self, urls: &QueueUrls, queue: Queue) -> Result<Arc<SqsQueue>, QueueError> {
         let found = match urls.url(queue) {
@@ -460,7 +464,7 @@ impl Aws {
             operator: self.operator(parts.operator_topic),
             tokens: Default::default(),
             limiter: match parts.rate_limit_table {
-                Some(table) => Arc::new(DynamoRateLimiter::new(self.dynamodb.clone(), table)),
+                Some(table) => Arc::new(self.rate_limiter(table)),
                 // `dispatch` is not rate limited: nothing takes a slot.
                 None => Arc::new(crate::adapters::memory::rate_limit::MemoryRateLimiter::default()),
             },

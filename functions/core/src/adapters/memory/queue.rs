@@ -145,20 +145,13 @@ impl Ids {
         [mix(n ^ self.key[0]), mix(n ^ self.key[1])]
     }
 
-    /// A fresh message id, shaped like a version 4 UUID, as SQS message ids are.
+    /// A fresh message id, a version 4 UUID, as SQS message ids are.
     fn message_id(&self) -> String {
         let [a, b] = self.next();
-        // Version 4 in the 13th hex digit, the variant in the 17th.
-        let random = (u128::from(a) << 64) | u128::from(b);
-        let v = (random & !((0xf000 << 64) | (0xc000 << 48))) | (0x4000 << 64) | (0x8000 << 48);
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            v >> 96,
-            (v >> 80) & 0xffff,
-            (v >> 64) & 0xffff,
-            (v >> 48) & 0xffff,
-            v & 0xffff_ffff_ffff
-        )
+        let random = ((u128::from(a) << 64) | u128::from(b)).to_be_bytes();
+        uuid::Builder::from_random_bytes(random)
+            .into_uuid()
+            .to_string()
     }
 
     /// A receive's nonce: what tells it from the message's earlier receives.
